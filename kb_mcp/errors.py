@@ -1,0 +1,153 @@
+"""The exception tree of kb-mcp and the process exit codes.
+
+Every error kb-mcp raises derives from `KbMcpError`. Builtins are mixed in where a
+caller would reasonably catch the builtin (a malformed secret is a `ValueError`).
+
+    KbMcpError
+    ├── ConfigError (ValueError)                 an invalid setting; names the variable
+    ├── SecretsError                             anything about reading a secret
+    │   ├── SecretNotFoundError (LookupError)    ResourceNotFoundException, or a missing stage
+    │   ├── SecretAccessDeniedError (PermissionError)
+    │   │                                        AccessDeniedException, HTTP 403, bad signature,
+    │   │                                        KMS decryption refused
+    │   ├── SecretsUnavailableError (ConnectionError)
+    │   │                                        no credentials, endpoint unreachable, timeout,
+    │   │                                        5xx or throttling after the retry budget
+    │   └── SecretFormatError (ValueError)       not JSON, missing key, wrong type, too short
+    ├── DatabaseError                            PostgreSQL could not serve a request
+    │   ├── DatabaseAuthError                    SQLSTATE 28P01 / 28000 after refresh and retry
+    │   └── DatabaseUnavailableError (ConnectionError)
+    ├── EmbeddingError                           the embeddings endpoint failed
+    │   └── EmbeddingAuthError                   401 after refresh and retry
+    ├── RotationError                            a new secret version failed validation; the old
+    │                                            resource keeps serving
+    ├── ResourceClosedError (RuntimeError)       a holder was used after aclose()
+    └── ToolInputError (ValueError)              an MCP tool argument was rejected
+
+Messages are lowercase, name the secret and the region, never a secret value, and for
+startup failures say what to check next (`hint`).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_STARTUP_FAILURE = 1
+EXIT_USAGE = 2
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_STARTUP_FAILURE",
+    "EXIT_USAGE",
+    "ConfigError",
+    "DatabaseAuthError",
+    "DatabaseError",
+    "DatabaseUnavailableError",
+    "EmbeddingAuthError",
+    "EmbeddingError",
+    "KbMcpError",
+    "ResourceClosedError",
+    "RotationError",
+    "SecretAccessDeniedError",
+    "SecretFormatError",
+    "SecretNotFoundError",
+    "SecretsError",
+    "SecretsUnavailableError",
+    "ToolInputError",
+]
+
+
+class KbMcpError(Exception):
+    """Base class of every kb-mcp error.
+
+    `hint` says what an operator should check next; it is printed with startup failures.
+    """
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        if hint:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(KbMcpError, ValueError):
+    """An environment variable or option has an invalid value."""
+
+    def __init__(self, message: str, *, variable: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.variable = variable
+
+
+class SecretsError(KbMcpError):
+    """Reading a secret failed. Carries the secret's name, the region and the AWS error code."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        secret_name: str,
+        region: str = "",
+        aws_error: str = "",
+        hint: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.secret_name = secret_name
+        self.region = region
+        self.aws_error = aws_error
+
+
+class SecretNotFoundError(SecretsError, LookupError):
+    """The secret (or the requested version stage) does not exist."""
+
+
+class SecretAccessDeniedError(SecretsError, PermissionError):
+    """The caller's identity may not read the secret."""
+
+
+class SecretsUnavailableError(SecretsError, ConnectionError):
+    """Secrets Manager could not be reached or kept failing within the retry budget."""
+
+
+class SecretFormatError(SecretsError, ValueError):
+    """The secret's value does not have the expected shape."""
+
+
+class DatabaseError(KbMcpError):
+    """PostgreSQL could not serve a request."""
+
+
+class DatabaseAuthError(DatabaseError):
+    """PostgreSQL refused the credentials, even after a refresh and one retry."""
+
+
+class DatabaseUnavailableError(DatabaseError, ConnectionError):
+    """PostgreSQL could not be reached."""
+
+
+class EmbeddingError(KbMcpError):
+    """The embeddings endpoint failed."""
+
+
+class EmbeddingAuthError(EmbeddingError):
+    """The embeddings endpoint refused the API key, even after a refresh and one retry."""
+
+
+class RotationError(KbMcpError):
+    """A new secret version could not be put into service; the old resource stays."""
+
+    def __init__(self, message: str, *, secret_name: str, version_id: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.secret_name = secret_name
+        self.version_id = version_id
+
+
+class ResourceClosedError(KbMcpError, RuntimeError):
+    """A holder or manager was used after it was closed."""
+
+
+class ToolInputError(KbMcpError, ValueError):
+    """An MCP tool argument was rejected."""

@@ -1,0 +1,299 @@
+"""`kb-mcp secrets seed`: create the development secrets in moto or LocalStack.
+
+Used by docker compose's one-shot seeding service and by the local stack. Values come
+from environment variables named on the command line (never from arguments: they would
+show in `ps`), or from the fallback set (`OPENAI_API_KEY`, `DB_HOST`, `DB_PORT`,
+`DB_USER`, `DB_PASSWORD`, `DB_NAME`). Each value is validated against its schema before
+it is written.
+
+Idempotent: a missing secret is created; an existing one is left alone when its value is
+the same (or with `--if-missing`, or when the key would be generated), and otherwise
+gets a new `AWSCURRENT` version with `PutSecretValue`. Refuses production (`KB_MCP_ENV`
+production or unset, or `--env prod`) unless `--force`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import structlog
+from pydantic import SecretStr
+
+from kb_mcp.config import Environment, Settings
+from kb_mcp.errors import (
+    EXIT_OK,
+    EXIT_STARTUP_FAILURE,
+    EXIT_USAGE,
+    ConfigError,
+    KbMcpError,
+    SecretNotFoundError,
+)
+from kb_mcp.observability.redaction import secret_registry
+from kb_mcp.ops.aws import (
+    ENV_CHOICES,
+    aws_client,
+    aws_error,
+    cli_settings,
+    error_code,
+    setup_cli_logging,
+)
+from kb_mcp.ops.rotate import read_version
+from kb_mcp.ops.rotate_openai import generate_openai_key
+from kb_mcp.ops.rotate_postgres import default_master_secret_name
+from kb_mcp.secrets.port import AWSCURRENT
+from kb_mcp.secrets.schemas import (
+    AuthTokenSecret,
+    OpenAIKeySecret,
+    PostgresCredentials,
+    SecretModel,
+    parse_secret,
+)
+
+__all__ = ["SeedOutcome", "register", "seed_secrets"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SeedOutcome:
+    """What happened to one secret: created, updated, unchanged or kept (left as it was)."""
+
+    name: str
+    action: str
+    version_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _postgres_from_settings(settings: Settings) -> SecretStr | None:
+    host, port, user = settings.db_host, settings.db_port, settings.db_user
+    password, database = settings.db_password, settings.db_name
+    if host is None or port is None or user is None or password is None or database is None:
+        return None
+    return SecretStr(
+        json.dumps(
+            {
+                "username": user,
+                "password": password.get_secret_value(),
+                "host": host,
+                "port": port,
+                "database": database,
+            }
+        )
+    )
+
+
+async def _seed_one(
+    client: Any,
+    settings: Settings,
+    name: str,
+    value: SecretStr | None,
+    model: type[SecretModel],
+    *,
+    if_missing: bool,
+    source_hint: str,
+) -> SeedOutcome:
+    raw = None if value is None else value.get_secret_value()
+    if raw is not None:
+        secret_registry().register_secret_string(raw)
+        parse_secret(model, raw, secret_name=name, region=settings.aws_region)
+        try:
+            response = await client.create_secret(
+                Name=name,
+                SecretString=raw,
+                Description="kb-mcp development secret (seeded by kb-mcp secrets seed)",
+            )
+        except Exception as exc:
+            if error_code(exc) != "ResourceExistsException":
+                raise aws_error(exc, secret_name=name, settings=settings) from exc
+        else:
+            return SeedOutcome(name, "created", str(response.get("VersionId") or "") or None)
+    try:
+        version_id, current = await read_version(client, settings, name, AWSCURRENT)
+    except SecretNotFoundError:
+        if raw is None:
+            raise ConfigError(
+                f"no value to seed secret {name}",
+                variable=source_hint,
+                hint=f"set {source_hint}",
+            ) from None
+        raise
+    if raw is None or if_missing:
+        return SeedOutcome(name, "kept", version_id)
+    if current == raw:
+        return SeedOutcome(name, "unchanged", version_id)
+    try:
+        response = await client.put_secret_value(SecretId=name, SecretString=raw)
+    except Exception as exc:
+        raise aws_error(exc, secret_name=name, settings=settings) from exc
+    return SeedOutcome(name, "updated", str(response["VersionId"]))
+
+
+async def seed_secrets(
+    settings: Settings,
+    *,
+    openai_key: SecretStr | None = None,
+    postgres_json: SecretStr | None = None,
+    postgres_master_json: SecretStr | None = None,
+    auth_token: SecretStr | None = None,
+    generate_openai_key_if_missing: bool = False,
+    if_missing: bool = False,
+    force: bool = False,
+) -> tuple[SeedOutcome, ...]:
+    """Create or update the secrets of `settings.env`; values default to the fallback set.
+
+    A generated OpenAI key is only written when the secret does not exist yet, so that a
+    rerun does not rotate it.
+    """
+    if settings.env is Environment.PRODUCTION and not force:
+        raise ConfigError(
+            "refusing to seed production secrets",
+            variable="KB_MCP_ENV",
+            hint="seed is for development stacks; pass --force to seed anyway",
+        )
+    plan: list[tuple[str, SecretStr | None, type[SecretModel], bool, str]] = []
+    key = openai_key or settings.openai_api_key
+    generated = key is None and generate_openai_key_if_missing
+    if generated:
+        key = generate_openai_key()
+    plan.append(
+        (
+            settings.openai_secret_name,
+            key,
+            OpenAIKeySecret,
+            if_missing or generated,
+            "OPENAI_API_KEY or --openai-key-from-env",
+        )
+    )
+    plan.append(
+        (
+            settings.postgres_secret_name,
+            postgres_json or _postgres_from_settings(settings),
+            PostgresCredentials,
+            if_missing,
+            "DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME or --postgres-json-from-env",
+        )
+    )
+    if postgres_master_json is not None:
+        plan.append(
+            (
+                default_master_secret_name(settings),
+                postgres_master_json,
+                PostgresCredentials,
+                if_missing,
+                "--postgres-master-json-from-env",
+            )
+        )
+    token = auth_token or settings.auth_token
+    if settings.auth_token_secret_name and token is not None:
+        plan.append(
+            (
+                settings.auth_token_secret_name,
+                token,
+                AuthTokenSecret,
+                if_missing,
+                "KB_MCP_AUTH_TOKEN",
+            )
+        )
+    outcomes = []
+    async with aws_client(settings, "secretsmanager") as client:
+        for name, value, model, keep, hint in plan:
+            outcome = await _seed_one(
+                client, settings, name, value, model, if_missing=keep, source_hint=hint
+            )
+            log.info(
+                "secret.seeded", secret=name, action=outcome.action, version_id=outcome.version_id
+            )
+            outcomes.append(outcome)
+    return tuple(outcomes)
+
+
+def _from_env(variable: str | None) -> SecretStr | None:
+    if not variable:
+        return None
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise ValueError(f"environment variable {variable} is empty or unset")
+    return SecretStr(value)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        process = cli_settings(None)
+        settings = cli_settings(args.env)
+        values = {
+            "openai_key": _from_env(args.openai_key_from_env),
+            "postgres_json": _from_env(args.postgres_json_from_env),
+            "postgres_master_json": _from_env(args.postgres_master_json_from_env),
+            "auth_token": _from_env(args.auth_token_from_env),
+        }
+    except KbMcpError:
+        raise
+    except ValueError as exc:
+        sys.stderr.write(f"kb-mcp secrets seed: error: {exc}\n")
+        return EXIT_USAGE
+    setup_cli_logging(settings)
+    if process.env is Environment.PRODUCTION and not args.force:
+        sys.stderr.write(
+            "kb-mcp secrets seed: refusing: KB_MCP_ENV is production (or unset); seed is for "
+            "development stacks (set KB_MCP_ENV=development, or pass --force)\n"
+        )
+        return EXIT_STARTUP_FAILURE
+    outcomes = asyncio.run(
+        seed_secrets(
+            settings,
+            **values,
+            generate_openai_key_if_missing=args.generate_openai_key,
+            if_missing=args.if_missing,
+            force=args.force,
+        )
+    )
+    if args.json:
+        sys.stdout.write(json.dumps([o.to_json() for o in outcomes], indent=2) + "\n")
+    else:
+        for outcome in outcomes:
+            sys.stdout.write(f"{outcome.action:<9} {outcome.name}  version {outcome.version_id}\n")
+    return EXIT_OK
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `seed` (create the development secrets in moto or LocalStack)."""
+    parser = subparsers.add_parser(
+        "seed",
+        help="create the development secrets in moto or LocalStack (AWS_ENDPOINT_URL)",
+        description=(
+            "Create (or update) kb-mcp/{env}/openai-api-key and kb-mcp/{env}/postgres-"
+            "credentials from environment variables. Idempotent. Refuses production."
+        ),
+    )
+    parser.add_argument("--env", choices=ENV_CHOICES, default="dev", help="deployment (dev)")
+    parser.add_argument("--openai-key-from-env", metavar="VAR", help="default OPENAI_API_KEY")
+    parser.add_argument(
+        "--postgres-json-from-env", metavar="VAR", help="default: built from DB_* variables"
+    )
+    parser.add_argument(
+        "--postgres-master-json-from-env",
+        metavar="VAR",
+        help="also seed kb-mcp/{env}/postgres-master (used by rotate postgres)",
+    )
+    parser.add_argument(
+        "--auth-token-from-env",
+        metavar="VAR",
+        help="value of KB_MCP_AUTH_TOKEN_SECRET (default KB_MCP_AUTH_TOKEN)",
+    )
+    parser.add_argument(
+        "--generate-openai-key",
+        action="store_true",
+        help="generate a fake-format key when none is given and the secret is missing",
+    )
+    parser.add_argument("--if-missing", action="store_true", help="never change existing secrets")
+    parser.add_argument("--force", action="store_true", help="seed even in production")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.set_defaults(handler=_run)

@@ -1,0 +1,94 @@
+"""`AuthTokenHolder`: the bearer tokens `/mcp` accepts, hot-reloaded like every secret.
+
+The token secret's AWSCURRENT value is always accepted. Its AWSPREVIOUS value is accepted
+during the rotation overlap (`overlap_s`, 24 hours by default, counted from the current
+version's creation), so clients can move to the new token without a failed request.
+After a second rotation the oldest token is gone: the holder keeps exactly two.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import structlog
+from pydantic import SecretStr
+
+from kb_mcp.errors import RotationError, SecretNotFoundError, SecretsError
+from kb_mcp.secrets.port import AWSPREVIOUS, SecretsProvider, SecretVersion
+from kb_mcp.secrets.schemas import AuthTokenSecret, parse_secret
+
+__all__ = ["AuthTokenHolder"]
+
+log = structlog.get_logger(__name__)
+
+
+class AuthTokenHolder:
+    """Current and (within the overlap) previous bearer token of one secret."""
+
+    def __init__(
+        self, provider: SecretsProvider, secret_name: str, *, overlap_s: float = 86_400.0
+    ) -> None:
+        self._provider = provider
+        self.secret_name = secret_name
+        self._overlap_s = overlap_s
+        self._current: SecretStr | None = None
+        self._previous: SecretStr | None = None
+        self._previous_until = 0.0
+        self.version_id: str | None = None
+
+    async def start(self) -> None:
+        """Load AWSCURRENT, and AWSPREVIOUS if there is one (a restart inside an overlap)."""
+        loaded = await self._provider.get_secret_json(self.secret_name, AuthTokenSecret)
+        self._current = loaded.value.token
+        self.version_id = loaded.version_id
+        try:
+            previous = await self._provider.get_secret_stage(self.secret_name, AWSPREVIOUS)
+        except SecretNotFoundError:
+            return
+        except SecretsError as exc:
+            log.warning("auth.previous_token_unavailable", secret=self.secret_name, error=str(exc))
+            return
+        if previous.version_id == loaded.version_id:
+            return
+        try:
+            token = parse_secret(
+                AuthTokenSecret, previous.value.get_secret_value(), secret_name=self.secret_name
+            )
+        except SecretsError:
+            return
+        created = loaded.version.created_at
+        remaining = self._overlap_s
+        if created is not None:
+            age = (datetime.now(UTC) - created.astimezone(UTC)).total_seconds()
+            remaining = self._overlap_s - max(0.0, age)
+        if remaining > 0:
+            self._previous = token.token
+            self._previous_until = time.monotonic() + remaining
+
+    def tokens(self) -> tuple[SecretStr, ...]:
+        """The tokens accepted now: current first, then previous within the overlap."""
+        if self._current is None:
+            return ()
+        if self._previous is not None and time.monotonic() < self._previous_until:
+            return (self._current, self._previous)
+        return (self._current,)
+
+    async def apply(self, version: SecretVersion) -> bool:
+        """A new token version: it becomes current, the old current becomes previous."""
+        if version.version_id == self.version_id:
+            return False
+        try:
+            token = parse_secret(
+                AuthTokenSecret, version.value.get_secret_value(), secret_name=version.name
+            )
+        except SecretsError as exc:
+            raise RotationError(
+                str(exc), secret_name=version.name, version_id=version.version_id, hint=exc.hint
+            ) from exc
+        self._previous = self._current
+        self._previous_until = time.monotonic() + self._overlap_s
+        self._current = token.token
+        self.version_id = version.version_id
+        log.info("auth.token_rotated", secret=self.secret_name, version_id=version.version_id)
+        return True

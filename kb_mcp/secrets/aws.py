@@ -1,0 +1,216 @@
+"""`AwsSecretsManagerProvider`: secrets from AWS Secrets Manager via aioboto3.
+
+One long-lived client per provider. Every read names a version stage
+(`VersionStage="AWSCURRENT"` by default: moto answers a stage-less read with a stale
+value after `update_secret_version_stage`). Unavailability (unreachable endpoint,
+timeouts, throttling, 5xx) is retried with exponential backoff and full jitter within a
+bounded budget; the SDK's own retries are off so that budget is the only one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any, TypeVar
+
+import aioboto3
+import structlog
+from aiobotocore.config import AioConfig
+from pydantic import SecretStr
+
+from kb_mcp.errors import ResourceClosedError, SecretFormatError
+from kb_mcp.observability.counters import MetricsRegistry
+from kb_mcp.observability.redaction import SecretValueRegistry, secret_registry
+from kb_mcp.secrets.cache import SecretCache
+from kb_mcp.secrets.classify import classify_aws_error, is_retryable
+from kb_mcp.secrets.port import AWSCURRENT, CacheEntryStatus, LoadedSecret, SecretVersion
+from kb_mcp.secrets.schemas import SecretModel, parse_secret
+
+__all__ = ["AwsSecretsManagerProvider"]
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=SecretModel)
+
+BACKOFF_BASE_S = 0.2
+BACKOFF_CAP_S = 2.0
+
+
+class AwsSecretsManagerProvider:
+    """Reads secrets from Secrets Manager, caching the current version of each.
+
+    `clock` (default `time.monotonic`) drives the cache's TTL; tests inject a fake one.
+    The retry budget always runs on the real monotonic clock.
+    """
+
+    source = "aws-secrets-manager"
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        endpoint_url: str | None = None,
+        cache_ttl_s: float = 300.0,
+        metrics: MetricsRegistry | None = None,
+        retry_budget_s: float = 8.0,
+        connect_timeout_s: float = 2.0,
+        read_timeout_s: float = 5.0,
+        registry: SecretValueRegistry | None = None,
+        session: aioboto3.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.metrics = metrics or MetricsRegistry()
+        self._retry_budget_s = retry_budget_s
+        self._config = AioConfig(
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            retries={"total_max_attempts": 1, "mode": "standard"},
+        )
+        self._registry = registry or secret_registry()
+        self._session = session or aioboto3.Session()
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+        self._clock = clock
+        self._cache = SecretCache(
+            self._fetch_current, ttl_s=cache_ttl_s, metrics=self.metrics, clock=clock
+        )
+        self._parsed: dict[tuple[str, str, type[SecretModel]], SecretModel] = {}
+        self._api_calls = self.metrics.counter("SecretsApiCalls", Operation="GetSecretValue")
+
+    async def __aenter__(self) -> AwsSecretsManagerProvider:
+        await self._ensure_client()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def cache(self) -> SecretCache:
+        return self._cache
+
+    async def get_secret(self, name: str) -> SecretVersion:
+        return await self._cache.get(name)
+
+    async def get_secret_json(self, name: str, model: type[M]) -> LoadedSecret[M]:
+        version = await self._cache.get(name)
+        return LoadedSecret(self._parse(version, model), version)
+
+    async def refresh(self, name: str, *, seen_version: str | None = None) -> SecretVersion:
+        return await self._cache.refresh(name, seen_version=seen_version)
+
+    async def get_secret_stage(self, name: str, stage: str) -> SecretVersion:
+        return await self._fetch(name, stage)
+
+    def invalidate(self, name: str | None = None) -> None:
+        self._cache.invalidate(name)
+        if name is None:
+            self._parsed.clear()
+        else:
+            for key in [k for k in self._parsed if k[0] == name]:
+                del self._parsed[key]
+
+    def status(self) -> list[CacheEntryStatus]:
+        return self._cache.status()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._cache.aclose()
+        await self._stack.aclose()
+        self._client = None
+        self._parsed.clear()
+
+    def _parse(self, version: SecretVersion, model: type[M]) -> M:
+        key = (version.name, version.version_id, model)
+        cached = self._parsed.get(key)
+        if cached is None:
+            cached = parse_secret(
+                model,
+                version.value.get_secret_value(),
+                secret_name=version.name,
+                region=self.region,
+            )
+            self._registry.register(*cached.sensitive_values())
+            self._parsed[key] = cached
+        return cached  # type: ignore[return-value]
+
+    async def _ensure_client(self) -> Any:
+        if self._closed:
+            raise ResourceClosedError("secrets provider is closed")
+        if self._client is None:
+            async with self._open_lock:
+                if self._client is None:
+                    self._client = await self._stack.enter_async_context(
+                        self._session.client(
+                            "secretsmanager",
+                            region_name=self.region,
+                            endpoint_url=self.endpoint_url,
+                            config=self._config,
+                        )
+                    )
+        return self._client
+
+    async def _fetch_current(self, name: str) -> SecretVersion:
+        return await self._fetch(name, AWSCURRENT)
+
+    async def _fetch(self, name: str, stage: str) -> SecretVersion:
+        client = await self._ensure_client()
+        deadline = time.monotonic() + self._retry_budget_s
+        attempt = 0
+        while True:
+            attempt += 1
+            self._api_calls.value += 1
+            try:
+                response = await client.get_secret_value(SecretId=name, VersionStage=stage)
+            except Exception as exc:
+                error = classify_aws_error(
+                    exc, secret_name=name, region=self.region, endpoint_url=self.endpoint_url
+                )
+                delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # noqa: S311 - jitter, not security
+                if not is_retryable(error) or time.monotonic() + delay > deadline:
+                    raise error from exc
+                log.info(
+                    "secrets.retrying",
+                    secret=name,
+                    stage=stage,
+                    attempt=attempt,
+                    error=error.aws_error,
+                    delay_s=round(delay, 3),
+                )
+                await asyncio.sleep(delay)
+                continue
+            return self._to_version(name, stage, response)
+
+    def _to_version(self, name: str, stage: str, response: dict[str, Any]) -> SecretVersion:
+        raw = response.get("SecretString")
+        if raw is None:
+            binary = response.get("SecretBinary")
+            try:
+                raw = bytes(binary).decode("utf-8") if binary is not None else None
+            except UnicodeDecodeError:
+                raw = None
+            if raw is None:
+                raise SecretFormatError(
+                    f"secret {name} has no string value in {self.region}",
+                    secret_name=name,
+                    region=self.region,
+                    aws_error="MalformedSecret",
+                    hint="store the value as SecretString (text or JSON), not binary",
+                )
+        self._registry.register_secret_string(raw)
+        return SecretVersion(
+            name=name,
+            value=SecretStr(raw),
+            version_id=str(response.get("VersionId", "")),
+            created_at=response.get("CreatedDate"),
+            stages=tuple(response.get("VersionStages", ()) or (stage,)),
+            fetched_at=self._clock(),
+        )

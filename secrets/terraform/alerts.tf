@@ -1,0 +1,106 @@
+# Alarms on the metrics kb-mcp writes as CloudWatch Embedded Metric Format lines on its
+# log stream (namespace KbMcp, dimensions Service and Environment), and a billing alarm.
+# Every alarm notifies the alerts topic; ../RUNBOOK.md says what to do for each.
+
+resource "aws_sns_topic" "alerts" {
+  # `kb-mcp secrets age` publishes here too; the operator policy allows sns:Publish on it.
+  name = "${local.name}-alerts"
+}
+
+resource "aws_sns_topic_subscription" "alerts_email" {
+  count = var.alert_email == null ? 0 : 1
+
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "email"
+  endpoint  = var.alert_email
+}
+
+resource "aws_cloudwatch_metric_alarm" "rotation_failures" {
+  alarm_name          = "${local.name}-rotation-failures"
+  alarm_description   = "A task rejected a rotated secret and kept the old one (RUNBOOK.md: RotationFailures)."
+  namespace           = local.metric_namespace
+  metric_name         = "RotationFailures"
+  dimensions          = local.metric_dimensions
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "secret_age" {
+  alarm_name          = "${local.name}-secret-age"
+  alarm_description   = "A secret has not been rotated for more than ${var.secret_age_days_threshold} days (RUNBOOK.md: SecretAgeDays)."
+  namespace           = local.metric_namespace
+  metric_name         = "SecretAgeDays"
+  dimensions          = local.metric_dimensions
+  statistic           = "Maximum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = var.secret_age_days_threshold
+  comparison_operator = "GreaterThanThreshold"
+  # The age is reported periodically (server flushes, the scheduled age check): keep the
+  # last state through gaps instead of flipping back to OK.
+  treat_missing_data = "ignore"
+  alarm_actions      = [aws_sns_topic.alerts.arn]
+  ok_actions         = [aws_sns_topic.alerts.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "refresh_errors" {
+  alarm_name          = "${local.name}-refresh-errors"
+  alarm_description   = "Secret refreshes have failed for 15 minutes: tasks serve cached values that will go stale (RUNBOOK.md: RefreshErrors)."
+  namespace           = local.metric_namespace
+  metric_name         = "RefreshErrors"
+  dimensions          = local.metric_dimensions
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+}
+
+# Billing: metrics exist only in us-east-1 and only once "Receive Billing Alerts" is on in
+# the account's billing preferences. The alarm's topic must be in us-east-1 as well.
+resource "aws_sns_topic" "billing_alerts" {
+  count    = var.create_billing_alarm ? 1 : 0
+  provider = aws.us_east_1
+
+  name = "${local.name}-billing-alerts"
+}
+
+resource "aws_sns_topic_subscription" "billing_email" {
+  count    = var.create_billing_alarm && var.alert_email != null ? 1 : 0
+  provider = aws.us_east_1
+
+  topic_arn = aws_sns_topic.billing_alerts[0].arn
+  protocol  = "email"
+  endpoint  = var.alert_email
+}
+
+resource "aws_cloudwatch_metric_alarm" "secrets_manager_billing" {
+  count    = var.create_billing_alarm ? 1 : 0
+  provider = aws.us_east_1
+
+  alarm_name        = "${local.name}-secrets-manager-billing"
+  alarm_description = "Secrets Manager charges this month passed USD ${var.billing_threshold_usd} (COST.md: projection and how to confirm it)."
+  namespace         = "AWS/Billing"
+  metric_name       = "EstimatedCharges"
+  dimensions = {
+    Currency    = "USD"
+    ServiceName = "AWSSecretsManager"
+  }
+  statistic           = "Maximum"
+  period              = 21600
+  evaluation_periods  = 1
+  threshold           = var.billing_threshold_usd
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.billing_alerts[0].arn]
+}

@@ -1,0 +1,45 @@
+# kb-mcp in one AWS account and region: its secrets, the IAM roles that read them, the
+# alarms on the metrics the server emits as CloudWatch EMF, and the ECS service.
+
+data "aws_caller_identity" "current" {}
+
+data "aws_vpc" "this" {
+  id = var.vpc_id
+}
+
+locals {
+  name = "kb-mcp-${var.environment}"
+
+  # KB_MCP_ENV and the EMF `Environment` dimension use the long names.
+  kb_mcp_env = {
+    dev     = "development"
+    staging = "staging"
+    prod    = "production"
+  }[var.environment]
+
+  secret_names = {
+    openai     = "kb-mcp/${var.environment}/openai-api-key"
+    postgres   = "kb-mcp/${var.environment}/postgres-credentials"
+    auth_token = "kb-mcp/${var.environment}/mcp-auth-token"
+  }
+
+  container_name = "kb-mcp"
+  container_port = 8080
+
+  # Dimensions every EMF metric of the server carries (SecretsApiCalls adds Operation).
+  metric_namespace = "KbMcp"
+  metric_dimensions = {
+    Service     = "kb-mcp"
+    Environment = local.kb_mcp_env
+  }
+
+  # One template for the task-role policy, shared with `kb-mcp secrets policy`
+  # (kb_mcp/ops/policy.py): see README.md.
+  policy_templates = "${path.module}/../../kb_mcp/ops/templates"
+
+  tags = merge(var.tags, {
+    Service     = "kb-mcp"
+    Environment = var.environment
+    ManagedBy   = "terraform"
+  })
+}

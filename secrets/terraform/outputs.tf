@@ -1,0 +1,50 @@
+output "secret_arns" {
+  description = "ARNs of the secrets (seed their values with `kb-mcp secrets seed` or put-secret-value)."
+  value = merge(
+    {
+      openai   = aws_secretsmanager_secret.openai.arn
+      postgres = aws_secretsmanager_secret.postgres.arn
+    },
+    var.enable_auth_token ? { auth_token = aws_secretsmanager_secret.auth_token[0].arn } : {},
+  )
+}
+
+output "task_role_arn" {
+  description = "Role the server runs as: GetSecretValue on its own secrets only."
+  value       = aws_iam_role.task.arn
+}
+
+output "execution_role_arn" {
+  description = "Role ECS uses to pull the image and write logs."
+  value       = aws_iam_role.execution.arn
+}
+
+output "task_role_policy" {
+  description = "The rendered task-role policy (same as `kb-mcp secrets policy`)."
+  value       = aws_iam_role_policy.task_secrets.policy
+}
+
+output "operator_policy_arn" {
+  description = "Attach to the role that runs `kb-mcp secrets rotate/age/seed`."
+  value       = aws_iam_policy.operator_rotation.arn
+}
+
+output "alerts_topic_arn" {
+  description = "SNS topic for alarms and `kb-mcp secrets age` (its --sns-topic-arn)."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "log_group_name" {
+  description = "CloudWatch log group of the tasks; the KbMcp EMF metrics come from it."
+  value       = aws_cloudwatch_log_group.service.name
+}
+
+output "service_name" {
+  description = "ECS service name."
+  value       = aws_ecs_service.server.name
+}
+
+output "target_group_arn" {
+  description = "Target group health-checking /readyz."
+  value       = aws_lb_target_group.server.arn
+}

@@ -1,0 +1,192 @@
+variable "environment" {
+  description = "Deployment: dev, staging or prod. Names the secrets kb-mcp/<environment>/..."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "staging", "prod"], var.environment)
+    error_message = "environment must be one of dev, staging, prod."
+  }
+}
+
+variable "region" {
+  description = "AWS region of the secrets, the service and its alarms (standard aws partition)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}-[a-z]+-[0-9]{1,2}$", var.region)) && !startswith(var.region, "cn-") && !startswith(var.region, "us-gov-")
+    error_message = "region must be a region of the standard aws partition, like us-east-1."
+  }
+}
+
+variable "cluster" {
+  description = "Name or ARN of the existing ECS cluster the service runs in."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the subnets and the load balancer."
+  type        = string
+}
+
+variable "subnets" {
+  description = "Private subnets for the tasks (they need a route to Secrets Manager, OpenAI, ECR and CloudWatch Logs: NAT or VPC endpoints)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnets) > 0
+    error_message = "subnets must name at least one subnet."
+  }
+}
+
+variable "task_count" {
+  description = "Number of server tasks the ECS service keeps running."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.task_count >= 0 && floor(var.task_count) == var.task_count
+    error_message = "task_count must be a whole number >= 0."
+  }
+}
+
+variable "image" {
+  description = "Container image of kb-mcp, ideally pinned by digest (repo@sha256:...)."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.image)) > 0
+    error_message = "image must not be empty."
+  }
+}
+
+variable "ecr_repository_arns" {
+  description = "ECR repositories the execution role may pull from; empty when the image is in a public registry."
+  type        = list(string)
+  default     = []
+}
+
+variable "alb_listener_arn" {
+  description = "Listener of the existing (internal) ALB that forwards /mcp to the service."
+  type        = string
+}
+
+variable "alb_security_group_id" {
+  description = "Security group of that ALB; the only source allowed to reach the tasks."
+  type        = string
+}
+
+variable "listener_rule_priority" {
+  description = "Priority of the listener rule that forwards /mcp and /mcp/* to the target group."
+  type        = number
+  default     = 100
+}
+
+variable "alert_email" {
+  description = "Optional e-mail address subscribed to the alert topics (confirm the subscription mail)."
+  type        = string
+  default     = null
+}
+
+variable "cache_ttl_seconds" {
+  description = "SECRETS_CACHE_TTL_SECONDS: how often each task re-reads each secret (see ../COST.md)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.cache_ttl_seconds >= 10 && var.cache_ttl_seconds <= 86400
+    error_message = "cache_ttl_seconds must be between 10 and 86400."
+  }
+}
+
+variable "drain_timeout_s" {
+  description = "KB_MCP_DRAIN_TIMEOUT_S: how long a stopping task lets in-flight requests finish."
+  type        = number
+  default     = 30
+
+  validation {
+    # The container's stopTimeout is 120 s (the Fargate maximum); keep room to close pools.
+    condition     = var.drain_timeout_s > 0 && var.drain_timeout_s <= 100
+    error_message = "drain_timeout_s must be between 1 and 100 (stopTimeout is 120)."
+  }
+}
+
+variable "deregistration_delay_s" {
+  description = "ALB deregistration delay; longer than drain_timeout_s so the ALB stops routing before the task drains."
+  type        = number
+  default     = 45
+
+  validation {
+    condition     = var.deregistration_delay_s > var.drain_timeout_s && var.deregistration_delay_s <= 3600
+    error_message = "deregistration_delay_s must exceed drain_timeout_s (and be at most 3600)."
+  }
+}
+
+variable "enable_auth_token" {
+  description = "Create kb-mcp/<environment>/mcp-auth-token and require it as the HTTP bearer token; without it the server runs --allow-unauthenticated behind the private ALB."
+  type        = bool
+  default     = false
+}
+
+variable "recovery_window_days" {
+  description = "Days a deleted secret can still be restored (0 deletes at once, else 7 to 30)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.recovery_window_days == 0 || (var.recovery_window_days >= 7 && var.recovery_window_days <= 30)
+    error_message = "recovery_window_days must be 0 or between 7 and 30."
+  }
+}
+
+variable "create_billing_alarm" {
+  description = "Create the $5/month Secrets Manager billing alarm (billing metrics are account-wide: enable it in one environment per account)."
+  type        = bool
+  default     = true
+}
+
+variable "billing_threshold_usd" {
+  description = "Monthly Secrets Manager spend that raises the billing alarm."
+  type        = number
+  default     = 5
+}
+
+variable "secret_age_days_threshold" {
+  description = "SecretAgeDays above this raises an alarm (the rotation policy is 30 days)."
+  type        = number
+  default     = 30
+}
+
+variable "task_cpu" {
+  description = "Fargate CPU units per task."
+  type        = number
+  default     = 512
+}
+
+variable "task_memory" {
+  description = "Fargate memory (MiB) per task."
+  type        = number
+  default     = 1024
+}
+
+variable "cpu_architecture" {
+  description = "X86_64 or ARM64, matching the image."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "cpu_architecture must be X86_64 or ARM64."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the service's CloudWatch log group (the EMF metrics are extracted at ingestion, so retention does not affect them)."
+  type        = number
+  default     = 30
+}
+
+variable "tags" {
+  description = "Extra tags for every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,1 @@
+"""pytest plugins registered by tests/conftest.py (real local servers)."""
