@@ -2,14 +2,16 @@
 
 It speaks enough of the OpenAI API for the official ``openai`` SDK:
 ``POST /v1/embeddings`` (float or base64 encoding), ``GET /v1/models`` and
-``GET /v1/models/{id}``, with OpenAI-shaped error bodies. Bearer keys are
+``GET /v1/models/{id}``, with OpenAI-shaped error bodies, and an unauthenticated
+``GET /healthz`` for container health checks. Bearer keys are
 checked against an allowed set that tests (and ``kb-mcp dev``) change at run
 time to act out a key rotation; nothing else about a key is kept.
 
 ``FakeOpenAIServer`` (a ``FakeOpenAIState`` that serves itself) runs the app
 with uvicorn on its own event loop in a background thread, on 127.0.0.1 and a
 port the OS picked.
-``build_app(state)`` returns the bare Starlette app for serving it elsewhere.
+``build_app(state)`` returns the bare Starlette app for serving it elsewhere
+(``python -m kb_mcp.devstack.embeddings_server`` serves it as a process).
 """
 
 from __future__ import annotations
@@ -300,8 +302,12 @@ def build_app(state: FakeOpenAIState) -> Starlette:
             )
         return JSONResponse(_model_body(model_id))
 
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
     return Starlette(
         routes=[
+            Route("/healthz", healthz, methods=["GET"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),

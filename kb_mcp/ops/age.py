@@ -1,12 +1,12 @@
 """`kb-mcp secrets age`: the 30-day rotation policy, checked and alerted on.
 
-A secret's last rotation is the creation date of its `AWSCURRENT` version, read with
-`ListSecretVersionIds`. That is when the value in service was written, whoever wrote it
-(this tool, a rotation Lambda, a console edit, a rollback to an old version, which is
-correctly reported as old). `DescribeSecret`'s `LastRotatedDate` is only set by AWS's
-managed rotation and `LastChangedDate` moves with tag or description edits, so they are
-used only as fallbacks when no version date is available (`LastRotatedDate`, then the
-secret's `CreatedDate`).
+A secret's last rotation is the creation date of its `AWSCURRENT` version: which version
+that is comes from `DescribeSecret`, its `CreatedDate` from `ListSecretVersionIds`. That
+is when the value in service was written, whoever wrote it (this tool, a rotation
+Lambda, a console edit; a rollback to an old version is correctly reported as old).
+`DescribeSecret`'s `LastRotatedDate` is only set by AWS's managed rotation, and
+`LastChangedDate` moves with tag or description edits, so they serve only as fallbacks
+when no version date is available (`LastRotatedDate`, then the secret's `CreatedDate`).
 
 Secrets older than the limit (30 days unless configured) are flagged; one alert is sent
 to an SNS topic and/or a Slack-compatible webhook, naming each secret, its age and the
@@ -35,7 +35,15 @@ from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, EXIT_USAGE, KbMcpError
 from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.observability.metrics import EmfEmitter
 from kb_mcp.observability.redaction import secret_registry
-from kb_mcp.ops.aws import ENV_CHOICES, aws_client, aws_error, cli_settings, setup_cli_logging
+from kb_mcp.ops.aws import (
+    ENV_CHOICES,
+    aws_client,
+    aws_error,
+    cli_settings,
+    setup_cli_logging,
+    stage_owner,
+    version_stages,
+)
 from kb_mcp.secrets.port import AWSCURRENT
 
 __all__ = [
@@ -159,13 +167,15 @@ async def _secret_age(
     client: Any, settings: Settings, name: str, *, now: datetime, max_age_days: float
 ) -> SecretAge:
     try:
-        versions = await _list_versions(client, name)
-        current = next((v for v in versions if AWSCURRENT in v.get("VersionStages", [])), None)
-        version_id = str(current["VersionId"]) if current else None
-        rotated_at: datetime | None = current.get("CreatedDate") if current else None
+        # DescribeSecret first: it answers a missing secret with ResourceNotFoundException
+        # (moto's ListSecretVersionIds answers it with a 500).
+        described = await client.describe_secret(SecretId=name)
+        version_id = stage_owner(version_stages(described), AWSCURRENT)
+        versions = await _list_versions(client, name) if version_id else []
+        current = next((v for v in versions if v.get("VersionId") == version_id), {})
+        rotated_at: datetime | None = current.get("CreatedDate")
         source = "version"
         if rotated_at is None:
-            described = await client.describe_secret(SecretId=name)
             rotated_at = described.get("LastRotatedDate") or described.get("CreatedDate")
             source = "last_rotated_date" if described.get("LastRotatedDate") else "created_date"
     except Exception as exc:
@@ -304,26 +314,37 @@ def _print_report(report: AgeReport) -> None:
         lines.append(
             f"{s.name:<44} {s.version_id or '-':<38} {_iso(s.rotated_at):<18} {age:>7}  {status}"
         )
-    lines.append(
-        f"limit: {report.max_age_days:g} days; alerts sent: {', '.join(report.notified) or 'none'}"
-    )
+    sent = ", ".join(report.notified) or "none"
+    lines.append(f"limit: {report.max_age_days:g} days; alerts sent: {sent}")
     lines.extend(f"alert delivery failed: {failure}" for failure in report.delivery_errors)
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def _as_of(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _webhook_url(variable: str | None) -> str | None:
+    if not variable:
+        return None
+    url = os.environ.get(variable, "").strip()
+    if not url:
+        raise ValueError(f"environment variable {variable} is empty or unset")
+    secret_registry().register(url)  # the url carries the webhook's token
+    return url
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.max_age_days <= 0:
+        sys.stderr.write("kb-mcp secrets age: error: --max-age-days must be positive\n")
+        return EXIT_USAGE
     try:
         settings = cli_settings(args.env)
-        webhook_url = None
-        if args.slack_webhook_url_env:
-            webhook_url = os.environ.get(args.slack_webhook_url_env, "").strip()
-            if not webhook_url:
-                raise ValueError(
-                    f"environment variable {args.slack_webhook_url_env} is empty or unset"
-                )
-            secret_registry().register(webhook_url)
-        if args.max_age_days <= 0:
-            raise ValueError("--max-age-days must be positive")
+        webhook_url = _webhook_url(args.slack_webhook_url_env)
     except KbMcpError:
         raise
     except ValueError as exc:
@@ -341,6 +362,7 @@ def _run(args: argparse.Namespace) -> int:
             settings,
             names=args.secret or None,
             max_age_days=args.max_age_days,
+            now=args.as_of,
             sns_topic_arn=args.sns_topic_arn,
             webhook_url=webhook_url,
             runbook_url=args.runbook_url,
@@ -377,6 +399,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="environment variable holding a Slack-compatible webhook url",
     )
     parser.add_argument("--runbook-url", default=DEFAULT_RUNBOOK_URL, help="link in the alert")
+    parser.add_argument(
+        "--as-of",
+        type=_as_of,
+        metavar="ISO-TIME",
+        help="check as if it were this time, e.g. 2030-01-31T00:00Z (plan ahead)",
+    )
     parser.add_argument("--json", action="store_true", help="JSON report (EMF goes to stderr)")
     parser.add_argument("--no-emf", action="store_true", help="do not print SecretAgeDays EMF")
     parser.set_defaults(handler=_run)

@@ -77,7 +77,7 @@ PLACEHOLDER_WORDS = frozenset(
     }
 )  # fmt: skip
 PLACEHOLDER_MARKERS = (
-    "xxx", "***", "...", "\u2026", "<", ">", "${", "$(", "{{", "{", "}", "%(", "%s",
+    "***", "...", "\u2026", "<", ">", "${", "$(", "{{", "{", "}", "%(", "%s",
     "changeme", "change-me", "change_me", "placeholder", "example", "redacted", "your-",
     "your_", "dummy", "replace-me", "replace_me", "not-a-real", "not_a_real", "notreal",
 )  # fmt: skip
@@ -125,7 +125,8 @@ _UNQUOTED_ASSIGNMENTS = (
 _SQL_PASSWORD = re.compile(r"(?i)\bpassword\s+'(?P<value>[^'\s]+)'")
 _LIBPQ_PASSWORD = re.compile(r"(?<![\w.-])password=(?P<value>[^\s'\"(),]+)")
 _LIBPQ_OTHER_KEY = re.compile(r"(?<![\w.-])(?:host|hostaddr|dbname|user)=[^\s'\"(),]")
-_IDENTIFIER = re.compile(r"[A-Z]+(?:_[A-Z0-9]+)*|[a-z]+(?:_[a-z]+)+")
+# Names and word phrases (`DB_PASSWORD`, `wrong_password`, `hidden-by-key`), not passwords.
+_IDENTIFIER = re.compile(r"[A-Z]+(?:_[A-Z0-9]+)*|[a-z]+(?:[-_][a-z]+)+")
 _QUOTED_STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
@@ -160,6 +161,8 @@ def is_placeholder(value: str) -> bool:
     if not stripped or stripped.startswith(("$", "!", "@", "%")):
         return True
     if lowered in PLACEHOLDER_WORDS or any(marker in lowered for marker in PLACEHOLDER_MARKERS):
+        return True
+    if "xxx" in stripped or "XXX" in stripped:  # same case: random keys rarely hold either
         return True
     return len(set(lowered)) <= 2 or bool(heuristic.is_sequential_string(stripped))
 
@@ -286,7 +289,7 @@ class AwsSecretAccessKeyDetector(_AssignmentDetector):
 
 
 def _password_literal(value: str) -> bool:
-    # Four characters at least, and not an identifier (`DB_PASSWORD`, `wrong_password`).
+    # Four characters at least, and not a name or a phrase of lowercase words.
     return len(value) >= 4 and not _IDENTIFIER.fullmatch(value)
 
 

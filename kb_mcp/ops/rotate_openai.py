@@ -26,7 +26,7 @@ from kb_mcp.config import Settings
 from kb_mcp.errors import RotationError, SecretFormatError
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.aws import aws_client
-from kb_mcp.ops.rotate import RotationResult, StopAfter, run_rotation
+from kb_mcp.ops.rotate_steps import RotationResult, StopAfter, run_rollback, run_rotation
 from kb_mcp.secrets.schemas import OpenAIKeySecret, parse_secret
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "OpenAIKeyStrategy",
     "generate_openai_key",
     "probe_openai_key",
+    "rollback_openai",
     "rotate_openai",
 ]
 
@@ -62,7 +63,7 @@ async def probe_openai_key(
         return len(page.data)
     except openai.AuthenticationError as exc:
         raise RotationError(
-            f"the openai endpoint rejected the pending key of secret {secret_name} (401)",
+            f"the openai endpoint rejected the tested key of secret {secret_name} (401)",
             secret_name=secret_name,
             version_id="",
             hint="check the key was created in the OpenAI console for the right project and "
@@ -70,7 +71,7 @@ async def probe_openai_key(
         ) from exc
     except openai.APIStatusError as exc:
         raise RotationError(
-            f"the openai endpoint refused to list models with the pending key of secret "
+            f"the openai endpoint refused to list models with the tested key of secret "
             f"{secret_name} (http {exc.status_code})",
             secret_name=secret_name,
             version_id="",
@@ -203,6 +204,21 @@ async def rotate_openai(
         return await run_rotation(
             client, settings, name, strategy, dry_run=dry_run, stop_after=stop_after
         )
+
+
+async def rollback_openai(
+    settings: Settings, *, secret_name: str | None = None, dry_run: bool = False
+) -> RotationResult:
+    """Move AWSCURRENT back to AWSPREVIOUS once the previous key still lists models."""
+    name = secret_name or settings.openai_secret_name
+    strategy = OpenAIKeyStrategy(
+        secret_name=name,
+        new_key=None,
+        base_url=settings.openai_base_url,
+        timeout_s=settings.openai_timeout_s,
+    )
+    async with aws_client(settings, "secretsmanager") as client:
+        return await run_rollback(client, settings, name, strategy, dry_run=dry_run)
 
 
 class _ResumeOnly(OpenAIKeyStrategy):

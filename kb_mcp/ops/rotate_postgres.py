@@ -28,7 +28,13 @@ from kb_mcp.devstack.postgres import quote_ident, quote_literal, scram_verifier
 from kb_mcp.errors import RotationError, SecretFormatError
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.aws import aws_client
-from kb_mcp.ops.rotate import RotationResult, StopAfter, read_version, run_rotation
+from kb_mcp.ops.rotate_steps import (
+    RotationResult,
+    StopAfter,
+    read_version,
+    run_rollback,
+    run_rotation,
+)
 from kb_mcp.secrets.port import AWSCURRENT
 from kb_mcp.secrets.schemas import PostgresCredentials, parse_secret
 
@@ -37,6 +43,7 @@ __all__ = [
     "PostgresMultiUserStrategy",
     "default_master_secret_name",
     "other_username",
+    "rollback_postgres",
     "rotate_postgres",
 ]
 
@@ -89,7 +96,7 @@ class PostgresMultiUserStrategy:
         self,
         *,
         secret_name: str,
-        master: PostgresCredentials,
+        master: PostgresCredentials | None,
         master_secret_name: str,
         connect_timeout_s: float = 5.0,
     ) -> None:
@@ -138,19 +145,28 @@ class PostgresMultiUserStrategy:
         except SecretFormatError:
             return "a malformed value"
 
-    @asynccontextmanager
-    async def _master_connection(self, version_id: str) -> AsyncIterator[asyncpg.Connection]:
-        try:
-            conn = await asyncpg.connect(
-                **self.master.connect_kwargs(), timeout=self.connect_timeout_s
+    def _require_master(self) -> PostgresCredentials:
+        if self.master is None:
+            raise RotationError(
+                f"no master credentials loaded to change roles for secret {self.secret_name}",
+                secret_name=self.secret_name,
+                version_id="",
+                hint=f"create the master secret {self.master_secret_name}",
             )
+        return self.master
+
+    @asynccontextmanager
+    async def _master_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        master = self._require_master()
+        try:
+            conn = await asyncpg.connect(**master.connect_kwargs(), timeout=self.connect_timeout_s)
         except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
             raise _failure(
                 exc,
                 f"could not connect with the master secret {self.master_secret_name} "
-                f"as {self.master.identity()}",
+                f"as {master.identity()}",
                 secret_name=self.secret_name,
-                version_id=version_id,
+                version_id="",
                 hint=f"check the master secret {self.master_secret_name} (host, port, user, "
                 "password) and that the database is reachable",
             ) from exc
@@ -162,13 +178,13 @@ class PostgresMultiUserStrategy:
     async def plan(self, current: str, pending: str | None) -> list[str]:
         old = self._parse(current)
         user = self._other(old.username)
-        async with self._master_connection("") as conn:
+        async with self._master_connection() as conn:
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", user)
             groups = await self._groups(conn, old.username)
         action = f"alter role {user} with a new password" if exists else f"create role {user}"
         memberships = ", ".join(groups) or "no roles"
         return [
-            f"would {action} (member of {memberships}) as {self.master.username}",
+            f"would {action} (member of {memberships}) as {self._require_master().username}",
             f"would log in as {user} to {old.host}:{old.port}/{old.database} and run select 1",
         ]
 
@@ -187,7 +203,7 @@ class PostgresMultiUserStrategy:
         role = quote_ident(new.username)
         verifier = quote_literal(scram_verifier(new.password.get_secret_value()))
         try:
-            async with self._master_connection("") as conn, conn.transaction():
+            async with self._master_connection() as conn, conn.transaction():
                 exists = await conn.fetchval(
                     "SELECT 1 FROM pg_roles WHERE rolname = $1", new.username
                 )
@@ -252,7 +268,7 @@ class PostgresMultiUserStrategy:
         except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
             raise _failure(
                 exc,
-                f"the pending credentials of secret {self.secret_name} did not log in "
+                f"the tested credentials of secret {self.secret_name} did not log in "
                 f"as {new.identity()}",
                 secret_name=self.secret_name,
                 version_id="",
@@ -288,3 +304,18 @@ async def rotate_postgres(
         return await run_rotation(
             client, settings, name, strategy, dry_run=dry_run, stop_after=stop_after
         )
+
+
+async def rollback_postgres(
+    settings: Settings, *, secret_name: str | None = None, dry_run: bool = False
+) -> RotationResult:
+    """Move AWSCURRENT back to AWSPREVIOUS once its credentials still log in."""
+    name = secret_name or settings.postgres_secret_name
+    strategy = PostgresMultiUserStrategy(
+        secret_name=name,
+        master=None,
+        master_secret_name=default_master_secret_name(settings),
+        connect_timeout_s=settings.db_connect_timeout_s,
+    )
+    async with aws_client(settings, "secretsmanager") as client:
+        return await run_rollback(client, settings, name, strategy, dry_run=dry_run)

@@ -43,9 +43,9 @@ from kb_mcp.ops.aws import (
     error_code,
     setup_cli_logging,
 )
-from kb_mcp.ops.rotate import read_version
 from kb_mcp.ops.rotate_openai import generate_openai_key
 from kb_mcp.ops.rotate_postgres import default_master_secret_name
+from kb_mcp.ops.rotate_steps import read_version
 from kb_mcp.secrets.port import AWSCURRENT
 from kb_mcp.secrets.schemas import (
     AuthTokenSecret,
@@ -125,10 +125,10 @@ async def _seed_one(
                 hint=f"set {source_hint}",
             ) from None
         raise
-    if raw is None or if_missing:
-        return SeedOutcome(name, "kept", version_id)
     if current == raw:
         return SeedOutcome(name, "unchanged", version_id)
+    if raw is None or if_missing:
+        return SeedOutcome(name, "kept", version_id)
     try:
         response = await client.put_secret_value(SecretId=name, SecretString=raw)
     except Exception as exc:

@@ -24,6 +24,7 @@ from kb_mcp.config import Settings
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, EXIT_USAGE, KbMcpError
 from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.ops.aws import ENV_CHOICES, cli_settings, setup_cli_logging
+from kb_mcp.ops.rotate_openai import probe_openai_key
 from kb_mcp.secrets.aws import AwsSecretsManagerProvider
 from kb_mcp.secrets.schemas import (
     AuthTokenSecret,
@@ -142,8 +143,6 @@ async def _check_one(
         if isinstance(value, PostgresCredentials) and check_database:
             detail = await _probe_postgres(value, settings.db_connect_timeout_s)
         elif isinstance(value, OpenAIKeySecret) and probe_openai:
-            from kb_mcp.ops.rotate_openai import probe_openai_key
-
             count = await probe_openai_key(
                 value.api_key,
                 base_url=settings.openai_base_url,

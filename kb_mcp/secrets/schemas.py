@@ -183,8 +183,9 @@ def parse_secret(model: type[M], raw: str, *, secret_name: str, region: str = ""
         # Our own messages, or Python's integer-size limit; none of them quotes the input.
         problem = f"does not match the expected shape ({str(exc).lower()})"
     keys = ", ".join(name for name, field in model.model_fields.items() if field.is_required())
+    where = f" in {region}" if region else ""
     raise SecretFormatError(
-        f"secret {secret_name} {problem}",
+        f"secret {secret_name}{where} {problem}",
         secret_name=secret_name,
         region=region,
         aws_error="MalformedSecret",

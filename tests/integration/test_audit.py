@@ -7,7 +7,6 @@ holds no literal credential; each is also watched by the suite's log-leak guard.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import secrets
@@ -20,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; only safe_load is used
 
 from kb_mcp.errors import ConfigError
 from kb_mcp.ops import audit
 from kb_mcp.ops.audit import AuditResult, run_audit
-from kb_mcp.ops.audit_detectors import fingerprint
+from kb_mcp.ops.audit_detectors import fingerprint, is_placeholder
 from tests.support.fakes import watch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +33,11 @@ GIT_IDENTITY = ("-c", "user.name=ci", "-c", "user.email=ci@example.invalid")
 
 
 def _random(alphabet: str, length: int) -> str:
-    """Random characters with at least one digit and one letter (never a word or a number)."""
+    """Random characters with a digit and a letter that no placeholder rule mistakes."""
     while True:
         value = "".join(secrets.choice(alphabet) for _ in range(length))
-        if any(c.isdigit() for c in value) and any(c.isalpha() for c in value):
+        mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+        if mixed and not is_placeholder(value):  # e.g. a random "xxx" inside
             return value
 
 
@@ -53,7 +53,7 @@ class Planted:
 
 
 def _private_key_lines() -> list[str]:
-    body = [base64.b64encode(secrets.token_bytes(48)).decode() for _ in range(3)]
+    body = [_random(ALNUM + "+/", 64) for _ in range(3)]  # base64 lines of a PEM body
     kind = "RSA " + "PRIVATE" + " KEY"
     return ["-----BEGIN " + kind + "-----", *body, "-----END " + kind + "-----"]
 
@@ -89,7 +89,7 @@ def _plant() -> tuple[list[Planted], dict[str, list[str]]]:
         Planted("private key", "private-key", key[1], "deploy/server.pem", ""),
         Planted("high-entropy base64", "high-entropy-base64", _random(ALNUM + "+/", 64),
                 "app/settings.py", 'WEBHOOK_SIGNING_KEY = "{v}"'),
-        Planted("high-entropy hex", "high-entropy-hex", secrets.token_hex(32),
+        Planted("high-entropy hex", "high-entropy-hex", _random(string.hexdigits.lower(), 64),
                 "app/settings.py", 'SESSION_KEY = "{v}"'),
     ]  # fmt: skip
     files: dict[str, list[str]] = {"deploy/server.pem": key}
@@ -174,9 +174,7 @@ def test_history_finds_secrets_a_later_commit_removed(repo: Path) -> None:
     assert _pairs(result, "secret") == set()
     history = {(f.full_fingerprint, f.detector, f.path, f.commit) for f in result.findings}
     missing = [
-        p.shape
-        for p in planted
-        if (fingerprint(p.value), p.detector, p.path, added) not in history
+        p.shape for p in planted if (fingerprint(p.value), p.detector, p.path, added) not in history
     ]
     assert missing == []
     assert result.commits_scanned == 3
@@ -185,7 +183,7 @@ def test_history_finds_secrets_a_later_commit_removed(repo: Path) -> None:
 
 def test_history_depth_limits_and_disables_the_history_scan(repo: Path) -> None:
     """`history_depth` counts commits from HEAD; 0 turns the history scan off."""
-    planted, files = _plant()
+    _, files = _plant()
     _write(repo, files)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "add config")
@@ -319,7 +317,9 @@ def test_allowlist_suppresses_with_a_reason_and_reports_allowed(repo: Path) -> N
     assert [entry.reason for entry in result.unused_allowlist] == ["stale"]
     assert code == 0
     text = report.read_text(encoding="utf-8")
-    assert "## Allowed (allowlist)" in text and reason in text and password not in text
+    assert "## Allowed (allowlist)" in text
+    assert reason in text
+    assert password not in text
 
 
 def test_allowlist_entry_without_reason_is_rejected(repo: Path) -> None:
@@ -349,13 +349,16 @@ def test_report_and_json_never_hold_a_planted_value(
     document = json.loads(output)
     values = [p.value for p in planted] + files["deploy/server.pem"][1:-1]
     assert [v for v in values if v in text or v in output] == []
-    assert code == 1 and document["verdict"] == "fail"
+    assert code == 1
+    assert document["verdict"] == "fail"
     assert len(document["findings"]) == 2 * len(planted)  # tree and history
     assert {f["kind"] for f in document["findings"]} == {"secret", "history"}
     for finding in document["findings"]:
-        assert finding["preview"].endswith("\u2026") and len(finding["preview"]) <= 5
+        assert finding["preview"].endswith("\u2026")
+        assert len(finding["preview"]) <= 5
         assert f"`{finding['preview']}` | {finding['fingerprint']}" in text
-    assert "**Verdict: FAIL" in text and "- History: 2 commit(s) (depth 100)" in text
+    assert "**Verdict: FAIL" in text
+    assert "- History: 2 commit(s) (depth 100)" in text
 
 
 def test_files_mode_scans_only_the_given_files(repo: Path) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (never assert timings). Run as `python -m bench.<name>`."""

@@ -1,0 +1,501 @@
+"""The local stack behind the benchmarks, and how a benchmark reports its figures.
+
+`open_stack()` starts the three real servers on 127.0.0.1: PostgreSQL 18 + pgvector
+(fsync off), and moto's Secrets Manager and the fake OpenAI endpoint in a child process
+(`python -m bench._stack`, driven over its stdin), so that the runtime being measured does
+not share a GIL with the servers it calls. It creates a database owned by a group role
+with two login roles (AWS multi-user rotation), stores both secrets, and yields a
+`BenchStack` whose helpers rotate each secret the way the ops tooling does. Every
+credential is generated at run time.
+
+`SwapRecorder` timestamps the `db.pool_swapped` and `openai.client_swapped` log events at
+the moment they are logged. `bench_parser()` gives every script `--quick` and `--json`;
+`print_table()` and `finish()` print the figures, the machine, and the JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import platform
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import uvicorn
+
+from kb_mcp.config import Settings, load_settings
+from kb_mcp.devstack.fake_openai import FakeOpenAIState, build_app
+from kb_mcp.devstack.moto_server import MotoSecretsServer
+from kb_mcp.devstack.postgres import PostgresCluster
+from kb_mcp.observability.logging import configure_logging
+
+__all__ = [
+    "BenchStack",
+    "Swap",
+    "SwapRecorder",
+    "bench_parser",
+    "finish",
+    "latency_summary",
+    "machine",
+    "open_stack",
+    "percentile",
+    "print_table",
+]
+
+REGION = "us-east-1"
+_CHILD_TIMEOUT_S = 30.0
+APP = "kbbench"
+
+
+def fake_key() -> str:
+    """An API key of OpenAI's shape, random per run."""
+    return "sk-" + "bench-" + secrets.token_hex(24)
+
+
+def fake_password() -> str:
+    return "pw-" + secrets.token_urlsafe(24)
+
+
+def _fake_aws_environment(endpoint_url: str) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "BENCHKEY" + secrets.token_hex(6).upper(),
+        "AWS_SECRET_ACCESS_KEY": "bench-" + secrets.token_hex(16),
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint_url,
+    }
+
+
+@dataclass
+class BenchStack:
+    """The servers, the database roles and both secrets of one benchmark run."""
+
+    pg: PostgresCluster
+    fakes: FakesProcess
+    client: Any
+    aws_environment: dict[str, str] = field(repr=False)
+    passwords: dict[str, str] = field(repr=False)
+    keys: list[str] = field(default_factory=list, repr=False)
+    active_role: str = f"{APP}_a"
+    openai_secret: str = "kb-mcp/prod/openai-api-key"  # noqa: S105 - a name, not a value
+    postgres_secret: str = "kb-mcp/prod/postgres-credentials"  # noqa: S105 - a name
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.fakes.endpoint_url
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Production settings pointing at this stack (overrides win)."""
+        base: dict[str, Any] = {
+            "env": "production",
+            "aws_endpoint_url": self.endpoint_url,
+            "aws_region": REGION,
+            "openai_base_url": self.fakes.openai_base_url,
+            "embedding_dimensions": 64,
+            "secrets_retry_budget_s": 1.0,
+        }
+        base.update(overrides)
+        return load_settings(**base)
+
+    def environment(self, **extra: str) -> dict[str, str]:
+        """Environment variables for a `kb-mcp` subprocess served by this stack."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KB_MCP_"))}
+        env.update(self.aws_environment)
+        env.update(
+            {
+                "KB_MCP_ENV": "production",
+                "OPENAI_BASE_URL": self.fakes.openai_base_url,
+                "KB_MCP_EMBEDDING_DIMENSIONS": "64",
+                "KB_MCP_LOG_FORMAT": "json",
+            }
+        )
+        env.update(extra)
+        return env
+
+    def postgres_json(self, role: str) -> str:
+        return json.dumps(
+            {
+                "username": role,
+                "password": self.passwords[role],
+                "host": self.pg.host,
+                "port": self.pg.port,
+                "database": APP,
+            }
+        )
+
+    async def put(self, name: str, value: str) -> str:
+        """PutSecretValue: a new AWSCURRENT version; returns its VersionId."""
+        response = await self.client.put_secret_value(SecretId=name, SecretString=value)
+        return str(response["VersionId"])
+
+    async def rotate_postgres(self) -> str:
+        """Multi-user rotation: re-password the inactive role, point the secret at it."""
+        role = f"{APP}_b" if self.active_role == f"{APP}_a" else f"{APP}_a"
+        password = fake_password()
+        await self.pg.set_password(role, password)
+        self.passwords[role] = password
+        self.active_role = role
+        return await self.put(self.postgres_secret, self.postgres_json(role))
+
+    async def rotate_openai(self, *, keep: int = 2) -> str:
+        """A new key, accepted by the endpoint, stored as AWSCURRENT; the oldest keys die."""
+        key = fake_key()
+        await self.fakes.command("allow", key)
+        self.keys.append(key)
+        version = await self.put(self.openai_secret, key)
+        for old in self.keys[:-keep]:
+            await self.fakes.command("revoke", old)
+        return version
+
+    async def connections(self) -> int:
+        """Client sessions open on the benchmark database (pg_stat_activity)."""
+        return await self.pg.connection_count(database=APP)
+
+
+async def _make_database(pg: PostgresCluster) -> dict[str, str]:
+    group = f"{APP}_owner"
+    await pg.create_group(group)
+    await pg.create_database(APP, owner=group)
+    passwords: dict[str, str] = {}
+    for suffix in ("a", "b"):
+        role = f"{APP}_{suffix}"
+        passwords[role] = fake_password()
+        await pg.create_role(role, passwords[role], member_of=group)
+    await pg.grant_all(APP, group)
+    return passwords
+
+
+def _private_folder() -> Path:
+    base = Path(tempfile.mkdtemp(prefix="kbbench-"))
+    base.chmod(0o711)  # as root, the postgres system user must traverse it
+    return base
+
+
+@asynccontextmanager
+async def open_stack(*, max_connections: int = 200) -> AsyncIterator[BenchStack]:
+    """Start PostgreSQL, moto and the fake OpenAI endpoint; store both secrets."""
+    async with AsyncExitStack() as stack:
+        base = _private_folder()
+        stack.callback(shutil.rmtree, base, ignore_errors=True)
+        pg = PostgresCluster(base / "data", durable=False, max_connections=max_connections)
+        fakes = await stack.enter_async_context(FakesProcess.start())
+        await asyncio.to_thread(pg.start)
+        stack.push_async_callback(asyncio.to_thread, pg.stop)
+        aws_environment = _fake_aws_environment(fakes.endpoint_url)
+        os.environ.update(aws_environment)  # this process's AWS clients talk to moto
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            os.environ.pop(name, None)
+        passwords = await _make_database(pg)
+        client = await stack.enter_async_context(
+            aioboto3.Session().client(
+                "secretsmanager", region_name=REGION, endpoint_url=fakes.endpoint_url
+            )
+        )
+        bench = BenchStack(
+            pg=pg,
+            fakes=fakes,
+            client=client,
+            aws_environment=aws_environment,
+            passwords=passwords,
+        )
+        key = fake_key()
+        await fakes.command("allow", key)
+        bench.keys.append(key)
+        await client.create_secret(Name=bench.openai_secret, SecretString=key)
+        await client.create_secret(
+            Name=bench.postgres_secret, SecretString=bench.postgres_json(bench.active_role)
+        )
+        yield bench
+
+
+class FakesProcess:
+    """moto and the fake OpenAI endpoint in a child process; keys allowed over its stdin."""
+
+    def __init__(self, process: asyncio.subprocess.Process, urls: Mapping[str, str]) -> None:
+        self._process = process
+        self.endpoint_url = urls["moto"]
+        self.openai_base_url = urls["openai"]
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    @asynccontextmanager
+    async def start(cls) -> AsyncIterator[FakesProcess]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench._stack",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), _CHILD_TIMEOUT_S)
+            if not line:
+                raise RuntimeError("the fake servers process exited before it was ready")
+            yield cls(process, json.loads(line))
+        finally:
+            if process.stdin is not None:
+                process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), _CHILD_TIMEOUT_S)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+    async def command(self, verb: str, key: str) -> None:
+        """`allow` or `revoke` an API key at the fake OpenAI endpoint; returns once done."""
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None
+        assert stdout is not None
+        async with self._lock:
+            stdin.write(f"{verb} {key}\n".encode())
+            await stdin.drain()
+            answer = await asyncio.wait_for(stdout.readline(), _CHILD_TIMEOUT_S)
+        if answer.strip() != b"ok":
+            raise RuntimeError(f"fake servers process refused {verb}")
+
+
+class _NotifyingServer(uvicorn.Server):
+    """uvicorn that sets `listening` once its sockets are bound."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.listening.set()
+
+
+async def _serve_fakes() -> None:
+    """The child: start both servers, print their URLs, obey stdin until it closes.
+
+    The OpenAI stand-in is served by uvicorn binding through `loop.create_server`, whose
+    connections get TCP_NODELAY (a socket made with proto 0 and handed to uvicorn does
+    not, which adds a 40 ms delayed-ACK wait to every keep-alive response).
+    """
+    configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    state = FakeOpenAIState()
+    config = uvicorn.Config(
+        build_app(state),
+        host="127.0.0.1",
+        port=0,
+        lifespan="off",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+    )
+    server = _NotifyingServer(config)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(server.serve())
+        await server.listening.wait()
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with MotoSecretsServer() as moto:
+            urls = {"moto": moto.endpoint_url, "openai": f"http://127.0.0.1:{port}/v1"}
+            print(json.dumps(urls), flush=True)
+            while line := (await reader.readline()).decode():
+                verb, _, key = line.strip().partition(" ")
+                if verb == "allow":
+                    state.allow_key(key)
+                elif verb == "revoke":
+                    state.revoke_key(key)
+                print("ok" if verb in ("allow", "revoke") else "unknown", flush=True)
+        server.should_exit = True
+
+
+# -- swap timestamps ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Swap:
+    """A logged rotation step: when (`time.monotonic()`), which event, which new version."""
+
+    at: float
+    event: str
+    version_id: str
+
+
+SWAPPED = ("db.pool_swapped", "openai.client_swapped")
+DETECTED = "secret.rotation_detected"
+
+
+class SwapRecorder:
+    """Routes the process's logs to a sink that timestamps rotations; warnings go to stderr.
+
+    Records `secret.rotation_detected` (a refresher saw the new version) and the swaps
+    (`db.pool_swapped`, `openai.client_swapped`: the new credential is in use).
+    """
+
+    def __init__(self) -> None:
+        self.swaps: list[Swap] = []
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+
+    def install(self) -> None:
+        configure_logging(json_lines=True, level="INFO", sink=self._line)
+        for noisy in ("werkzeug", "moto", "uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    def _line(self, line: str) -> None:
+        at = time.monotonic()
+        if '"level": "error"' in line or '"level": "warning"' in line:
+            sys.stderr.write(line + "\n")
+        for event in (*SWAPPED, DETECTED):
+            if f'"event": "{event}"' in line:
+                version = str(json.loads(line).get("new_version_id"))
+                self.swaps.append(Swap(at, event, version))
+                self._loop.call_soon_threadsafe(self._changed.set)
+
+    def times(self, version_id: str, events: Sequence[str] = SWAPPED) -> list[float]:
+        return [s.at for s in self.swaps if s.version_id == version_id and s.event in events]
+
+    def swap_times(self) -> list[float]:
+        """When each swap happened (any secret, any version)."""
+        return [s.at for s in self.swaps if s.event in SWAPPED]
+
+    async def wait_for(
+        self,
+        version_id: str,
+        *,
+        count: int = 1,
+        timeout_s: float,
+        events: Sequence[str] = SWAPPED,
+    ) -> list[float]:
+        """The times of the first `count` swaps to `version_id`; TimeoutError after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._changed.clear()
+            found = self.times(version_id, events)
+            if len(found) >= count:
+                return found[:count]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"{len(found)} of {count} swaps to version {version_id} after {timeout_s}s"
+                )
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                continue
+
+
+# -- reporting ------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile `q` (0-100) of `values`; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def latency_summary(seconds: Sequence[float]) -> dict[str, Any]:
+    """Count and p50/p95/p99/max in milliseconds of latencies given in seconds."""
+    return {
+        "n": len(seconds),
+        "p50_ms": _ms(percentile(seconds, 50)),
+        "p95_ms": _ms(percentile(seconds, 95)),
+        "p99_ms": _ms(percentile(seconds, 99)),
+        "max_ms": _ms(max(seconds) if seconds else None),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def bench_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark has."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="CI mode: tiny sizes, seconds")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+    return parser
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A plain aligned table on stdout."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+
+
+def finish(
+    name: str,
+    figures: Mapping[str, Any],
+    *,
+    quick: bool,
+    as_json: bool,
+    host: Mapping[str, Any] | None = None,
+) -> None:
+    """Print the machine line and, with --json, the one JSON line of figures.
+
+    Pass `host=machine()` taken before the run: its load average is then the machine's
+    background load, not the benchmark's own.
+    """
+    host = dict(host or machine())
+    print(
+        f"\nmachine: {host['cpu_count']} cpu ({host['cpu_model']}), python {host['python']}, "
+        f"{host['platform']}; load average before the run {host['load_avg_1m']}; "
+        f"mode {'quick' if quick else 'full'}"
+    )
+    if as_json:
+        line = {"bench": name, "quick": quick, "machine": host, "figures": figures}
+        print(json.dumps(line, sort_keys=True))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve_fakes())

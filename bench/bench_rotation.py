@@ -1,0 +1,298 @@
+"""Rotation under load: requests, failures, latency in steady state vs around swaps.
+
+N workers run a mix of database queries (short, long, in a transaction) and embedding
+calls through one in-process runtime while each secret rotates K times by polling (the
+refresher's TTL), then K times with an immediate `refresher.trigger()` (what SIGHUP
+does). Reported: requests and failures; p50/p95/p99 latency of requests in steady state
+vs those overlapping a window of +-W seconds around any swap; time from AWSCURRENT
+moving (`put_secret_value` returned) to the new credential in use (the swap was logged);
+boot time to ready (`boot_runtime` entered).
+
+    python -m bench.bench_rotation [--quick] [--json] [--workers 32] [--rotations 10]
+
+Exits 1 when any request failed (the figure that must be zero).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench._stack import (
+    BenchStack,
+    SwapRecorder,
+    bench_parser,
+    finish,
+    latency_summary,
+    machine,
+    open_stack,
+    percentile,
+    print_table,
+)
+from kb_mcp.runtime.supervisor import Runtime, boot_runtime
+
+KINDS = ("short", "long", "transaction", "embedding")
+
+
+@dataclass(frozen=True)
+class Plan:
+    workers: int
+    rotations: int
+    ttl_s: float
+    spacing_s: float
+    window_s: float
+    warmup_s: float
+    pool_max: int
+
+
+@dataclass
+class Load:
+    requests: list[tuple[float, float, str]] = field(default_factory=list)
+    """(started, ended, kind) of every successful request, `time.perf_counter()` clock."""
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Propagation:
+    """Seconds from put_secret_value returning to the swap, per secret and trigger mode."""
+
+    delays: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+
+    def add(self, kind: str, mode: str, delay_s: float) -> None:
+        self.delays.setdefault((kind, mode), []).append(delay_s)
+
+
+async def _one(runtime: Runtime, kind: str) -> None:
+    if kind == "short":
+        await runtime.pool.fetchval("SELECT 1")
+    elif kind == "long":
+        await runtime.pool.execute("SELECT pg_sleep(0.05)")
+    elif kind == "transaction":
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS t (n int) ON COMMIT DROP")
+            await conn.execute("INSERT INTO t VALUES (1)")
+            await conn.execute("SELECT pg_sleep(0.02)")
+            await conn.fetchval("SELECT count(*) FROM t")
+    else:
+        await runtime.openai.create_embeddings(
+            ["rotation under load"], model="text-embedding-3-small", dimensions=64
+        )
+
+
+async def _worker(runtime: Runtime, stop: asyncio.Event, load: Load, seed: int) -> None:
+    rng = random.Random(seed)
+    while not stop.is_set():
+        kind = rng.choice(KINDS)
+        started = time.perf_counter()
+        try:
+            await _one(runtime, kind)
+        except Exception as exc:  # every failure is counted and printed
+            load.failures.append(f"{kind}: {type(exc).__name__}: {exc}")
+        else:
+            load.requests.append((started, time.perf_counter(), kind))
+
+
+async def _rotate_both(
+    stack: BenchStack,
+    runtime: Runtime,
+    recorder: SwapRecorder,
+    propagation: Propagation,
+    *,
+    mode: str,
+    timeout_s: float,
+) -> None:
+    pg_version = await stack.rotate_postgres()
+    pg_put = time.monotonic()
+    key_version = await stack.rotate_openai()
+    key_put = time.monotonic()
+    if mode == "trigger":
+        runtime.refresher.trigger()
+    (pg_swap,) = await recorder.wait_for(pg_version, timeout_s=timeout_s)
+    (key_swap,) = await recorder.wait_for(key_version, timeout_s=timeout_s)
+    propagation.add("postgres", mode, pg_swap - pg_put)
+    propagation.add("openai", mode, key_swap - key_put)
+
+
+async def _drive(
+    stack: BenchStack, runtime: Runtime, recorder: SwapRecorder, plan: Plan
+) -> Propagation:
+    """Steady state, K polled rotations, K triggered ones, each `spacing_s` apart."""
+    propagation = Propagation()
+    timeout_s = plan.ttl_s * 3 + 30
+    await asyncio.sleep(plan.spacing_s)
+    for mode in ("poll", "trigger"):
+        for _ in range(plan.rotations):
+            began = time.monotonic()
+            await _rotate_both(
+                stack, runtime, recorder, propagation, mode=mode, timeout_s=timeout_s
+            )
+            await asyncio.sleep(max(0.0, plan.spacing_s - (time.monotonic() - began)))
+    return propagation
+
+
+def _split(
+    load: Load, swaps: list[float], *, start: float, window_s: float
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Latencies by kind (and "all"): steady state vs overlapping a swap window."""
+    steady: dict[str, list[float]] = {"all": []}
+    around: dict[str, list[float]] = {"all": []}
+    windows = sorted((s - window_s, s + window_s) for s in swaps)
+    for began, ended, kind in load.requests:
+        if began < start:
+            continue
+        near = any(lo <= ended and began <= hi for lo, hi in windows)
+        bucket = around if near else steady
+        latency = ended - began
+        bucket["all"].append(latency)
+        bucket.setdefault(kind, []).append(latency)
+    return steady, around
+
+
+async def run(plan: Plan) -> dict[str, Any]:
+    recorder = SwapRecorder()
+    recorder.install()
+    async with open_stack() as stack:
+        settings = stack.settings(
+            cache_ttl_s=plan.ttl_s,
+            refresh_jitter_ratio=0.1,
+            db_pool_min_size=2,
+            db_pool_max_size=plan.pool_max,
+            drain_timeout_s=10.0,
+        )
+        load = Load()
+        stop_load, stop_runtime = asyncio.Event(), asyncio.Event()
+        boot_started = time.perf_counter()
+        async with boot_runtime(settings) as runtime:
+            boot_s = time.perf_counter() - boot_started
+            load_started = time.perf_counter()
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(runtime.refresher.run(stop_runtime))
+                workers = [
+                    tasks.create_task(_worker(runtime, stop_load, load, seed))
+                    for seed in range(plan.workers)
+                ]
+                propagation = await _drive(stack, runtime, recorder, plan)
+                stop_load.set()
+                await asyncio.gather(*workers)
+                load_s = time.perf_counter() - load_started
+                stop_runtime.set()
+            rotation_failures = runtime.metrics.total("RotationFailures")
+            rotations_detected = runtime.metrics.total("RotationsDetected")
+        leaked = await stack.connections()
+    # Swap times are on the monotonic clock; requests on perf_counter: line them up.
+    offset = time.perf_counter() - time.monotonic()
+    swaps = [at + offset for at in recorder.swap_times()]
+    steady, around = _split(load, swaps, start=load_started + plan.warmup_s, window_s=plan.window_s)
+    return {
+        "plan": plan.__dict__,
+        "boot_to_ready_s": round(boot_s, 3),
+        "requests": len(load.requests),
+        "requests_per_s": round(len(load.requests) / load_s, 1),
+        "failures": len(load.failures),
+        "failure_samples": load.failures[:10],
+        "swaps": len(swaps),
+        "rotations_detected": rotations_detected,
+        "rotation_failures": rotation_failures,
+        "connections_after_shutdown": leaked,
+        "steady": {k: latency_summary(v) for k, v in sorted(steady.items())},
+        "around_swaps": {k: latency_summary(v) for k, v in sorted(around.items())},
+        "p99_ratio_swap_vs_steady": _ratio(around["all"], steady["all"]),
+        "propagation": {
+            f"{kind}_{mode}": _delays(values)
+            for (kind, mode), values in sorted(propagation.delays.items())
+        },
+    }
+
+
+def _ratio(around: list[float], steady: list[float]) -> float | None:
+    a, s = percentile(around, 99), percentile(steady, 99)
+    return None if a is None or not s else round(a / s, 2)
+
+
+def _delays(values: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(values),
+        "p50_ms": round((percentile(values, 50) or 0) * 1000, 1),
+        "max_ms": round(max(values) * 1000, 1),
+        "min_ms": round(min(values) * 1000, 1),
+    }
+
+
+def report(figures: dict[str, Any]) -> None:
+    plan = figures["plan"]
+    print(
+        f"rotation under load: {plan['workers']} workers, {plan['rotations']} polled + "
+        f"{plan['rotations']} triggered rotations of each secret, TTL {plan['ttl_s']} s "
+        f"(+-10 % jitter), pool max {plan['pool_max']}, swap window +-{plan['window_s']} s"
+    )
+    print_table(
+        "requests",
+        ["requests", "req/s", "failures", "swaps", "rotation failures", "leaked conns"],
+        [
+            [
+                figures["requests"],
+                figures["requests_per_s"],
+                figures["failures"],
+                figures["swaps"],
+                figures["rotation_failures"],
+                figures["connections_after_shutdown"],
+            ]
+        ],
+    )
+    for sample in figures["failure_samples"]:
+        print(f"  failure: {sample}")
+    rows = []
+    for label, key in (("steady", "steady"), ("around swaps", "around_swaps")):
+        for kind, summary in figures[key].items():
+            rows.append(
+                [label, kind, summary["n"], summary["p50_ms"], summary["p95_ms"], summary["p99_ms"]]
+            )
+    print_table("latency (ms)", ["phase", "kind", "n", "p50", "p95", "p99"], rows)
+    print(f"p99 around swaps / p99 steady: {figures['p99_ratio_swap_vs_steady']}")
+    print_table(
+        "AWSCURRENT moved -> new credential in use (ms)",
+        ["secret", "how noticed", "n", "p50", "min", "max"],
+        [
+            [
+                name.rsplit("_", 1)[0],
+                f"poll every {plan['ttl_s']} s" if name.endswith("poll") else "trigger (SIGHUP)",
+                d["n"],
+                d["p50_ms"],
+                d["min_ms"],
+                d["max_ms"],
+            ]
+            for name, d in figures["propagation"].items()
+        ],
+    )
+    print(f"\nboot to ready (boot_runtime entered): {figures['boot_to_ready_s'] * 1000:.0f} ms")
+
+
+def main() -> int:
+    parser = bench_parser(__doc__.splitlines()[0] if __doc__ else "rotation benchmark")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--rotations", type=int, default=None)
+    parser.add_argument("--ttl", type=float, default=None, help="poll interval, seconds")
+    args = parser.parse_args()
+    quick = bool(args.quick)
+    host = machine()
+    plan = Plan(
+        workers=args.workers or (8 if quick else 32),
+        rotations=args.rotations or (2 if quick else 10),
+        ttl_s=args.ttl or (0.5 if quick else 1.0),
+        spacing_s=1.5 if quick else 4.0,
+        window_s=0.5 if quick else 1.0,
+        warmup_s=0.5 if quick else 1.0,
+        pool_max=10,
+    )
+    figures = asyncio.run(run(plan))
+    report(figures)
+    finish("rotation", figures, quick=quick, as_json=bool(args.json), host=host)
+    return 1 if figures["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""How embedding vectors travel between Python and pgvector.
+
+Queries send vectors as text (`'[0.1,0.2,...]'`) cast in SQL (`$1::text::vector`), so they
+work on any connection, including one opened before the migration created the extension.
+`init_connection` also registers a text codec for `vector` on connections where the type
+exists, so a query that selects a vector gets a `list[float]` back.
+
+Which HNSW index the chunks get depends on the dimension N: pgvector indexes `vector` up
+to 2,000 dimensions and `halfvec` up to 4,000; above that, search is exact (no index).
+`distance_sql` gives the distance expression that matches the index, so the planner uses it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+__all__ = [
+    "HALFVEC_HNSW_MAX_DIMENSIONS",
+    "MAX_DIMENSIONS",
+    "VECTOR_HNSW_MAX_DIMENSIONS",
+    "chunk_index_sql",
+    "distance_sql",
+    "init_connection",
+    "parse_vector",
+    "vector_literal",
+]
+
+VECTOR_HNSW_MAX_DIMENSIONS = 2000
+HALFVEC_HNSW_MAX_DIMENSIONS = 4000
+MAX_DIMENSIONS = 16000
+"""pgvector's limit for a `vector` column."""
+
+
+def check_dimensions(dimensions: int) -> int:
+    """`dimensions` as an int within pgvector's limits, or `ValueError`."""
+    if isinstance(dimensions, bool) or not isinstance(dimensions, int):
+        raise ValueError("embedding dimensions must be an integer")
+    if not 1 <= dimensions <= MAX_DIMENSIONS:
+        raise ValueError(f"embedding dimensions must be between 1 and {MAX_DIMENSIONS}")
+    return dimensions
+
+
+def chunk_index_sql(dimensions: int) -> str:
+    """The statement creating the ANN index on `chunks.embedding` (a comment when none fits)."""
+    n = check_dimensions(dimensions)
+    if n <= VECTOR_HNSW_MAX_DIMENSIONS:
+        return (
+            "CREATE INDEX chunks_embedding_hnsw_idx ON chunks "
+            "USING hnsw (embedding vector_cosine_ops);"
+        )
+    if n <= HALFVEC_HNSW_MAX_DIMENSIONS:
+        return (
+            "CREATE INDEX chunks_embedding_hnsw_idx ON chunks "
+            f"USING hnsw ((embedding::halfvec({n})) halfvec_cosine_ops);"
+        )
+    return f"-- {n} dimensions exceed every HNSW limit: search over chunks is exact."
+
+
+def distance_sql(dimensions: int, column: str, parameter: str) -> str:
+    """Cosine distance between `column` and the text parameter, matching the chunk index.
+
+    `column` and `parameter` are fixed SQL fragments from this package, never user input.
+    """
+    n = check_dimensions(dimensions)
+    if VECTOR_HNSW_MAX_DIMENSIONS < n <= HALFVEC_HNSW_MAX_DIMENSIONS:
+        return f"({column}::halfvec({n}) <=> {parameter}::text::vector({n})::halfvec({n}))"
+    return f"({column} <=> {parameter}::text::vector({n}))"
+
+
+def vector_literal(values: Sequence[float]) -> str:
+    """pgvector's text form of a vector; every component must be finite."""
+    parts: list[str] = []
+    for value in values:
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError("vector components must be finite numbers")
+        parts.append(repr(number))
+    return "[" + ",".join(parts) + "]"
+
+
+def parse_vector(text: str) -> list[float]:
+    """A vector from pgvector's text form."""
+    inner = text.strip().removeprefix("[").removesuffix("]")
+    return [float(part) for part in inner.split(",")] if inner.strip() else []
+
+
+async def init_connection(conn: asyncpg.Connection[Any]) -> None:
+    """Per-connection setup for the pool: a text codec for `vector` when the type exists."""
+    schema = await conn.fetchval(
+        "SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE t.typname = 'vector' ORDER BY n.nspname = 'public' DESC LIMIT 1"
+    )
+    if schema is None:
+        return
+    await conn.set_type_codec(
+        "vector",
+        schema=str(schema),
+        encoder=vector_literal,
+        decoder=parse_vector,
+        format="text",
+    )

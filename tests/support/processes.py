@@ -1,0 +1,129 @@
+"""Running `kb-mcp` as a real subprocess: environment, log parsing, clean stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["KbMcpProcess", "base_env", "run_kb_mcp"]
+
+_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    """A minimal environment for a child `kb-mcp` (no inherited AWS or OpenAI variables)."""
+    env = {k: v for k, v in os.environ.items() if k in _KEEP}
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "KB_MCP_LOG_FORMAT": "json",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def run_kb_mcp(
+    *args: str, env: Mapping[str, str], timeout_s: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m kb_mcp ARGS` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "kb_mcp", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+@dataclass
+class KbMcpProcess:
+    """A long-running `kb-mcp` child whose stderr lines are collected as they come."""
+
+    args: tuple[str, ...]
+    env: dict[str, str]
+    proc: subprocess.Popen[str] | None = None
+    lines: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> KbMcpProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kb_mcp", *self.args],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """Parsed JSON log lines whose event is `name`."""
+        found = []
+        with self._lock:
+            lines = list(self.lines)
+        for line in lines:
+            if not line.startswith("{"):
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == name:
+                found.append(event)
+        return found
+
+    def wait_for_event(self, name: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Block until the child logs `name` (fails if it exits first)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = self.events(name)
+            if found:
+                return found[0]
+            if self.proc.poll() is not None:
+                raise AssertionError(f"kb-mcp exited with {self.proc.returncode}:\n{self.text()}")
+            time.sleep(0.02)
+        raise AssertionError(f"no {name} event within {timeout_s}s:\n{self.text()}")
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout_s: float = 30.0) -> int:
+        assert self.proc is not None
+        code = self.proc.wait(timeout=timeout_s)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
