@@ -8,22 +8,20 @@ with two login roles (AWS multi-user rotation), stores both secrets, and yields 
 `BenchStack` whose helpers rotate each secret the way the ops tooling does. Every
 credential is generated at run time.
 
-`SwapRecorder` timestamps the `db.pool_swapped` and `openai.client_swapped` log events at
-the moment they are logged. `bench_parser()` gives every script `--quick` and `--json`;
-`print_table()` and `finish()` print the figures, the machine, and the JSON line.
+`SwapRecorder` timestamps rotations (`secret.rotation_detected`, `db.pool_swapped`,
+`openai.client_swapped`) at the moment they are logged. The reporting helpers are in
+`bench/__init__.py`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
-import math
 import os
-import platform
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -40,20 +38,16 @@ import uvicorn
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.devstack.fake_openai import FakeOpenAIState, build_app
 from kb_mcp.devstack.moto_server import MotoSecretsServer
-from kb_mcp.devstack.postgres import PostgresCluster
+from kb_mcp.devstack.postgres import PostgresCluster, PostgresClusterError
 from kb_mcp.observability.logging import configure_logging
 
 __all__ = [
+    "BenchDatabase",
     "BenchStack",
     "Swap",
     "SwapRecorder",
-    "bench_parser",
-    "finish",
-    "latency_summary",
-    "machine",
+    "open_database",
     "open_stack",
-    "percentile",
-    "print_table",
 ]
 
 REGION = "us-east-1"
@@ -185,32 +179,89 @@ def _private_folder() -> Path:
     return base
 
 
+@dataclass
+class BenchDatabase:
+    """A private PostgreSQL cluster with the benchmark database and its two login roles."""
+
+    pg: PostgresCluster
+    passwords: dict[str, str] = field(repr=False)
+    name: str = APP
+
+    def connect_kwargs(self, role: str = f"{APP}_a") -> dict[str, Any]:
+        """Keyword arguments for `asyncpg.connect` / `create_pool` as `role`."""
+        return {
+            "host": self.pg.host,
+            "port": self.pg.port,
+            "user": role,
+            "password": self.passwords[role],
+            "database": self.name,
+        }
+
+
+def _postmaster_pid(pg: PostgresCluster) -> int | None:
+    pid_file = pg.data_dir / "postmaster.pid"
+    try:
+        return int(pid_file.read_text(encoding="utf-8").split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _stop_cluster(pg: PostgresCluster) -> None:
+    """Stop the cluster; after a crashed backend (pg_ctl then hangs), end it at once."""
+    log = pg.data_dir / "kb_mcp_server.log"
+    crashed = log.is_file() and "terminated by signal" in log.read_text(errors="replace")
+    pid = _postmaster_pid(pg)
+    if crashed and pid is not None:
+        sys.stderr.write(f"postgres backend crashed: immediate shutdown of postmaster {pid}\n")
+        os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + 10
+        while _postmaster_pid(pg) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    try:
+        pg.stop()
+    except PostgresClusterError:
+        pid = _postmaster_pid(pg)
+        if pid is not None:
+            sys.stderr.write(f"postgres did not stop: immediate shutdown of postmaster {pid}\n")
+            os.kill(pid, signal.SIGQUIT)
+
+
+@asynccontextmanager
+async def open_database(*, max_connections: int = 200) -> AsyncIterator[BenchDatabase]:
+    """Start PostgreSQL 18 + pgvector (fsync off) with the benchmark database."""
+    async with AsyncExitStack() as own:
+        base = _private_folder()
+        own.callback(shutil.rmtree, base, ignore_errors=True)
+        pg = PostgresCluster(base / "data", durable=False, max_connections=max_connections)
+        own.push_async_callback(asyncio.to_thread, _stop_cluster, pg)
+        await asyncio.to_thread(pg.start)
+        yield BenchDatabase(pg=pg, passwords=await _make_database(pg))
+
+
 @asynccontextmanager
 async def open_stack(*, max_connections: int = 200) -> AsyncIterator[BenchStack]:
     """Start PostgreSQL, moto and the fake OpenAI endpoint; store both secrets."""
     async with AsyncExitStack() as stack:
-        base = _private_folder()
-        stack.callback(shutil.rmtree, base, ignore_errors=True)
-        pg = PostgresCluster(base / "data", durable=False, max_connections=max_connections)
-        fakes = await stack.enter_async_context(FakesProcess.start())
-        await asyncio.to_thread(pg.start)
-        stack.push_async_callback(asyncio.to_thread, pg.stop)
+        # The child process and the cluster start side by side.
+        fakes, db = await asyncio.gather(
+            stack.enter_async_context(FakesProcess.start()),
+            stack.enter_async_context(open_database(max_connections=max_connections)),
+        )
         aws_environment = _fake_aws_environment(fakes.endpoint_url)
         os.environ.update(aws_environment)  # this process's AWS clients talk to moto
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
             os.environ.pop(name, None)
-        passwords = await _make_database(pg)
         client = await stack.enter_async_context(
             aioboto3.Session().client(
                 "secretsmanager", region_name=REGION, endpoint_url=fakes.endpoint_url
             )
         )
         bench = BenchStack(
-            pg=pg,
+            pg=db.pg,
             fakes=fakes,
             client=client,
             aws_environment=aws_environment,
-            passwords=passwords,
+            passwords=db.passwords,
         )
         key = fake_key()
         await fakes.command("allow", key)
@@ -395,106 +446,6 @@ class SwapRecorder:
                 await asyncio.wait_for(self._changed.wait(), remaining)
             except TimeoutError:
                 continue
-
-
-# -- reporting ------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile `q` (0-100) of `values`; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 2)
-
-
-def latency_summary(seconds: Sequence[float]) -> dict[str, Any]:
-    """Count and p50/p95/p99/max in milliseconds of latencies given in seconds."""
-    return {
-        "n": len(seconds),
-        "p50_ms": _ms(percentile(seconds, 50)),
-        "p95_ms": _ms(percentile(seconds, 95)),
-        "p99_ms": _ms(percentile(seconds, 99)),
-        "max_ms": _ms(max(seconds) if seconds else None),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-    }
-
-
-def bench_parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the options every benchmark has."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="CI mode: tiny sizes, seconds")
-    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
-    return parser
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
-    return str(value)
-
-
-def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """A plain aligned table on stdout."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    print(f"\n{title}")
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for row in cells:
-        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
-
-
-def finish(
-    name: str,
-    figures: Mapping[str, Any],
-    *,
-    quick: bool,
-    as_json: bool,
-    host: Mapping[str, Any] | None = None,
-) -> None:
-    """Print the machine line and, with --json, the one JSON line of figures.
-
-    Pass `host=machine()` taken before the run: its load average is then the machine's
-    background load, not the benchmark's own.
-    """
-    host = dict(host or machine())
-    print(
-        f"\nmachine: {host['cpu_count']} cpu ({host['cpu_model']}), python {host['python']}, "
-        f"{host['platform']}; load average before the run {host['load_avg_1m']}; "
-        f"mode {'quick' if quick else 'full'}"
-    )
-    if as_json:
-        line = {"bench": name, "quick": quick, "machine": host, "figures": figures}
-        print(json.dumps(line, sort_keys=True))
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ request actually sent to the moto server this bench starts on 127.0.0.1, port 0)
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -45,6 +44,7 @@ from aws_secretsmanager_caching import SecretCacheConfig
 from aws_secretsmanager_caching.cache import items as reference_items
 from moto.server import ThreadedMotoServer
 
+from bench import bench_parser, finish, machine, print_table
 from kb_mcp.config import Settings
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.runtime.refresher import Refresher
@@ -289,27 +289,35 @@ def _seed(endpoint: str, creds: dict[str, str]) -> None:
     )
 
 
-def _print_rows(title: str, rows: list[Row]) -> None:
-    print(title)
-    for row in rows:
-        per_day = "" if row.per_day is None else f"{row.per_day:>8.0f}/day"
-        print(
-            f"  {row.label:<54}{row.calls:>6} calls{per_day}  [{row.detail}]  ({row.seconds:.2f} s)"
-        )
+def _table(title: str, rows: list[Row], per_day: bool) -> None:
+    headers = ["policy", "calls", *(["per day"] if per_day else []), "by operation", "seconds"]
+    print_table(
+        title,
+        headers,
+        [
+            [
+                row.label,
+                row.calls,
+                *([round(row.per_day or 0)] if per_day else []),
+                row.detail,
+                round(row.seconds, 2),
+            ]
+            for row in rows
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a sparse day (CI smoke run)")
+    parser = bench_parser(__doc__.splitlines()[0] if __doc__ else "bench_api_calls")
     parser.add_argument("--rate", type=float, help="reads/s per secret (default 1, quick 0.2)")
     parser.add_argument("--hours", type=float, help="simulated span (default 24, quick 2)")
     parser.add_argument("--readers", type=int, default=1000, help="cold readers per secret")
     parser.add_argument("--workers", type=int, default=64, help="reference thread pool size")
     parser.add_argument("--seed", type=int, default=7, help="seed for the jittered schedules")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     rate: float = args.rate or (0.2 if args.quick else 1.0)
     span_s = 3600.0 * (args.hours or (2.0 if args.quick else 24.0))
+    host = machine()
     configure_logging(json_lines=False, level="WARNING")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     creds = _credentials()
@@ -331,28 +339,35 @@ def main(argv: list[str] | None = None) -> int:
         ]
     finally:
         server.stop()
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "rate_per_s": rate,
-                    "simulated_hours": span_s / 3600,
-                    "day": [r.__dict__ for r in day],
-                    "cold_readers_per_secret": args.readers,
-                    "cold": [r.__dict__ for r in cold],
-                },
-                indent=2,
-            )
-        )
-        return 0
-    _print_rows(
-        f"API calls per instance, both secrets, reads at {rate:g}/s per secret, "
-        f"{span_s / 3600:g} simulated hours (scaled to a day)",
+    _table(
+        f"API calls per instance, both secrets, reads at {rate:g}/s per secret over "
+        f"{span_s / 3600:g} simulated hours (per day: cold start once + steady state scaled)",
         day,
+        per_day=True,
     )
-    _print_rows(
-        f"{args.readers} concurrent cold readers per secret ({len(NAMES)} secrets at once)",
+    _table(
+        f"{args.readers} concurrent cold readers per secret, {len(NAMES)} secrets at once",
         cold,
+        per_day=False,
+    )
+    finish(
+        "bench_api_calls",
+        {
+            "rate_per_s": rate,
+            "simulated_hours": span_s / 3600,
+            "day": {
+                r.label: {"calls": r.calls, "per_day": r.per_day, "by_operation": r.detail}
+                for r in day
+            },
+            "cold_readers_per_secret": args.readers,
+            "cold": {
+                r.label: {"calls": r.calls, "by_operation": r.detail, "seconds": r.seconds}
+                for r in cold
+            },
+        },
+        quick=args.quick,
+        as_json=args.json,
+        host=host,
     )
     return 0
 

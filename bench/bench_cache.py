@@ -20,13 +20,10 @@ across the paths so background load hits them alike. Nothing is asserted.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import json
 import logging
-import os
-import platform
 import secrets
 import statistics
 import time
@@ -40,6 +37,7 @@ from aws_secretsmanager_caching import SecretCache as ReferenceCache
 from aws_secretsmanager_caching import SecretCacheConfig
 from moto.server import ThreadedMotoServer
 
+from bench import bench_parser, finish, machine, print_table
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.secrets import AwsSecretsManagerProvider, OpenAIKeySecret, PostgresCredentials
 
@@ -202,57 +200,55 @@ async def _measure_all(endpoint: str, credentials: dict[str, str], plan: Plan) -
     return figures
 
 
-def _print(figures: list[Figure], plan: Plan, as_json: bool) -> None:
-    by_label = {f.label[:3]: f for f in figures}
-    reference = by_label["(c)"].median_ns
-    floor = by_label["(d)"].median_ns
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "machine": _machine(),
-                    "repeats": plan.repeats,
-                    "figures": [f.__dict__ for f in figures],
-                    "ratios_reference_over": {
-                        f.label: round(reference / f.median_ns, 1)
-                        for f in figures
-                        if not f.label.startswith("(c)")
-                    },
-                },
-                indent=2,
-            )
-        )
-        return
-    print(f"cached secret read, ns per read (median of {plan.repeats} repeats)")
-    print(f"machine: {_machine()}")
-    print(f"{'path':<52}{'median':>10}{'min':>10}{'max':>10}{'iters':>9}")
-    for f in figures:
-        print(
-            f"{f.label:<52}{f.median_ns:>10.0f}{f.min_ns:>10.0f}{f.max_ns:>10.0f}{f.iterations:>9}"
-        )
-    print("ratios (reference ns / ours ns; higher is better for us)")
-    for f in figures:
-        if f.label.startswith(("(a)", "(b)")):
-            print(
-                f"  {f.label[4:]:<48}{reference / f.median_ns:>8.1f}x"
-                f"   ({f.median_ns / floor:.1f}x the floor)"
-            )
-    print(f"  {'floor (bare async dict lookup)':<48}{reference / floor:>8.1f}x")
-
-
-def _machine() -> str:
-    return (
-        f"{platform.python_implementation()} {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus"
+def _report(figures: list[Figure], plan: Plan, quick: bool, as_json: bool, host: Any) -> None:
+    reference = next(f for f in figures if f.label.startswith("(c)")).median_ns
+    floor = next(f for f in figures if f.label.startswith("(d)")).median_ns
+    print_table(
+        f"cached secret read, ns per read (median of {plan.repeats} repeats, round-robin)",
+        ["path", "median ns", "min ns", "max ns", "reads/repeat", "reference/this", "x floor"],
+        [
+            [
+                f.label,
+                round(f.median_ns),
+                round(f.min_ns),
+                round(f.max_ns),
+                f.iterations,
+                round(reference / f.median_ns, 1),
+                round(f.median_ns / floor, 1),
+            ]
+            for f in figures
+        ],
+    )
+    finish(
+        "bench_cache",
+        {
+            "ns_per_read": {
+                f.label: {
+                    "median": round(f.median_ns, 1),
+                    "min": round(f.min_ns, 1),
+                    "max": round(f.max_ns, 1),
+                    "iterations": f.iterations,
+                }
+                for f in figures
+            },
+            "reference_over": {
+                f.label: round(reference / f.median_ns, 1)
+                for f in figures
+                if not f.label.startswith("(c)")
+            },
+            "repeats": plan.repeats,
+        },
+        quick=quick,
+        as_json=as_json,
+        host=host,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="few iterations (CI smoke run)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser = bench_parser(__doc__.splitlines()[0] if __doc__ else "bench_cache")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    host = machine()
     configure_logging(json_lines=False, level="WARNING")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     credentials = _credentials()
@@ -265,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = asyncio.run(_measure_all(endpoint, credentials, plan))
     finally:
         server.stop()
-    _print(figures, plan, args.json)
+    _report(figures, plan, args.quick, args.json, host)
     return 0
 
 

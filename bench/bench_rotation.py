@@ -22,17 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench._stack import (
-    BenchStack,
-    SwapRecorder,
-    bench_parser,
-    finish,
-    latency_summary,
-    machine,
-    open_stack,
-    percentile,
-    print_table,
-)
+from bench import bench_parser, finish, latency_summary, machine, percentile, print_table
+from bench._stack import BenchStack, SwapRecorder, open_stack
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
 
 KINDS = ("short", "long", "transaction", "embedding")

@@ -24,17 +24,25 @@ __all__ = ["build_parser", "main", "report_startup_failure"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-# Modules that add a `kb-mcp secrets <name>` sub-command through `register(subparsers)`.
-SECRETS_COMMANDS = (
-    "kb_mcp.ops.verify",
-    "kb_mcp.ops.seed",
-    "kb_mcp.ops.rotate",
-    "kb_mcp.ops.age",
-    "kb_mcp.ops.audit",
-    "kb_mcp.ops.policy",
-)
-# Modules that add a top-level command.
-TOP_COMMANDS = ("kb_mcp.devstack.cli", "kb_mcp.ops.drill")
+# Sub-commands and the modules that register them (`register(subparsers)`). A module is
+# imported only when its command is the one being run (or for `--help` of its group),
+# so `kb-mcp serve` does not pay for the operations tooling's imports.
+SECRETS_COMMANDS = {
+    "verify": ("kb_mcp.ops.verify", "fetch and validate every secret, log in to PostgreSQL"),
+    "seed": ("kb_mcp.ops.seed", "create the development secrets in moto or LocalStack"),
+    "rotate": ("kb_mcp.ops.rotate", "rotate a secret (create, set, test, finish; resumable)"),
+    "age": ("kb_mcp.ops.age", "flag secrets older than the rotation policy allows"),
+    "audit": ("kb_mcp.ops.audit", "scan files and git history for secrets"),
+    "policy": ("kb_mcp.ops.policy", "print the least-privilege task-role policy"),
+}
+TOP_COMMANDS = {
+    "dev": ("kb_mcp.devstack.cli", "run the embedded local stack"),
+    "drill": ("kb_mcp.ops.drill", "rotate secrets under load and report failed requests"),
+}
+
+
+def _positionals(argv: Sequence[str]) -> list[str]:
+    return [arg for arg in argv if not arg.startswith("-")][:2]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,8 +68,8 @@ def _serve(args: argparse.Namespace) -> int:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every sub-command registered."""
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; the sub-command `argv` selects is fully registered, others by name."""
     parser = _Parser(prog="kb-mcp", description="Knowledge-base MCP server (secrets from AWS).")
     parser.add_argument("--version", action="version", version=f"kb-mcp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -77,19 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
+    words = _positionals(argv)
     secrets_cmd = commands.add_parser("secrets", help="secrets operations")
     secrets_sub = secrets_cmd.add_subparsers(dest="secrets_command", required=True, metavar="OP")
-    for module_name in SECRETS_COMMANDS:
-        importlib.import_module(module_name).register(secrets_sub)
-    for module_name in TOP_COMMANDS:
-        importlib.import_module(module_name).register(commands)
+    wanted_op = words[1] if words[:1] == ["secrets"] and len(words) > 1 else None
+    for name, (module_name, help_text) in SECRETS_COMMANDS.items():
+        if wanted_op == name:
+            importlib.import_module(module_name).register(secrets_sub)
+        else:
+            secrets_sub.add_parser(name, help=help_text)
+    for name, (module_name, help_text) in TOP_COMMANDS.items():
+        if words[:1] == [name]:
+            importlib.import_module(module_name).register(commands)
+        else:
+            commands.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     openai_timeout_s: float = Field(default=30.0, gt=0, validation_alias="KB_MCP_OPENAI_TIMEOUT_S")
     probe_openai_key: bool = Field(default=True, validation_alias="KB_MCP_PROBE_OPENAI_KEY")
 
+    # HTTP transport (DNS-rebinding protection: Host and Origin allow-lists, comma-separated)
+    allowed_hosts: str = Field(default="", validation_alias="KB_MCP_ALLOWED_HOSTS")
+    allowed_origins: str = Field(default="", validation_alias="KB_MCP_ALLOWED_ORIGINS")
+
     # Observability
     log_level: str = Field(default="INFO", validation_alias="KB_MCP_LOG_LEVEL")
     log_format: str = Field(default="auto", validation_alias="KB_MCP_LOG_FORMAT")

@@ -26,12 +26,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
 
 import asyncpg
 import structlog
 
-from kb_mcp.db.port import ConnectionSource
+from kb_mcp.db.port import AnyConnection, ConnectionSource
 from kb_mcp.db.vectors import check_dimensions, chunk_index_sql
 from kb_mcp.errors import DatabaseError, DatabaseUnavailableError
 
@@ -156,7 +155,7 @@ async def apply_migrations(
 
 
 async def _apply_locked(
-    conn: asyncpg.Connection[Any], plan: list[Migration], dimensions: int
+    conn: AnyConnection, plan: list[Migration], dimensions: int
 ) -> list[str]:
     try:
         async with conn.transaction():
@@ -202,7 +201,7 @@ async def _apply_locked(
     return done
 
 
-async def _assume_owner(conn: asyncpg.Connection[Any]) -> None:
+async def _assume_owner(conn: AnyConnection) -> None:
     """Inside a transaction: act as the schema's owner when we are a member but not it."""
     row = await conn.fetchrow(_OWNER)
     if row is None or row["is_owner"] or not row["is_member"]:
@@ -210,7 +209,7 @@ async def _assume_owner(conn: asyncpg.Connection[Any]) -> None:
     await conn.execute(f"SET LOCAL ROLE {row['owner']}")
 
 
-async def _check_dimensions(conn: asyncpg.Connection[Any], dimensions: int) -> None:
+async def _check_dimensions(conn: AnyConnection, dimensions: int) -> None:
     expected = f"vector({dimensions})"
     for row in await conn.fetch(_EMBEDDING_TYPES):
         if row["type"] != expected:
@@ -224,7 +223,7 @@ async def _check_dimensions(conn: asyncpg.Connection[Any], dimensions: int) -> N
             )
 
 
-async def _unlock(conn: asyncpg.Connection[Any]) -> None:
+async def _unlock(conn: AnyConnection) -> None:
     # A broken connection releases its session lock when it closes; nothing to undo then.
     try:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)

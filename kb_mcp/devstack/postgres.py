@@ -15,7 +15,7 @@ reused pid after a reboot or in a container) is removed, and a server still
 running from the crashed owner is refused unless ``stop_stale_server()`` stopped
 it first (the caller must know that no live owner uses the folder).
 
-The SQL helpers open a short superuser connection each. For AWS multi-user
+The SQL helpers (``pg_admin``) open a short superuser connection each. For AWS multi-user
 rotation two login roles must share tables; the pattern is::
 
     await cluster.create_group("app_owner")
@@ -32,7 +32,6 @@ never name a password.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
@@ -40,19 +39,17 @@ import shutil
 import socket
 import tempfile
 import urllib.parse
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
-import asyncpg
 import structlog
 
+from kb_mcp.devstack.pg_admin import PostgresAdmin
 from kb_mcp.devstack.pg_binaries import (
     PgInstall,
     PostgresClusterError,
     locate_install,
-    password_literal,
     quote_ident,
     quote_literal,
     scram_verifier,
@@ -75,8 +72,6 @@ _LOG_FILE = "kb_mcp_server.log"
 _PID_FILE = "postmaster.pid"
 _SOCKET_PREFIX = "kbpg-"
 _PORT_ATTEMPTS = 5
-_CONNECT_TIMEOUT_S = 10.0
-_TERMINATE_WAIT_MS = 5000
 _INITDB_OPTIONS = "-A scram-sha-256 -E UTF8 --locale=C --no-instructions"
 _HBA = "local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n"
 _PORT_IN_USE = re.compile(r"address already in use|could not create any tcp/ip sockets", re.I)
@@ -102,7 +97,7 @@ def _is_postmaster_of(pid: int, data_dir: Path) -> bool | None:
     return program in {"postgres", "postmaster"} and os.fsencode(str(data_dir)) in argv
 
 
-class PostgresCluster:
+class PostgresCluster(PostgresAdmin):
     """One PostgreSQL server on 127.0.0.1 with its data in ``data_dir``."""
 
     def __init__(
@@ -338,146 +333,6 @@ class PostgresCluster:
     def _pg_ctl_ok(self, install: PgInstall, action: str) -> bool:
         result = install.run([install.tool("pg_ctl"), "-D", str(self.data_dir), action])
         return result.returncode == 0
-
-    # --------------------------------------------------------------- SQL helpers
-
-    @contextlib.asynccontextmanager
-    async def _connection(self, database: str = "postgres") -> AsyncIterator[asyncpg.Connection]:
-        conn = await asyncpg.connect(
-            host=self.host,
-            port=self.port,
-            user=self.superuser,
-            password=self.superuser_password,
-            database=database,
-            timeout=_CONNECT_TIMEOUT_S,
-        )
-        try:
-            yield conn
-        finally:
-            await conn.close()
-
-    async def execute(self, sql: str, *args: object, database: str = "postgres") -> str:
-        """Run ``sql`` as the superuser and return its status tag."""
-        async with self._connection(database) as conn:
-            return await conn.execute(sql, *args)
-
-    async def fetch(
-        self, sql: str, *args: object, database: str = "postgres"
-    ) -> list[asyncpg.Record]:
-        """Run ``sql`` as the superuser and return its rows."""
-        async with self._connection(database) as conn:
-            return await conn.fetch(sql, *args)
-
-    async def create_group(self, name: str) -> None:
-        """Create the NOLOGIN role ``name`` unless it exists."""
-        async with self._connection() as conn:
-            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name):
-                await conn.execute(f"CREATE ROLE {quote_ident(name)} NOLOGIN")
-
-    async def create_role(
-        self, name: str, password: str, *, login: bool = True, member_of: str | None = None
-    ) -> None:
-        """Create the role, or alter it to have this password and login flag.
-
-        With ``member_of``, the role joins that group and its sessions act as it.
-        """
-        role = quote_ident(name)
-        login_kw = "LOGIN" if login else "NOLOGIN"
-        async with self._connection() as conn:
-            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
-            verb = "ALTER" if exists else "CREATE"
-            await conn.execute(
-                f"{verb} ROLE {role} WITH {login_kw} PASSWORD {password_literal(password)}"
-            )
-            if member_of is not None:
-                await conn.execute(f"GRANT {quote_ident(member_of)} TO {role}")
-                await conn.execute(f"ALTER ROLE {role} SET role = {quote_literal(member_of)}")
-        logger.info("postgres.role_saved", role=name, created=not exists, login=login)
-
-    async def set_password(self, name: str, password: str) -> None:
-        async with self._connection() as conn:
-            await conn.execute(
-                f"ALTER ROLE {quote_ident(name)} WITH PASSWORD {password_literal(password)}"
-            )
-        logger.info("postgres.password_changed", role=name)
-
-    async def set_login(self, name: str, login: bool) -> None:
-        async with self._connection() as conn:
-            await conn.execute(
-                f"ALTER ROLE {quote_ident(name)} WITH {'LOGIN' if login else 'NOLOGIN'}"
-            )
-
-    async def drop_role(self, name: str) -> None:
-        """Cut the role's sessions, then drop it if it exists (it must own nothing)."""
-        await self.terminate_backends(user=name)
-        async with self._connection() as conn:
-            await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(name)}")
-
-    async def create_database(self, name: str, owner: str) -> None:
-        """Create the database unless it exists, and the ``vector`` extension in it."""
-        async with self._connection() as conn:
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await conn.execute(
-                    f"CREATE DATABASE {quote_ident(name)} OWNER {quote_ident(owner)}"
-                )
-        async with self._connection(name) as conn:
-            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-
-    async def grant_all(self, database: str, role: str) -> None:
-        """Give ``role`` everything on ``database``'s public schema, now and for new objects.
-
-        Default privileges cover objects later created by the superuser and by
-        the database owner.
-        """
-        grantee = quote_ident(role)
-        async with self._connection() as conn:
-            owner = await conn.fetchval(
-                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", database
-            )
-            if owner is None:
-                raise PostgresClusterError(f"database {database} does not exist")
-            await conn.execute(
-                f"GRANT CONNECT, TEMPORARY ON DATABASE {quote_ident(database)} TO {grantee}"
-            )
-        creators = sorted({self.superuser, str(owner)} - {role})
-        async with self._connection(database) as conn:
-            await conn.execute(f"GRANT ALL ON SCHEMA public TO {grantee}")
-            for kind in ("TABLES", "SEQUENCES", "FUNCTIONS"):
-                await conn.execute(f"GRANT ALL ON ALL {kind} IN SCHEMA public TO {grantee}")
-                for creator in creators:
-                    await conn.execute(
-                        f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote_ident(creator)} "
-                        f"IN SCHEMA public GRANT ALL ON {kind} TO {grantee}"
-                    )
-
-    async def terminate_backends(
-        self, *, user: str | None = None, database: str | None = None
-    ) -> int:
-        """Terminate client sessions (optionally of one user and/or database); return how many."""
-        async with self._connection() as conn:
-            count = await conn.fetchval(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, $3)) FROM pg_stat_activity"
-                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                " AND ($1::text IS NULL OR usename = $1) AND ($2::text IS NULL OR datname = $2)",
-                user,
-                database,
-                _TERMINATE_WAIT_MS,
-            )
-        return int(count or 0)
-
-    async def connection_count(
-        self, *, user: str | None = None, database: str | None = None
-    ) -> int:
-        """Count client sessions (optionally of one user and/or database), not counting ours."""
-        async with self._connection() as conn:
-            count = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                " AND ($1::text IS NULL OR usename = $1) AND ($2::text IS NULL OR datname = $2)",
-                user,
-                database,
-            )
-        return int(count or 0)
 
 
 def _read_from(path: Path, offset: int) -> str:

@@ -32,8 +32,7 @@ import secrets
 import shutil
 import signal
 import sys
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,12 +45,12 @@ from kb_mcp.devstack.banner import StackInfo, print_banner
 from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.devstack.postgres import PostgresCluster, PostgresClusterError
+from kb_mcp.devstack.rotation import KeyRing, rotate_periodically
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, KbMcpError
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.redaction import secret_registry
-from kb_mcp.ops.rotate_openai import generate_openai_key, rotate_openai
-from kb_mcp.ops.rotate_postgres import default_master_secret_name, other_username, rotate_postgres
-from kb_mcp.ops.rotate_steps import RotationResult
+from kb_mcp.ops.rotate_openai import generate_openai_key
+from kb_mcp.ops.rotate_postgres import default_master_secret_name, other_username
 from kb_mcp.ops.seed import seed_secrets
 
 __all__ = ["APP_USERS", "DATABASE", "DevOptions", "DevStackError", "run_dev"]
@@ -238,56 +237,6 @@ def _resolve(future: asyncio.Future[int], value: int) -> None:
         future.set_result(value)
 
 
-# ------------------------------------------------------------------ rotation
-
-
-class _KeyRing:
-    """Keys the embeddings endpoint accepts: the current one and the one before it."""
-
-    def __init__(self, server: FakeOpenAIServer, first: str) -> None:
-        self._server = server
-        self._keys: deque[str] = deque([first])
-
-    async def activate(self, key: SecretStr) -> None:
-        raw = key.get_secret_value()
-        self._server.allow_key(raw)
-        self._keys.append(raw)
-        while len(self._keys) > 2:  # the overlap is one rotation period long
-            self._server.revoke_key(self._keys.popleft())
-
-
-async def _rotate_once(settings: Settings, ring: _KeyRing) -> None:
-    jobs: tuple[tuple[str, Callable[[], Awaitable[RotationResult]]], ...] = (
-        (settings.postgres_secret_name, lambda: rotate_postgres(settings)),
-        (
-            settings.openai_secret_name,
-            lambda: rotate_openai(settings, new_key=None, generate=True, activate=ring.activate),
-        ),
-    )
-    for name, rotate in jobs:
-        try:
-            result = await rotate()
-        except Exception as exc:  # a failed rotation is reported; the stack keeps serving
-            log.error("devstack.rotation_failed", secret=name, error=type(exc).__name__)
-            continue
-        log.info(
-            "devstack.rotated",
-            secret=result.secret_name,
-            old_version_id=result.old_version_id,
-            new_version_id=result.new_version_id,
-        )
-
-
-async def _rotate_periodically(
-    settings: Settings, every_s: float, ring: _KeyRing, done: asyncio.Event
-) -> None:
-    while not done.is_set():
-        try:
-            await asyncio.wait_for(done.wait(), every_s)
-        except TimeoutError:
-            await _rotate_once(settings, ring)
-
-
 # ------------------------------------------------------------------ main
 
 
@@ -361,11 +310,11 @@ async def _run(options: DevOptions, stop: asyncio.Event, cleanup: contextlib.Exi
         cache_ttl_s=settings.cache_ttl_s,
         pid=os.getpid(),
     )
-    return await _serve(settings, options, info, _KeyRing(embeddings, first_key), stop)
+    return await _serve(settings, options, info, KeyRing(embeddings, first_key), stop)
 
 
 async def _serve(
-    settings: Settings, options: DevOptions, info: StackInfo, ring: _KeyRing, stop: asyncio.Event
+    settings: Settings, options: DevOptions, info: StackInfo, ring: KeyRing, stop: asyncio.Event
 ) -> int:
     """The production runtime, plus the banner and the rotation loop beside it."""
     from kb_mcp.cli import report_startup_failure
@@ -412,7 +361,7 @@ async def _when_listening(
     done: asyncio.Event,
     info: StackInfo,
     settings: Settings,
-    ring: _KeyRing,
+    ring: KeyRing,
     host: str,
 ) -> None:
     """Print the banner and rotate on schedule once the server listens (not if it never does)."""
@@ -428,4 +377,4 @@ async def _when_listening(
     print_banner(ready)
     log.info("devstack.ready", url=ready.url, data_dir=str(ready.data_dir))
     if info.rotate_every_s:
-        await _rotate_periodically(settings, info.rotate_every_s, ring, done)
+        await rotate_periodically(settings, info.rotate_every_s, ring, done)

@@ -27,7 +27,14 @@ from detect_secrets.settings import transient_settings
 
 from kb_mcp.errors import EXIT_USAGE, ConfigError
 from kb_mcp.observability.logging import configure_logging
-from kb_mcp.ops.audit_detectors import Hit, build_plugins, fingerprint, redact, scan_lines
+from kb_mcp.ops.audit_detectors import (
+    Hit,
+    build_plugins,
+    detector_id,
+    fingerprint,
+    redact,
+    scan_lines,
+)
 from kb_mcp.ops.audit_history import (
     EnvCheck,
     env_file_checks,
@@ -246,7 +253,7 @@ def run_audit(
     # Verification (network calls to vendors) stays off: no verification filter configured.
     with transient_settings({"plugins_used": [], "filters_used": []}):
         plugins = build_plugins()
-        result.detectors = sorted({str(plugin.secret_type) for plugin in plugins})
+        result.detectors = [detector_id(plugin) for plugin in plugins]
         found = _scan_tree(root, result, plugins, files, in_git, allowlist_path)
         if files is None and in_git:
             result.history_depth = history_depth

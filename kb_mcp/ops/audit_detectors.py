@@ -59,6 +59,7 @@ __all__ = [
     "SENSITIVE_NAME_PATTERNS",
     "Hit",
     "build_plugins",
+    "detector_id",
     "env_sensitive_values",
     "fingerprint",
     "is_placeholder",
@@ -104,6 +105,7 @@ _NON_SECRET_KEY = re.compile(
     r"(?i)(hash|sha\d*|digest|checksum|fingerprint|uuid|(^|[_.-])id$|version|commit|etag|"
     r"integrity|nonce|salt|arn|name|path|file|url|region|model|image)"
 )
+_SECRET_KEY = re.compile(r"(?i)(key|secret|token|passw|pwd|auth|cred|signing|session)")
 _PASSWORD_KEY = re.compile(r"(?i)(password|passwd|pwd|(^|[_.-])pass)$")
 _AWS_SECRET_KEY = re.compile(r"(?i)(aws)?[_.-]?secret[_.-]?(access[_.-]?)?key$")
 
@@ -115,7 +117,9 @@ _QUOTED_ASSIGNMENTS = (
         r"(?::\s*[A-Za-z_][\w\[\]., |]*?\s*(?==))?"  # an optional Python annotation
         r"(?<![=!<>])(?:=>|:=|=|:)(?!=)" + _QUOTED_VALUE
     ),
-    re.compile(r"\(\s*[\"']" + _KEY + r"[\"']\s*," + _QUOTED_VALUE),  # setenv("KEY", "v")
+    re.compile(
+        r"\(\s*[\"'](?P<key>[A-Z][A-Z0-9_]*)[\"']\s*," + _QUOTED_VALUE
+    ),  # setenv("KEY", "v")
 )
 _UNQUOTED_ASSIGNMENTS = (
     re.compile(r"^\s*(?:-\s+)?(?:export\s+|ENV\s+|ARG\s+)?" + _KEY + r"\s*(?:=|:\s)\s*"
@@ -126,7 +130,7 @@ _SQL_PASSWORD = re.compile(r"(?i)\bpassword\s+'(?P<value>[^'\s]+)'")
 _LIBPQ_PASSWORD = re.compile(r"(?<![\w.-])password=(?P<value>[^\s'\"(),]+)")
 _LIBPQ_OTHER_KEY = re.compile(r"(?<![\w.-])(?:host|hostaddr|dbname|user)=[^\s'\"(),]")
 # Names and word phrases (`DB_PASSWORD`, `wrong_password`, `hidden-by-key`), not passwords.
-_IDENTIFIER = re.compile(r"[A-Z]+(?:_[A-Z0-9]+)*|[a-z]+(?:[-_][a-z]+)+")
+_IDENTIFIER = re.compile(r"[A-Z]+(?:_[A-Z0-9]+)*|[a-z]+(?:[-_][a-z]+)+|[a-z]+(?:[A-Z][a-z]+)+")
 _QUOTED_STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
@@ -187,7 +191,8 @@ def env_sensitive_values(lines: Sequence[str]) -> list[tuple[int, str]]:
             value = value[1:].split(value[0], 1)[0]
         else:
             value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
-        if not is_placeholder(value):
+        settings_value = value.isdigit() or value.lower() in {"true", "false", "yes", "no"}
+        if not settings_value and not is_placeholder(value):  # MAX_TOKENS=8191 is a setting
             found.append((number, match.group("key")))
     return found
 
@@ -204,18 +209,19 @@ def _unquoted_literals(path: str) -> bool:
     )
 
 
-def _assignments(path: str, line: str) -> Generator[tuple[str, str], None, None]:
+def _assignments(line: str, *, unquoted: bool) -> list[tuple[str, str]]:
     """(key, literal value) pairs on a line; values built at run time are skipped."""
+    pairs: list[tuple[str, str]] = []
     for pattern in _QUOTED_ASSIGNMENTS:
         for match in pattern.finditer(line):
-            if match.group("after").strip() in {"+", "%", ".", "["}:
-                continue  # concatenated, formatted, called or indexed at run time
-            yield match.group("key"), match.group("value")
-    if _unquoted_literals(path):
-        for unquoted in _UNQUOTED_ASSIGNMENTS:
-            found = unquoted.match(line)
-            if found is not None:
-                yield found.group("key"), found.group("value")
+            if match.group("after").strip() not in {"+", "%", ".", "["}:
+                pairs.append((match.group("key"), match.group("value")))
+            # else: concatenated, formatted, called or indexed at run time
+    for unquoted_pattern in _UNQUOTED_ASSIGNMENTS if unquoted else ():
+        found = unquoted_pattern.match(line)
+        if found is not None:
+            pairs.append((found.group("key"), found.group("value")))
+    return pairs
 
 
 def _secret(plugin: BasePlugin, path: str, line_number: int, value: str) -> PotentialSecret:
@@ -260,7 +266,7 @@ class _AssignmentDetector(BasePlugin):
         return []
 
     def analyze_string(self, string: str) -> Generator[str, None, None]:
-        for key, value in _assignments("", string):
+        for key, value in _assignments(string, unquoted=False):
             if self.accepts(key, value):
                 yield value
 
@@ -271,9 +277,13 @@ class _AssignmentDetector(BasePlugin):
         line_number: int = 0,
         context: CodeSnippet | None = None,
         enable_eager_search: bool = False,
+        assignments: Sequence[tuple[str, str]] | None = None,
         **kwargs: Any,
     ) -> set[PotentialSecret]:
-        values = [v for k, v in _assignments(filename, line) if self.accepts(k, v)]
+        """`assignments` lets `scan_lines` parse a line once for every assignment detector."""
+        if assignments is None:
+            assignments = _assignments(line, unquoted=_unquoted_literals(filename))
+        values = [v for k, v in assignments if self.accepts(k, v)]
         values += self.extra_values(line)
         return {_secret(self, filename, line_number, value) for value in values}
 
@@ -350,6 +360,8 @@ class PrivateKeyBlockDetector(RegexBasedDetector):
 
 
 def _high_entropy(plugin: HighEntropyStringsPlugin, key: str, value: str) -> bool:
+    if isinstance(plugin, HexHighEntropyString) and not _SECRET_KEY.search(key):
+        return False  # hex under other names is a digest or an id (sbom, lock, etag)
     return (
         len(value) >= 20
         and not _NON_SECRET_KEY.search(key)
@@ -400,7 +412,8 @@ def build_plugins() -> list[BasePlugin]:
     ]
 
 
-def _detector_id(plugin: BasePlugin) -> str:
+def detector_id(plugin: BasePlugin) -> str:
+    """The id findings and allowlist entries use: `openai-api-key`, `github-token`, ..."""
     return re.sub(r"[^a-z0-9]+", "-", str(plugin.secret_type).lower()).strip("-")
 
 
@@ -423,21 +436,24 @@ def scan_lines(
     """Every non-placeholder secret in `lines` (numbered from 1 unless `line_numbers`)."""
     numbers = list(line_numbers) if line_numbers is not None else list(range(1, len(lines) + 1))
     content = [line.rstrip("\r\n") for line in lines]
+    unquoted = _unquoted_literals(path)
     hits: list[Hit] = []
     for index, line in enumerate(content):
         if not line.strip():
             continue
         context = get_code_snippet(content, index + 1)
-        if is_line_allowlisted(path, line, context):
-            continue
-        seen: list[str] = []
+        pairs = _assignments(line, unquoted=unquoted)
+        line_hits: list[Hit] = []
         for plugin in plugins:
+            extra = {"assignments": pairs} if isinstance(plugin, _AssignmentDetector) else {}
             for potential in plugin.analyze_line(
-                filename=path, line=line, line_number=numbers[index], context=context
+                filename=path, line=line, line_number=numbers[index], context=context, **extra
             ):
                 value = str(potential.secret_value)
-                if _filtered(value) or any(value in s or s in value for s in seen):
+                if _filtered(value) or any(value in h.secret or h.secret in value
+                                           for h in line_hits):  # fmt: skip
                     continue
-                seen.append(value)
-                hits.append(Hit(_detector_id(plugin), numbers[index], value))
+                line_hits.append(Hit(detector_id(plugin), numbers[index], value))
+        if line_hits and not is_line_allowlisted(path, line, context):
+            hits += line_hits
     return hits

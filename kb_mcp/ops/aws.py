@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
 
 from kb_mcp.config import Environment, Settings, load_settings
-from kb_mcp.errors import SecretsError
+from kb_mcp.errors import ConfigError, SecretsError
 from kb_mcp.observability.logging import RedactingHandler, configure_logging
 from kb_mcp.secrets.classify import classify_aws_error
 
@@ -77,12 +77,23 @@ async def aws_client(settings: Settings, service: str) -> AsyncIterator[Any]:
         retries={"max_attempts": 3, "mode": "standard"},
     )
     session = aioboto3.Session()
-    async with session.client(
-        service,
-        region_name=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
-        config=config,
-    ) as client:
+    async with AsyncExitStack() as stack:
+        try:
+            client = await stack.enter_async_context(
+                session.client(
+                    service,
+                    region_name=settings.aws_region,
+                    endpoint_url=settings.aws_endpoint_url,
+                    config=config,
+                )
+            )
+        except ValueError as exc:  # botocore rejects a malformed endpoint or region here
+            raise ConfigError(
+                f"cannot open an aws {service} client: {str(exc).lower()}",
+                variable="AWS_ENDPOINT_URL",
+                hint="check AWS_ENDPOINT_URL (a full url such as http://localhost:4566) "
+                "and AWS_REGION",
+            ) from exc
         yield client
 
 

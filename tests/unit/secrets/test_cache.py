@@ -256,6 +256,19 @@ async def test_repeated_forced_refresh_within_a_second_is_not_repeated(
     assert backend.calls == 4
 
 
+async def test_get_fresh_never_fetches(
+    cache: SecretCache, backend: Backend, clock: FakeClock, metrics: MetricsRegistry
+) -> None:
+    """`get_fresh` gives a fresh entry (a hit) and None when cold or expired; never fetches."""
+    assert cache.get_fresh(NAME) is None
+    version = await cache.get(NAME)
+    assert cache.get_fresh(NAME) is version
+    clock.advance(300)
+    assert cache.get_fresh(NAME) is None
+    assert backend.calls == 1
+    assert (_count(metrics, "CacheHits"), _count(metrics, "CacheMisses")) == (1, 1)
+
+
 async def test_invalidate_forgets_one_or_all(cache: SecretCache, backend: Backend) -> None:
     """`invalidate(name)` and `invalidate()` make the next read fetch."""
     other = "kb-mcp/test/other"

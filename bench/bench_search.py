@@ -1,0 +1,318 @@
+"""Search latency through the storage layer at 1k and 10k documents (1536 dimensions).
+
+Documents are synthetic prose drawn from a fixed vocabulary (a few hundred to a few
+thousand characters, so some span several chunks), embedded with the deterministic
+feature-hashing model of the local stack (`hashed_embedding`, 1536 dimensions), into the
+schema the migrations create (HNSW index on chunk embeddings). The first size is added
+through `DocumentStore.add_document` with a few writers in parallel (the index grows row
+by row: that rate is the product's ingest rate); later sizes are loaded as the same rows
+in bulk, with the index dropped and rebuilt (faster). Then `DocumentStore.search` runs for
+200 queries (a few words taken from a random document; limit 10). Query vectors are
+computed before the clock starts: the figures are the database's share of a search (the
+embedding call is the OpenAI API's latency, measured elsewhere).
+
+    python -m bench.bench_search [--quick] [--json] [--sizes 1000,10000] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import asyncpg
+
+from bench import bench_parser, finish, latency_summary, machine, print_table
+from bench._stack import BenchDatabase, open_database
+from kb_mcp.db.documents import DocumentStore
+from kb_mcp.db.migrate import apply_migrations
+from kb_mcp.db.vectors import chunk_index_sql, init_connection, vector_literal
+from kb_mcp.devstack.hashing import hashed_embedding
+from kb_mcp.embeddings.chunking import split_into_chunks
+from kb_mcp.observability.logging import configure_logging
+
+DIMENSIONS = 1536
+WRITERS = 4
+LIMIT = 10
+SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "sa", "do", "fu")
+
+
+class HashingEmbedder:
+    """The local stack's deterministic embeddings; known query vectors are precomputed."""
+
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+        self._known: dict[str, list[float]] = {}
+
+    def precompute(self, texts: Sequence[str]) -> None:
+        for text in texts:
+            self._known[text] = hashed_embedding(text, self.dimensions)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._known.get(t) or hashed_embedding(t, self.dimensions) for t in texts]
+
+    async def embed_one(self, text: str) -> list[float]:
+        (vector,) = await self.embed([text])
+        return vector
+
+
+class PoolSource:
+    """A plain asyncpg pool as a `ConnectionSource` (no rotation needed here)."""
+
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection[Any]]:
+        async with self._pool.acquire() as conn:
+            # A pool hands out proxies that behave as connections (as PoolManager's do).
+            yield cast("asyncpg.Connection[Any]", conn)
+
+
+def _vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+def _document(rng: random.Random, vocabulary: list[str], n: int) -> tuple[str, str]:
+    topic = rng.sample(vocabulary, 8)
+    sentences = []
+    for _ in range(rng.randint(4, 40)):
+        words = [rng.choice(topic) if rng.random() < 0.4 else rng.choice(vocabulary)]
+        words += [
+            rng.choice(topic) if rng.random() < 0.4 else rng.choice(vocabulary)
+            for _ in range(rng.randint(5, 14))
+        ]
+        sentences.append(" ".join(words).capitalize() + ".")
+    return f"document {n} about {' '.join(topic[:3])}", " ".join(sentences)
+
+
+async def _fill(
+    store: DocumentStore, rng: random.Random, vocabulary: list[str], start: int, stop: int
+) -> tuple[float, int, list[str]]:
+    """Add documents start..stop-1; seconds taken, chunks written, their texts' samples."""
+    documents = [_document(rng, vocabulary, n) for n in range(start, stop)]
+    queue = iter(documents)
+    chunks = 0
+
+    async def writer() -> None:
+        nonlocal chunks
+        for title, content in queue:
+            added = await store.add_document(title=title, content=content, tags=[], metadata={})
+            chunks += added.chunks
+
+    began = time.perf_counter()
+    async with asyncio.TaskGroup() as tasks:
+        for _ in range(WRITERS):
+            tasks.create_task(writer())
+    return time.perf_counter() - began, chunks, [content for _, content in documents]
+
+
+_BULK_DOCUMENT = (
+    "INSERT INTO documents (id, title, content, embedding) VALUES ($1, $2, $3, $4::text::vector)"
+)
+_BULK_CHUNK = (
+    "INSERT INTO chunks (document_id, ordinal, content, embedding) "
+    "VALUES ($1, $2, $3, $4::text::vector)"
+)
+
+
+async def _bulk_fill(
+    pool: asyncpg.Pool[Any], rng: random.Random, vocabulary: list[str], start: int, stop: int
+) -> tuple[float, int, list[str]]:
+    """Rows as `add_document` writes them, loaded without the index, which is then rebuilt.
+
+    Seconds taken (including the index build), chunks written, the contents.
+    """
+    began = time.perf_counter()
+    contents: list[str] = []
+    chunk_count = 0
+    async with pool.acquire() as conn:
+        await conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
+        for offset in range(start, stop, 500):
+            documents, chunks = [], []
+            for n in range(offset, min(stop, offset + 500)):
+                title, content = _document(rng, vocabulary, n)
+                contents.append(content)
+                doc_id = uuid.uuid4()
+                pieces = split_into_chunks(content)
+                vectors = [
+                    vector_literal(hashed_embedding(f"{title}\n\n{c.text}", DIMENSIONS))
+                    for c in pieces
+                ]
+                documents.append((doc_id, title, content, vectors[0]))
+                chunks += [
+                    (doc_id, c.ordinal, c.text, v) for c, v in zip(pieces, vectors, strict=True)
+                ]
+            async with conn.transaction():
+                await conn.executemany(_BULK_DOCUMENT, documents)
+                await conn.executemany(_BULK_CHUNK, chunks)
+            chunk_count += len(chunks)
+        await conn.execute("SET maintenance_work_mem = '1GB'")
+        await conn.execute(chunk_index_sql(DIMENSIONS))
+        await conn.execute("ANALYZE documents, chunks")
+    return time.perf_counter() - began, chunk_count, contents
+
+
+def _queries(rng: random.Random, contents: list[str], count: int) -> list[str]:
+    queries = []
+    for _ in range(count):
+        words = rng.choice(contents).rstrip(".").split()
+        at = rng.randrange(max(1, len(words) - 4))
+        queries.append(" ".join(words[at : at + rng.randint(2, 5)]).lower().strip(".") or "ka")
+    return queries
+
+
+async def _time_searches(
+    store: DocumentStore, embedder: HashingEmbedder, queries: list[str]
+) -> list[float]:
+    embedder.precompute(queries)
+    for query in queries[:5]:  # warm the plan cache and the index pages
+        await store.search(query, limit=LIMIT)
+    latencies = []
+    for query in queries:
+        began = time.perf_counter()
+        await store.search(query, limit=LIMIT)
+        latencies.append(time.perf_counter() - began)
+    return latencies
+
+
+async def _uses_index(pool: asyncpg.Pool[Any], store: DocumentStore, query: str) -> bool:
+    """Whether the planner answers an unfiltered search through the HNSW index."""
+    vector = vector_literal(hashed_embedding(query, DIMENSIONS))
+    sql = store._sql.nearest  # the store's own statement, so the plan is the one it gets
+    async with pool.acquire() as conn:
+        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", vector, 100, LIMIT)
+    return "chunks_embedding_hnsw_idx" in str(plan)
+
+
+class VectorOpsCrash(RuntimeError):
+    """pgvector's distance functions kill the server process on this machine."""
+
+
+async def _check_vector_ops(db: BenchDatabase) -> None:
+    """One cosine distance at 1536 dimensions, on a throwaway connection."""
+    vector = vector_literal([1.0] * DIMENSIONS)
+    conn = await asyncpg.connect(**db.connect_kwargs())
+    try:
+        await conn.fetchval(
+            f"SELECT $1::text::vector({DIMENSIONS}) <=> $1::text::vector({DIMENSIONS})", vector
+        )
+    except (asyncpg.ConnectionDoesNotExistError, ConnectionError) as exc:
+        raise VectorOpsCrash(
+            "the database server process died computing a pgvector distance (on x86-64 a "
+            "pgvector built for AVX-512 dies with SIGILL on a CPU without it; see the "
+            "server log)"
+        ) from exc
+    finally:
+        conn.terminate()
+
+
+async def run(sizes: list[int], queries: int) -> dict[str, Any]:
+    configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
+    rng = random.Random(1536)
+    vocabulary = _vocabulary(rng)
+    embedder = HashingEmbedder(DIMENSIONS)
+    results: list[dict[str, Any]] = []
+    async with open_database() as db:
+        await _check_vector_ops(db)
+        pool = await asyncpg.create_pool(
+            **db.connect_kwargs(), min_size=1, max_size=WRITERS, init=init_connection
+        )
+        try:
+            source = PoolSource(pool)
+            await apply_migrations(source, dimensions=DIMENSIONS)
+            store = DocumentStore(source, embedder)
+            contents: list[str] = []
+            loaded = chunks = 0
+            for size in sorted(sizes):
+                if loaded == 0:
+                    how = f"DocumentStore.add_document, {WRITERS} writers"
+                    seconds, added, texts = await _fill(store, rng, vocabulary, loaded, size)
+                else:
+                    how = "bulk rows, then the HNSW index rebuilt"
+                    seconds, added, texts = await _bulk_fill(pool, rng, vocabulary, loaded, size)
+                contents += texts
+                chunks += added
+                loaded = size
+                asked = _queries(rng, contents, queries)
+                latencies = await _time_searches(store, embedder, asked)
+                index_used = await _uses_index(pool, store, asked[0])
+                results.append(
+                    {
+                        "documents": size,
+                        "chunks": chunks,
+                        "loaded_by": how,
+                        "load_docs_per_s": round(len(texts) / seconds, 1),
+                        "search": latency_summary(latencies),
+                        "hnsw_index_used": index_used,
+                    }
+                )
+        finally:
+            await pool.close()
+    return {"dimensions": DIMENSIONS, "limit": LIMIT, "writers": WRITERS, "sizes": results}
+
+
+def report(figures: dict[str, Any]) -> None:
+    print(
+        f"search through DocumentStore: {figures['dimensions']} dimensions, HNSW on chunks, "
+        f"limit {figures['limit']}, query vectors precomputed"
+    )
+    rows = [
+        [
+            r["documents"],
+            r["chunks"],
+            r["load_docs_per_s"],
+            r["search"]["n"],
+            r["search"]["p50_ms"],
+            r["search"]["p95_ms"],
+            r["search"]["p99_ms"],
+            "yes" if r["hnsw_index_used"] else "no (exact scan)",
+            r["loaded_by"],
+        ]
+        for r in figures["sizes"]
+    ]
+    print_table(
+        "search latency (ms)",
+        [
+            "documents",
+            "chunks",
+            "docs loaded/s",
+            "queries",
+            "p50",
+            "p95",
+            "p99",
+            "index",
+            "loaded by",
+        ],
+        rows,
+    )
+
+
+def main() -> int:
+    parser = bench_parser(__doc__.splitlines()[0] if __doc__ else "search benchmark")
+    parser.add_argument("--sizes", default=None, help="comma-separated document counts")
+    parser.add_argument("--queries", type=int, default=None)
+    args = parser.parse_args()
+    quick = bool(args.quick)
+    host = machine()
+    sizes = [int(s) for s in (args.sizes or ("200" if quick else "1000,10000")).split(",")]
+    try:
+        figures = asyncio.run(run(sizes, args.queries or (50 if quick else 200)))
+    except VectorOpsCrash as exc:
+        sys.stderr.write(f"bench_search: {exc}\n")
+        return 1
+    report(figures)
+    finish("search", figures, quick=quick, as_json=bool(args.json), host=host)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

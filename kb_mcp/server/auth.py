@@ -1,0 +1,204 @@
+"""Access control for the HTTP transport: bearer tokens, Host/Origin checks, bind policy.
+
+- `BearerAuth` accepts `Authorization: Bearer <token>` when the token equals one of the
+  tokens its source returns now (the runtime's token holder: AWSCURRENT and, during a
+  rotation overlap, AWSPREVIOUS; hot-reloaded). Comparison is constant-time: SHA-256
+  digests of equal length, compared with `hmac.compare_digest` against every token,
+  without an early exit.
+- `OriginPolicy` is the DNS-rebinding protection the MCP specification asks of streamable
+  HTTP servers: a request whose `Origin` is not allowed is refused (403), and so is a
+  `Host` outside the allowed list when there is one. A pattern is `host`, `host:port` or
+  `host:*` (origins: `scheme://host[:port|:*]`); a pattern without a port allows any.
+  Requests without an `Origin` (every non-browser client) pass the origin check.
+- `check_bind_policy` refuses a non-loopback bind without a token unless the operator
+  said `--allow-unauthenticated` (a private subnet behind a load balancer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import inspect
+import ipaddress
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+from pydantic import SecretStr
+
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "BearerAuth",
+    "OriginPolicy",
+    "TokenSource",
+    "check_bind_policy",
+    "is_loopback",
+]
+
+log = structlog.get_logger(__name__)
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+_WILDCARD_BINDS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 (names a bind, binds nothing)
+
+TokenSource = Callable[[], Sequence[SecretStr] | Awaitable[Sequence[SecretStr]]]
+"""Returns the tokens accepted now; sync (a holder's `tokens`) or async."""
+
+RejectReason = Literal["missing", "invalid"]
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8")).digest()
+
+
+class BearerAuth:
+    """Checks bearer tokens against a hot-reloaded set, in constant time."""
+
+    def __init__(self, tokens: TokenSource) -> None:
+        self._tokens = tokens
+
+    def __repr__(self) -> str:
+        return "BearerAuth(tokens=<hidden>)"
+
+    async def current_tokens(self) -> tuple[SecretStr, ...]:
+        """The tokens accepted right now."""
+        result = self._tokens()
+        if inspect.isawaitable(result):
+            result = await result
+        return tuple(result)
+
+    async def check(self, authorization: str | None) -> RejectReason | None:
+        """None when the header carries an accepted token, else why not."""
+        if authorization is None or not authorization.strip():
+            return "missing"
+        scheme, _, presented = authorization.strip().partition(" ")
+        presented = presented.strip()
+        if scheme.lower() != "bearer" or not presented:
+            return "invalid"
+        wanted = _digest(presented)
+        matched = False
+        for token in await self.current_tokens():
+            # `|` rather than `or`: every token is compared, whichever matches.
+            matched |= hmac.compare_digest(wanted, _digest(token.get_secret_value()))
+        return None if matched else "invalid"
+
+
+def _split_host(value: str) -> tuple[str, str | None]:
+    """("example.com", "8080") from "example.com:8080"; IPv6 stays bracketed."""
+    text = value.strip().lower()
+    if text.startswith("["):
+        end = text.find("]")
+        if end == -1:
+            return text, None
+        rest = text[end + 1 :]
+        return text[: end + 1], rest[1:] if rest.startswith(":") else None
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, port
+    return text, None
+
+
+def _port_matches(pattern: str | None, actual: str | None) -> bool:
+    return pattern in (None, "*") or pattern == actual
+
+
+@dataclass(frozen=True, slots=True)
+class OriginPolicy:
+    """Allowed `Host` and `Origin` values for `/mcp`."""
+
+    allowed_hosts: tuple[str, ...] | None
+    """None: any Host (behind a load balancer whose name the app cannot know)."""
+    allowed_origins: tuple[str, ...]
+    """`("*",)` allows every origin."""
+
+    @classmethod
+    def for_bind(
+        cls,
+        bind_host: str,
+        *,
+        extra_hosts: Sequence[str] = (),
+        extra_origins: Sequence[str] = (),
+    ) -> OriginPolicy:
+        """Loopback names always; the bind address too, unless it is a wildcard."""
+        origins = tuple(f"{scheme}://{h}:*" for h in LOOPBACK_HOSTS for scheme in ("http", "https"))
+        host = bind_host.strip().lower()
+        if host in _WILDCARD_BINDS:
+            hosts: tuple[str, ...] | None = (
+                None if not extra_hosts else (*LOOPBACK_HOSTS, *extra_hosts)
+            )
+        else:
+            name = f"[{host}]" if ":" in host and not host.startswith("[") else host
+            hosts = tuple(dict.fromkeys((*LOOPBACK_HOSTS, name, *extra_hosts)))
+        return cls(allowed_hosts=hosts, allowed_origins=(*origins, *extra_origins))
+
+    def host_allowed(self, host: str | None) -> bool:
+        if self.allowed_hosts is None:
+            return True
+        if not host:
+            return False
+        name, port = _split_host(host)
+        for pattern in self.allowed_hosts:
+            p_name, p_port = _split_host(pattern)
+            if p_name == name and _port_matches(p_port, port):
+                return True
+        return False
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        if origin is None:
+            return True
+        if "*" in self.allowed_origins:
+            return True
+        parsed = _parse_origin(origin)
+        if parsed is None:
+            return False
+        for pattern in self.allowed_origins:
+            wanted = _parse_origin(pattern)
+            if wanted is None:
+                continue
+            if wanted[:2] == parsed[:2] and _port_matches(wanted[2], parsed[2]):
+                return True
+        return False
+
+
+def _parse_origin(value: str) -> tuple[str, str, str | None] | None:
+    """(scheme, host, port) of an origin or origin pattern; None when malformed."""
+    text = value.strip().lower()
+    scheme, sep, rest = text.partition("://")
+    if not sep or not scheme or not rest or "/" in rest:
+        return None
+    host, port = _split_host(rest)
+    if not host:
+        return None
+    return scheme, host, port
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    name = host.strip().lower().strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind_policy(host: str, *, has_token: bool, allow_unauthenticated: bool) -> str | None:
+    """The refusal message for an unauthenticated non-loopback bind, or None to go ahead.
+
+    With `allow_unauthenticated` the bind goes ahead and a warning is logged.
+    """
+    if has_token or is_loopback(host):
+        return None
+    if allow_unauthenticated:
+        log.warning(
+            "http.unauthenticated_bind",
+            host=host,
+            detail="serving /mcp without a bearer token on a non-loopback address",
+        )
+        return None
+    return (
+        f"refusing to serve http on {host} without a bearer token: set "
+        "KB_MCP_AUTH_TOKEN_SECRET to the name of a token secret, bind to 127.0.0.1, or pass "
+        "--allow-unauthenticated when only a load balancer in a private subnet can reach it"
+    )

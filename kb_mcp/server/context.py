@@ -1,0 +1,90 @@
+"""What MCP tools and HTTP handlers read: a frozen `AppContext`, and readiness.
+
+The runtime builds one `AppContext` (its pool manager as `db`, an `Embedder` over its
+OpenAI client holder) and hands it to `build_mcp_server`; tools read it from the MCP
+lifespan. `Readiness` is any async callable returning a `ReadinessReport`: the runtime's
+`Runtime.health` is one; `ReadinessSnapshot` is a plain one for tests and embedders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kb_mcp.db.documents import DocumentStore
+from kb_mcp.db.port import ConnectionSource
+from kb_mcp.embeddings.embedder import Embedder
+from kb_mcp.secrets.port import CacheEntryStatus
+
+__all__ = [
+    "AppContext",
+    "ContextFactory",
+    "Readiness",
+    "ReadinessReport",
+    "ReadinessSnapshot",
+]
+
+
+class ReadinessReport(Protocol):
+    """What `/readyz` renders: a verdict and a JSON body naming versions, never values."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+Readiness = Callable[[], Awaitable[ReadinessReport]]
+"""Checks readiness now (secrets loaded, database answering)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessSnapshot:
+    """A readiness verdict with the fields `/readyz` reports."""
+
+    ready: bool
+    degraded: bool = False
+    secrets: tuple[CacheEntryStatus, ...] = ()
+    database_ok: bool = True
+    detail: str = ""
+
+    @property
+    def status(self) -> str:
+        if not self.ready:
+            return "not_ready"
+        return "degraded" if self.degraded else "ready"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "secrets": [
+                {
+                    "name": s.name,
+                    "version_id": s.version_id,
+                    "age_s": round(s.age_s, 3),
+                    "stale": s.stale,
+                }
+                for s in self.secrets
+            ],
+            "database": "ok" if self.database_ok else (self.detail or "unavailable"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """Everything a tool call needs, fixed for the server's lifetime."""
+
+    db: ConnectionSource
+    embedder: Embedder
+    readiness: Readiness | None = None
+
+    @property
+    def documents(self) -> DocumentStore:
+        """The document store over this context's database and embedder."""
+        return DocumentStore(self.db, self.embedder)
+
+
+ContextFactory = Callable[[], AbstractAsyncContextManager[AppContext]]
+"""Builds the context when the MCP server starts and tears it down when it stops."""

@@ -1,0 +1,159 @@
+"""The HTTP app: streamable MCP at `/mcp` (stateless), `/healthz` and `/readyz`.
+
+`/mcp` runs in stateless mode with JSON responses: no session lives in a process, so any
+task behind a load balancer can answer any request. Before the MCP SDK sees a request,
+`McpAccessGuard` checks Host and Origin (DNS-rebinding protection: 421 / 403) and then
+the bearer token (401 with `WWW-Authenticate: Bearer`; the rejection is logged as
+`http.auth_rejected` with the client address and the reason, never the token). The SDK's
+own Host/Origin check is turned off because this one runs first and knows the bind.
+
+`/healthz` answers 200 while the process serves; `/readyz` answers 200 only when the
+readiness check says ready, 503 otherwise, with a JSON body naming secret versions and
+ages and the database state, never a value. Neither needs a token.
+
+The app's lifespan runs the MCP session manager (which enters the MCP server's own
+lifespan, yielding the `AppContext`); a session manager runs once, so build a new app
+(and MCP server) for every start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kb_mcp.server.auth import BearerAuth, OriginPolicy, check_bind_policy
+from kb_mcp.server.context import Readiness
+
+__all__ = ["McpAccessGuard", "build_http_app", "check_bind_policy"]
+
+log = structlog.get_logger(__name__)
+
+MCP_PATH = "/mcp"
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class McpAccessGuard:
+    """ASGI wrapper: Host, then Origin, then bearer token, then the wrapped app."""
+
+    def __init__(self, app: ASGIApp, *, auth: BearerAuth | None, policy: OriginPolicy) -> None:
+        self._app = app
+        self._auth = auth
+        self._policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        refusal = await self._refusal(scope, headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
+
+    async def _refusal(self, scope: Scope, headers: Headers) -> Response | None:
+        client = _client(scope)
+        if not self._policy.host_allowed(headers.get("host")):
+            log.warning("http.host_rejected", client=client, host=headers.get("host"))
+            return JSONResponse(
+                {"error": "misdirected_request", "detail": "host not allowed"}, status_code=421
+            )
+        origin = headers.get("origin")
+        if not self._policy.origin_allowed(origin):
+            log.warning("http.origin_rejected", client=client, origin=origin)
+            return JSONResponse(
+                {"error": "forbidden", "detail": "origin not allowed"}, status_code=403
+            )
+        if self._auth is None:
+            return None
+        reason = await self._auth.check(headers.get("authorization"))
+        if reason is None:
+            return None
+        log.warning(
+            "http.auth_rejected",
+            client=client,
+            forwarded_for=headers.get("x-forwarded-for"),
+            reason=reason,
+            method=scope.get("method"),
+            path=scope.get("path"),
+        )
+        challenge = 'Bearer realm="kb-mcp"'
+        if reason == "invalid":
+            challenge += ', error="invalid_token"'
+        return JSONResponse(
+            {"error": "unauthorized", "detail": f"{reason} bearer token"},
+            status_code=401,
+            headers={"WWW-Authenticate": challenge},
+        )
+
+
+def build_http_app(
+    mcp_server: MCPServer[Any],
+    *,
+    readiness: Readiness,
+    auth: BearerAuth | None,
+    policy: OriginPolicy,
+) -> Starlette:
+    """The Starlette app serving `/mcp`, `/healthz` and `/readyz`."""
+    mcp_server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,
+        json_response=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    session_manager = mcp_server.session_manager
+
+    async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await session_manager.handle_request(scope, receive, send)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"}, headers=_NO_STORE)
+
+    async def readyz(_request: Request) -> Response:
+        try:
+            report = await readiness()
+        except Exception as exc:  # readiness reports any failure as a state, never raises
+            log.warning("http.readiness_failed", error=type(exc).__name__)
+            return JSONResponse(
+                {"status": "not_ready", "detail": type(exc).__name__},
+                status_code=503,
+                headers=_NO_STORE,
+            )
+        return JSONResponse(
+            report.to_json(), status_code=200 if report.ready else 503, headers=_NO_STORE
+        )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with session_manager.run():
+            log.debug("http.mcp_session_manager_started")
+            yield
+
+    guarded = McpAccessGuard(mcp_endpoint, auth=auth, policy=policy)
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", readyz, methods=["GET", "HEAD"]),
+            Route(MCP_PATH, guarded),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    if not client:
+        return None
+    host, port = client[0], client[1]
+    return f"{host}:{port}"

@@ -1,0 +1,320 @@
+"""The knowledge-base MCP tools: kb_add, kb_search, kb_get, kb_list, kb_delete.
+
+`build_mcp_server(context)` returns an `MCPServer` whose lifespan yields the
+`AppContext` (given directly, or built by a factory), read by every tool call.
+
+This is the one place our errors become MCP tool errors (`is_error` results): a rejected
+argument (`ToolInputError`) is reported with its message; a failing dependency
+(`EmbeddingError`, `DatabaseError`) with a generic message naming it, the detail going to
+the log only. Argument types are enforced by each tool's JSON schema (pydantic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Annotated, Any
+
+import structlog
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from kb_mcp.errors import DatabaseError, EmbeddingError, ResourceClosedError, ToolInputError
+from kb_mcp.server.context import AppContext, ContextFactory
+from kb_mcp.server.validation import (
+    MAX_CONTENT_CHARS,
+    MAX_LIMIT,
+    MAX_METADATA_BYTES,
+    MAX_QUERY_CHARS,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_TITLE_CHARS,
+    check_content,
+    check_limit,
+    check_metadata,
+    check_query,
+    check_tags,
+    check_title,
+    decode_cursor,
+    encode_cursor,
+    parse_document_id,
+)
+
+__all__ = ["SERVER_NAME", "build_mcp_server"]
+
+log = structlog.get_logger(__name__)
+
+SERVER_NAME = "kb-mcp"
+_INSTRUCTIONS = (
+    "A searchable knowledge base. Store documents with kb_add, find passages with kb_search "
+    "(semantic search; the snippet is the best-matching passage), read a whole document "
+    "with kb_get, page through documents with kb_list, remove one with kb_delete."
+)
+
+ToolContext = Context[AppContext, Any]
+
+
+# -- results -------------------------------------------------------------------------
+
+
+class AddResult(BaseModel):
+    id: str = Field(description="The new document's id (a UUID).")
+    chunks: int = Field(description="How many passages the content was split into.")
+
+
+class SearchHit(BaseModel):
+    id: str = Field(description="Document id.")
+    title: str
+    snippet: str = Field(description="The passage of the document that matches best.")
+    score: float = Field(description="Cosine similarity of that passage, 1.0 is identical.")
+    tags: list[str]
+
+
+class SearchResult(BaseModel):
+    hits: list[SearchHit] = Field(description="Best match first.")
+
+
+class DocumentResult(BaseModel):
+    id: str
+    title: str
+    content: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    created_at: str = Field(description="ISO 8601 timestamp.")
+    updated_at: str = Field(description="ISO 8601 timestamp.")
+    chunks: int
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    title: str
+    tags: list[str]
+    created_at: str
+    updated_at: str
+
+
+class ListResult(BaseModel):
+    documents: list[DocumentSummary] = Field(description="Newest first.")
+    total: int = Field(description="How many documents match the tag filter in all.")
+    next_cursor: str | None = Field(
+        description="Pass as cursor for the next page; null at the end."
+    )
+
+
+class DeleteResult(BaseModel):
+    deleted: bool = Field(description="False when no document had this id.")
+
+
+# -- arguments -----------------------------------------------------------------------
+
+_Title = Annotated[
+    str,
+    Field(
+        description=f"Document title, 1-{MAX_TITLE_CHARS} characters.",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_TITLE_CHARS},
+    ),
+]
+_Content = Annotated[
+    str,
+    Field(
+        description=(
+            f"The document's full text, at most {MAX_CONTENT_CHARS} characters. Long text is "
+            "split into passages, each embedded, so search finds the right passage."
+        ),
+        json_schema_extra={"minLength": 1, "maxLength": MAX_CONTENT_CHARS},
+    ),
+]
+_Tags = Annotated[
+    list[str],
+    Field(
+        default_factory=list,
+        description=f"Up to {MAX_TAGS} tags, each 1-{MAX_TAG_CHARS} characters.",
+        json_schema_extra={"maxItems": MAX_TAGS},
+    ),
+]
+_Metadata = Annotated[
+    dict[str, Any],
+    Field(
+        default_factory=dict,
+        description=f"Any JSON object, at most {MAX_METADATA_BYTES} bytes serialized.",
+    ),
+]
+_TagFilter = Annotated[
+    list[str] | None,
+    Field(description="Only documents having every one of these tags."),
+]
+_Id = Annotated[str, Field(description="Document id, as kb_add or kb_search returned it.")]
+
+
+def _limit(what: str) -> Any:
+    return Field(
+        description=f"How many {what}, 1-{MAX_LIMIT}.",
+        json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
+    )
+
+
+# -- tools ---------------------------------------------------------------------------
+
+
+async def kb_add(
+    ctx: ToolContext, title: _Title, content: _Content, tags: _Tags, metadata: _Metadata
+) -> AddResult:
+    """Store a document; its content is split into passages and embedded for search."""
+    with _reported("kb_add", failure="nothing was stored"):
+        added = await _app(ctx).documents.add_document(
+            title=check_title(title),
+            content=check_content(content),
+            tags=check_tags(tags),
+            metadata=check_metadata(metadata),
+        )
+    return AddResult(id=str(added.id), chunks=added.chunks)
+
+
+async def kb_search(
+    ctx: ToolContext,
+    query: Annotated[
+        str,
+        Field(
+            description=f"What to look for, in natural language (1-{MAX_QUERY_CHARS} chars).",
+            json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS},
+        ),
+    ],
+    limit: Annotated[int, _limit("hits")] = 5,
+    tags: _TagFilter = None,
+) -> SearchResult:
+    """Semantic search: documents ranked by their passage closest in meaning to the query."""
+    with _reported("kb_search"):
+        hits = await _app(ctx).documents.search(
+            check_query(query), limit=check_limit(limit), tags=check_tags(tags, what="tags")
+        )
+    return SearchResult(
+        hits=[
+            SearchHit(id=str(h.id), title=h.title, snippet=h.snippet, score=h.score, tags=h.tags)
+            for h in hits
+        ]
+    )
+
+
+async def kb_get(ctx: ToolContext, id: _Id) -> DocumentResult:
+    """A whole document: title, content, tags, metadata and timestamps."""
+    with _reported("kb_get"):
+        document_id = parse_document_id(id)
+        doc = await _app(ctx).documents.get_document(document_id)
+        if doc is None:
+            raise ToolInputError(f"no document has id {document_id}")
+    return DocumentResult(
+        id=str(doc.id),
+        title=doc.title,
+        content=doc.content,
+        tags=doc.tags,
+        metadata=doc.metadata,
+        created_at=doc.created_at.isoformat(),
+        updated_at=doc.updated_at.isoformat(),
+        chunks=doc.chunks,
+    )
+
+
+async def kb_list(
+    ctx: ToolContext,
+    limit: Annotated[int, _limit("documents per page")] = 20,
+    cursor: Annotated[
+        str | None, Field(description="next_cursor of the previous page; omit for the first.")
+    ] = None,
+    tags: _TagFilter = None,
+) -> ListResult:
+    """Documents, newest first, a page at a time, optionally only those with given tags."""
+    with _reported("kb_list"):
+        page = await _app(ctx).documents.list_documents(
+            limit=check_limit(limit), cursor=decode_cursor(cursor), tags=check_tags(tags)
+        )
+    return ListResult(
+        documents=[
+            DocumentSummary(
+                id=str(d.id),
+                title=d.title,
+                tags=d.tags,
+                created_at=d.created_at.isoformat(),
+                updated_at=d.updated_at.isoformat(),
+            )
+            for d in page.documents
+        ],
+        total=page.total,
+        next_cursor=encode_cursor(page.next_cursor) if page.next_cursor else None,
+    )
+
+
+async def kb_delete(ctx: ToolContext, id: _Id) -> DeleteResult:
+    """Delete a document and its passages."""
+    with _reported("kb_delete"):
+        deleted = await _app(ctx).documents.delete_document(parse_document_id(id))
+    return DeleteResult(deleted=deleted)
+
+
+# -- wiring --------------------------------------------------------------------------
+
+
+def build_mcp_server(
+    context: AppContext | ContextFactory, *, name: str = SERVER_NAME
+) -> MCPServer[AppContext]:
+    """The MCP server with the five tools, its lifespan yielding `context`."""
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
+        if isinstance(context, AppContext):
+            yield context
+        else:
+            async with context() as built:
+                yield built
+
+    server: MCPServer[AppContext] = MCPServer(name, instructions=_INSTRUCTIONS, lifespan=lifespan)
+    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    server.add_tool(kb_add, name="kb_add", annotations=ToolAnnotations(open_world_hint=False))
+    server.add_tool(kb_search, name="kb_search", annotations=read_only)
+    server.add_tool(kb_get, name="kb_get", annotations=read_only)
+    server.add_tool(kb_list, name="kb_list", annotations=read_only)
+    server.add_tool(
+        kb_delete,
+        name="kb_delete",
+        annotations=ToolAnnotations(
+            destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    return server
+
+
+def _app(ctx: ToolContext) -> AppContext:
+    return ctx.request_context.lifespan_context
+
+
+@contextmanager
+def _reported(tool: str, *, failure: str = "") -> Iterator[None]:
+    """Turn our errors into tool errors; dependency details go to the log only."""
+    suffix = f"; {failure}" if failure else ""
+    try:
+        yield
+    except ToolInputError as exc:
+        log.info("tool.rejected", tool=tool, reason=str(exc))
+        raise ToolError(str(exc)) from exc
+    except EmbeddingError as exc:
+        log.error(
+            "tool.failed",
+            tool=tool,
+            dependency="embeddings",
+            error=type(exc).__name__,
+            detail=str(exc),
+        )
+        raise ToolError(f"the embeddings service failed{suffix}; try again later") from exc
+    except DatabaseError as exc:
+        log.error(
+            "tool.failed",
+            tool=tool,
+            dependency="database",
+            error=type(exc).__name__,
+            detail=str(exc),
+        )
+        raise ToolError(f"the database is unavailable{suffix}; try again later") from exc
+    except ResourceClosedError as exc:
+        log.warning("tool.failed", tool=tool, dependency="runtime", error=type(exc).__name__)
+        raise ToolError(f"the server is shutting down{suffix}; try again") from exc

@@ -1,0 +1,352 @@
+"""Storage against a real PostgreSQL 18 + pgvector: migrations, CRUD, search, atomicity."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from kb_mcp.db.documents import DocumentStore, _Queries
+from kb_mcp.db.migrate import Migration, apply_migrations, load_migrations
+from kb_mcp.devstack.fake_openai import FakeOpenAIServer
+from kb_mcp.devstack.postgres import PostgresCluster, quote_ident
+from kb_mcp.embeddings.embedder import Embedder
+from kb_mcp.errors import DatabaseError, EmbeddingError
+from tests.plugins.servers import AppDatabase
+from tests.support.knowledge_base import (
+    CORPUS,
+    DIMENSIONS,
+    MODEL,
+    KbStack,
+    OpenAIBackend,
+    PoolSource,
+    kb_stack,
+)
+
+
+@pytest.fixture
+async def kb(
+    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
+) -> AsyncIterator[KbStack]:
+    async with kb_stack(app_database, fake_openai, openai_api_key) as stack:
+        yield stack
+
+
+# -- migrations ----------------------------------------------------------------------
+
+
+async def test_fresh_database_gets_tables_indexes_and_a_history(
+    app_database: AppDatabase,
+) -> None:
+    """A first run applies 0001 and creates both tables, the HNSW and GIN indexes."""
+    async with PoolSource.open(app_database) as source:
+        assert await apply_migrations(source, dimensions=DIMENSIONS) == ["0001_documents"]
+        async with source.acquire() as conn:
+            indexes = {
+                row["indexname"]: row["indexdef"]
+                for row in await conn.fetch("SELECT indexname, indexdef FROM pg_indexes")
+            }
+            history = await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
+    assert "USING hnsw (embedding vector_cosine_ops)" in indexes["chunks_embedding_hnsw_idx"]
+    assert "USING gin (tags)" in indexes["documents_tags_idx"]
+    assert [(r["version"], r["name"]) for r in history] == [(1, "documents")]
+    assert history[0]["checksum"] == load_migrations()[0].checksum
+
+
+async def test_rerun_applies_nothing(app_database: AppDatabase) -> None:
+    """Applying migrations again on an up-to-date database is a no-op."""
+    async with PoolSource.open(app_database) as source:
+        await apply_migrations(source, dimensions=DIMENSIONS)
+        assert await apply_migrations(source, dimensions=DIMENSIONS) == []
+
+
+async def test_concurrent_appliers_on_an_empty_database_do_not_race(
+    app_database: AppDatabase,
+) -> None:
+    """Two processes' appliers (two login roles) at once: each migration applied exactly once."""
+    async with (
+        PoolSource.open(app_database, "a") as first,
+        PoolSource.open(app_database, "b") as second,
+    ):
+        results = await asyncio.gather(
+            apply_migrations(first, dimensions=DIMENSIONS),
+            apply_migrations(second, dimensions=DIMENSIONS),
+        )
+        async with first.acquire() as conn:
+            applied = await conn.fetchval("SELECT count(*) FROM schema_migrations")
+    assert sorted(results) == [[], ["0001_documents"]]
+    assert applied == 1
+
+
+async def test_a_different_dimension_on_an_existing_database_is_refused(
+    app_database: AppDatabase,
+) -> None:
+    """Changing KB_MCP_EMBEDDING_DIMENSIONS on an existing knowledge base fails clearly."""
+    async with PoolSource.open(app_database) as source:
+        await apply_migrations(source, dimensions=DIMENSIONS)
+        with pytest.raises(DatabaseError) as caught:
+            await apply_migrations(source, dimensions=128)
+    message = str(caught.value)
+    assert f"vector({DIMENSIONS})" in message
+    assert "KB_MCP_EMBEDDING_DIMENSIONS is 128" in message
+    assert "cannot change" in caught.value.hint
+
+
+async def test_an_edited_applied_migration_is_refused(app_database: AppDatabase) -> None:
+    """A changed checksum of an applied migration stops the boot."""
+    async with PoolSource.open(app_database) as source:
+        await apply_migrations(source, dimensions=DIMENSIONS)
+        original = load_migrations()[0]
+        edited = dataclasses.replace(original, template=original.template + "\n-- edited\n")
+        with pytest.raises(DatabaseError, match="0001_documents was changed"):
+            await apply_migrations(source, dimensions=DIMENSIONS, migrations=[edited])
+
+
+async def test_a_later_migration_applies_in_its_own_transaction(
+    app_database: AppDatabase,
+) -> None:
+    """A failing migration leaves no trace; the ones before it stay applied."""
+    good = Migration(2, "notes", "CREATE TABLE notes (id int);")
+    bad = Migration(3, "broken", "CREATE TABLE half (id int); SELECT * FROM missing_table;")
+    async with PoolSource.open(app_database) as source:
+        with pytest.raises(DatabaseError, match="migration 0003_broken failed"):
+            await apply_migrations(
+                source, dimensions=DIMENSIONS, migrations=[*load_migrations(), good, bad]
+            )
+        async with source.acquire() as conn:
+            versions = await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")
+            half = await conn.fetchval("SELECT to_regclass('half')")
+    assert [r["version"] for r in versions] == [1, 2]
+    assert half is None
+
+
+async def test_dimensions_above_the_hnsw_limit_search_exactly(
+    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
+) -> None:
+    """3072 dimensions (text-embedding-3-large) get no ANN index; exact search still ranks."""
+    async with kb_stack(
+        app_database, fake_openai, openai_api_key, dimensions=3072, model="text-embedding-3-large"
+    ) as stack:
+        async with stack.source.acquire() as conn:
+            index = await conn.fetchval(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'chunks_embedding_hnsw_idx'"
+            )
+        ids = await stack.add_corpus()
+        hits = await stack.store.search("how does sourdough bread rise", limit=3)
+    assert index == 0
+    assert str(hits[0].id) == ids["Baking sourdough bread"]
+
+
+@pytest.mark.parametrize("dimensions", [DIMENSIONS, 1536])
+async def test_search_query_can_use_the_hnsw_index(
+    app_database: AppDatabase, dimensions: int
+) -> None:
+    """The nearest-chunk query's distance expression matches the index expression."""
+    async with PoolSource.open(app_database) as source:
+        await apply_migrations(source, dimensions=dimensions)
+        vector = "[" + ",".join(["0.5"] * dimensions) + "]"
+        async with source.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = await conn.fetch(
+                "EXPLAIN " + _Queries.for_dimensions(dimensions).nearest, vector, 40, 5
+            )
+    assert "chunks_embedding_hnsw_idx" in "\n".join(row[0] for row in plan)
+
+
+async def test_both_login_roles_share_objects_through_the_owning_group(
+    pg_cluster: PostgresCluster,
+    app_database: AppDatabase,
+    fake_openai: FakeOpenAIServer,
+    openai_api_key: str,
+) -> None:
+    """Objects made by role a belong to the group; role b reads, writes and migrates them."""
+    for user in (app_database.user_a, app_database.user_b):
+        await pg_cluster.execute(f"ALTER ROLE {quote_ident(user)} RESET role")
+    async with kb_stack(app_database, fake_openai, openai_api_key, which="a") as stack_a:
+        added = await stack_a.store.add_document(
+            title="Written by a", content="first role writes this", tags=["a"], metadata={}
+        )
+    async with kb_stack(app_database, fake_openai, openai_api_key, which="b") as stack_b:
+        assert await stack_b.store.get_document(added.id) is not None
+        assert await stack_b.store.delete_document(added.id)
+        async with stack_b.source.acquire() as conn:
+            owners = {
+                row["tablename"]: row["tableowner"]
+                for row in await conn.fetch(
+                    "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'"
+                )
+            }
+    assert owners == dict.fromkeys(("chunks", "documents", "schema_migrations"), app_database.group)
+
+
+# -- documents -----------------------------------------------------------------------
+
+
+async def test_add_get_and_delete_round_trip(kb: KbStack) -> None:
+    """A stored document comes back whole, and delete removes it and its chunks."""
+    metadata = {"source": "wiki", "rank": 3, "nested": {"ok": True}, "unicode": "café ✓"}
+    added = await kb.store.add_document(
+        title="Title", content="Some content here.", tags=["x", "y"], metadata=metadata
+    )
+    doc = await kb.store.get_document(added.id)
+    assert doc is not None
+    assert (doc.title, doc.content, doc.tags, doc.metadata) == (
+        "Title",
+        "Some content here.",
+        ["x", "y"],
+        metadata,
+    )
+    assert doc.chunks == added.chunks == 1
+    assert doc.created_at == doc.updated_at
+    assert await kb.store.delete_document(added.id) is True
+    assert await kb.store.delete_document(added.id) is False
+    assert await kb.store.get_document(added.id) is None
+    assert await kb.count("chunks") == 0
+
+
+async def test_long_content_is_chunked_and_search_returns_the_right_passage(kb: KbStack) -> None:
+    """Each chunk is embedded; the snippet is the passage about the query."""
+    filler = " ".join(f"Paragraph {i} talks about gardening, soil and compost." for i in range(25))
+    middle = "The lighthouse keeper polished the brass lens before the storm reached the harbour."
+    content = f"{filler}\n\n{middle}\n\n{filler}"
+    added = await kb.store.add_document(title="Notes", content=content, tags=[], metadata={})
+    assert added.chunks >= 3
+    assert await kb.count("chunks") == added.chunks
+    hits = await kb.store.search("lighthouse keeper lens storm harbour", limit=1)
+    assert hits[0].id == added.id
+    assert "lighthouse keeper" in hits[0].snippet
+
+
+async def test_search_ranks_the_document_about_the_query_first(kb: KbStack) -> None:
+    """Semantic search puts the matching document first, with the best score."""
+    ids = await kb.add_corpus()
+    cases = {
+        "how do I tune autovacuum for dead tuples in postgres": "Vacuuming PostgreSQL tables",
+        "secret rotation AWSPENDING AWSCURRENT": "Rotating secrets in AWS Secrets Manager",
+        "borrow checker and references": "Ownership and borrowing in Rust",
+        "plants make oxygen from sunlight": "Photosynthesis in plants",
+    }
+    for query, title in cases.items():
+        hits = await kb.store.search(query, limit=5)
+        assert str(hits[0].id) == ids[title], query
+        assert hits[0].score == max(h.score for h in hits)
+        assert all(-1.0 <= h.score <= 1.0 for h in hits)
+    assert len(await kb.store.search("anything", limit=2)) == 2
+    assert len(await kb.store.search("anything", limit=50)) == len(CORPUS)
+
+
+async def test_tag_filter_keeps_only_documents_with_every_tag(kb: KbStack) -> None:
+    """tags=[...] means the document has all of them; a strong match elsewhere is hidden."""
+    ids = await kb.add_corpus()
+    hits = await kb.store.search("sourdough bread", limit=10, tags=["ops"])
+    assert {str(h.id) for h in hits} == {
+        ids["Vacuuming PostgreSQL tables"],
+        ids["Rotating secrets in AWS Secrets Manager"],
+    }
+    both = await kb.store.search("secrets", limit=10, tags=["ops", "security"])
+    assert [str(h.id) for h in both] == [ids["Rotating secrets in AWS Secrets Manager"]]
+    assert await kb.store.search("secrets", limit=10, tags=["nope"]) == []
+
+
+async def test_search_finds_documents_beyond_the_hnsw_candidates(kb: KbStack) -> None:
+    """Documents with many close chunks do not crowd the others out of the results."""
+    for i in range(3):
+        text = "\n\n".join(f"Kubernetes pods restart number {i}-{j}. " * 25 for j in range(30))
+        await kb.store.add_document(title=f"Pods {i}", content=text, tags=[], metadata={})
+    other = await kb.store.add_document(
+        title="Deployments", content="Kubernetes deployments roll pods out.", tags=[], metadata={}
+    )
+    hits = await kb.store.search("kubernetes pods restart", limit=4)
+    assert len(hits) == 4
+    assert other.id in {h.id for h in hits}
+
+
+async def test_list_pages_newest_first_with_total_and_tag_filter(kb: KbStack) -> None:
+    """Keyset paging visits every document once, newest first; total counts all matches."""
+    ids = await kb.add_corpus()
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await kb.store.list_documents(limit=2, cursor=cursor)
+        assert page.total == len(CORPUS)
+        seen.extend(str(d.id) for d in page.documents)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids.values()))
+    ops = await kb.store.list_documents(limit=10, tags=["ops"])
+    assert ops.total == 2
+    assert ops.next_cursor is None
+    assert {d.title for d in ops.documents} == {
+        "Vacuuming PostgreSQL tables",
+        "Rotating secrets in AWS Secrets Manager",
+    }
+
+
+class _SecondCallFails:
+    """A real backend whose second call meets an injected 503 from the fake server."""
+
+    def __init__(self, inner: OpenAIBackend, server: FakeOpenAIServer) -> None:
+        self.inner = inner
+        self.server = server
+        self.calls = 0
+
+    async def create_embeddings(
+        self, texts: Sequence[str], *, model: str, dimensions: int | None
+    ) -> list[list[float]]:
+        self.calls += 1
+        if self.calls == 2:
+            self.server.fail_next(1, 503)
+        return await self.inner.create_embeddings(texts, model=model, dimensions=dimensions)
+
+
+async def test_a_failed_embedding_stores_nothing(
+    kb: KbStack, fake_openai: FakeOpenAIServer
+) -> None:
+    """When the embeddings endpoint fails on any batch, no document and no chunk is written."""
+    long_text = "\n\n".join(f"Section {i}. " + "words " * 150 for i in range(20))
+    fake_openai.fail_next(1, 500)
+    with pytest.raises(EmbeddingError):
+        await kb.store.add_document(title="Doomed", content=long_text, tags=[], metadata={})
+    assert (await kb.count("documents"), await kb.count("chunks")) == (0, 0)
+
+    flaky = _SecondCallFails(kb.backend, fake_openai)
+    embedder = Embedder(flaky, model=MODEL, dimensions=DIMENSIONS, batch_size=8)
+    with pytest.raises(EmbeddingError):
+        await DocumentStore(kb.source, embedder).add_document(
+            title="Doomed", content=long_text, tags=[], metadata={}
+        )
+    assert flaky.calls == 2
+    assert (await kb.count("documents"), await kb.count("chunks")) == (0, 0)
+
+
+async def test_wrong_vector_size_from_the_endpoint_stores_nothing(
+    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
+) -> None:
+    """A model answering with another dimension is an EmbeddingError before any write."""
+    async with (
+        kb_stack(app_database, fake_openai, openai_api_key) as stack,
+        OpenAIBackend.open(fake_openai.base_url, openai_api_key) as backend,
+    ):
+        liar = Embedder(backend, model=MODEL, dimensions=DIMENSIONS, request_dimensions=False)
+        store = DocumentStore(stack.source, liar)
+        with pytest.raises(EmbeddingError, match="returned 1536 dimensions"):
+            await store.add_document(title="t", content="c", tags=[], metadata={})
+        assert await stack.count("documents") == 0
+
+
+async def test_queries_on_an_unmigrated_database_raise_database_error(
+    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
+) -> None:
+    """Driver errors become DatabaseError naming the operation."""
+    async with (
+        PoolSource.open(app_database) as source,
+        OpenAIBackend.open(fake_openai.base_url, openai_api_key) as backend,
+    ):
+        store = DocumentStore(source, Embedder(backend, model=MODEL, dimensions=DIMENSIONS))
+        with pytest.raises(DatabaseError, match="database search failed"):
+            await store.search("anything", limit=5)
+        with pytest.raises(DatabaseError, match="database list failed"):
+            await store.list_documents(limit=5)
