@@ -251,9 +251,9 @@ def main() -> int:
     quick = bool(args.quick)
     host = machine()
     plan = Plan(
-        runtimes=args.runtimes or (10 if quick else 50),
+        runtimes=args.runtimes or (5 if quick else 50),
         ttl_s=args.ttl or (1.0 if quick else 5.0),
-        observe_windows=3 if quick else 4,
+        observe_windows=2 if quick else 4,
         control_windows=2 if quick else 3,
     )
     figures = asyncio.run(run(plan))

@@ -272,9 +272,9 @@ def main() -> int:
     host = machine()
     plan = Plan(
         workers=args.workers or (8 if quick else 32),
-        rotations=args.rotations or (2 if quick else 10),
+        rotations=args.rotations or (1 if quick else 10),
         ttl_s=args.ttl or (0.5 if quick else 1.0),
-        spacing_s=1.5 if quick else 4.0,
+        spacing_s=1.0 if quick else 4.0,
         window_s=0.5 if quick else 1.0,
         warmup_s=0.5 if quick else 1.0,
         pool_max=10,

@@ -154,9 +154,13 @@ async def apply_migrations(
         ) from exc
 
 
-async def _apply_locked(
-    conn: AnyConnection, plan: list[Migration], dimensions: int
-) -> list[str]:
+async def _apply_locked(conn: AnyConnection, plan: list[Migration], dimensions: int) -> list[str]:
+    try:
+        # As the login role, before any SET ROLE: creating the extension may need its rights.
+        if not await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'vector'"):
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except _SCHEMA_ERRORS as exc:
+        raise _schema_error("the vector extension is missing", exc) from exc
     try:
         async with conn.transaction():
             await _assume_owner(conn)

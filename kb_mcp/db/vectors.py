@@ -8,8 +8,8 @@ exists, so a query that selects a vector gets a `list[float]` back.
 The chunks get an HNSW index for cosine distance when N is at most 2,000 (pgvector's limit
 for indexing `vector`); above that, search is exact (no index). OpenAI's
 `text-embedding-3-*` models accept a smaller `dimensions`, which keeps the index. (An
-index over `halfvec` would reach 4,000, but the pgvector build in the local stack's wheel
-crashed with SIGILL computing halfvec distances on our test machines, so it is not used.)
+index over `halfvec` would reach 4,000 dimensions, but needs pgvector 0.7; the local stack
+ships 0.6, so only `vector` is used: it works on every pgvector since 0.5.)
 """
 
 from __future__ import annotations

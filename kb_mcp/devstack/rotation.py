@@ -39,6 +39,11 @@ class KeyRing:
     def __repr__(self) -> str:
         return f"KeyRing(keys={len(self._keys)})"
 
+    @property
+    def admin_token(self) -> str | None:
+        """The endpoint's admin token (for other local processes that activate keys)."""
+        return self._endpoint.admin_token
+
     async def activate(self, key: SecretStr) -> None:
         """The rotation's `set` step: accept ``key``, and stop accepting the oldest one."""
         raw = key.get_secret_value()

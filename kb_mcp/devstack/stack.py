@@ -6,7 +6,7 @@ In order, each stopped in reverse on the way out:
    crashed earlier run is stopped, since nobody else can own it);
 2. moto's Secrets Manager on 127.0.0.1 (in memory: seeded afresh on every start);
 3. the local OpenAI-compatible embeddings endpoint, accepting one generated key;
-4. PostgreSQL 18 + pgvector with its data in ``<data>/postgres``: database ``kb`` owned
+4. PostgreSQL + pgvector (from a wheel) with its data in ``<data>/postgres``: database ``kb`` owned
    by the group ``kb_owner``, login roles ``kb_app`` and ``kb_app_clone`` (AWS
    multi-user rotation naming) with passwords generated on every start;
 5. the secrets seeded through `kb_mcp.ops.seed` (the key, ``kb_app``'s credentials and
@@ -44,7 +44,7 @@ from kb_mcp.config import Settings, load_settings
 from kb_mcp.devstack.banner import StackInfo, print_banner
 from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.moto_server import MotoSecretsServer
-from kb_mcp.devstack.postgres import PostgresCluster, PostgresClusterError
+from kb_mcp.devstack.postgres import DataVersionError, PostgresCluster, PostgresClusterError
 from kb_mcp.devstack.rotation import KeyRing, rotate_periodically
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, KbMcpError
 from kb_mcp.observability.logging import configure_logging
@@ -273,9 +273,14 @@ async def _run(options: DevOptions, stop: asyncio.Event, cleanup: contextlib.Exi
     cleanup.callback(moto.stop)
     first_key = generate_openai_key().get_secret_value()
     embeddings = FakeOpenAIServer([first_key])
+    embeddings.admin_token = secrets.token_urlsafe(32)
+    secret_registry().register(embeddings.admin_token)
     embeddings.start()
     cleanup.callback(embeddings.stop)
-    await asyncio.to_thread(cluster.start)
+    try:
+        await asyncio.to_thread(cluster.start)
+    except DataVersionError as exc:
+        raise DevStackError(f"{exc} (kb-mcp dev --reset deletes it)") from exc
     cleanup.callback(cluster.stop)
     if stop.is_set():
         return EXIT_OK
@@ -298,6 +303,7 @@ async def _run(options: DevOptions, stop: asyncio.Event, cleanup: contextlib.Exi
         url="",
         data_dir=folder,
         postgres_port=cluster.port,
+        postgres_version=cluster.major_version,
         aws_endpoint_url=moto.endpoint_url,
         aws_region=settings.aws_region,
         openai_base_url=embeddings.base_url,
@@ -344,8 +350,39 @@ async def _serve(
                 _trap_stop_signals(loop, stop)  # serve removed its handlers on the way out
     finally:
         serve_logger.removeHandler(watcher)
+        (info.data_dir / STACK_FILE).unlink(missing_ok=True)
     log.info("devstack.stopping", exit_code=code)
     return code
+
+
+STACK_FILE = "stack.json"
+
+
+def _write_stack_file(info: StackInfo, ring: KeyRing) -> None:
+    """`<data>/stack.json` (0600): where the running stack is, for `kb-mcp drill` and
+    `kb-mcp secrets ...` run beside it. Holds only local, per-run emulator credentials."""
+    names = (
+        "KB_MCP_ENV",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_EC2_METADATA_DISABLED",
+        "OPENAI_BASE_URL",
+        "SECRETS_CACHE_TTL_SECONDS",
+    )
+    base = info.openai_base_url.rstrip("/").removesuffix("/v1")
+    document = {
+        "mcp_url": info.url,
+        "pid": info.pid,
+        "environment": {name: os.environ[name] for name in names if name in os.environ},
+        "embeddings_admin_url": f"{base}/_admin/keys",
+        "embeddings_admin_token": ring.admin_token,
+    }
+    path = info.data_dir / STACK_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle, indent=2)
 
 
 def _display_url(host: str, port: int) -> str:
@@ -374,6 +411,7 @@ async def _when_listening(
     if not listening.done() or done.is_set():
         return
     ready = dataclasses.replace(info, url=_display_url(host, listening.result()))
+    _write_stack_file(ready, ring)
     print_banner(ready)
     log.info("devstack.ready", url=ready.url, data_dir=str(ready.data_dir))
     if info.rotate_every_s:

@@ -4,8 +4,9 @@ It sits on an `EmbeddingsBackend` (in production the `OpenAIClientHolder`, which
 `OPENAI_BASE_URL`, hot-swaps keys and retries once on 401). Texts go out in batches of
 `batch_size`, one request after another (gentle on rate limits; a maximal document is a
 handful of requests). Every answer must hold one vector per text, each with exactly
-`dimensions` finite numbers, or the call fails with `EmbeddingError`: a vector of the wrong
-size would be refused by the database, or worse, stored and searched wrongly.
+`dimensions` finite numbers, not all zero, or the call fails with `EmbeddingError`: a
+vector of the wrong size would be refused by the database, or worse, stored and searched
+wrongly.
 
 The `dimensions` request parameter is sent only to models that accept it (OpenAI's
 `text-embedding-3-*` family) unless `request_dimensions` says otherwise; other models
@@ -100,5 +101,8 @@ class Embedder:
             floats = [float(x) for x in vector]
             if not all(math.isfinite(x) for x in floats):
                 raise EmbeddingError(f"model {self.model} returned a non-finite vector component")
+            if not any(floats):
+                # Cosine distance to a zero vector is undefined (NaN scores).
+                raise EmbeddingError(f"model {self.model} returned a zero vector")
             checked.append(floats)
         return checked

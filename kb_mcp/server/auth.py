@@ -8,7 +8,8 @@
 - `OriginPolicy` is the DNS-rebinding protection the MCP specification asks of streamable
   HTTP servers: a request whose `Origin` is not allowed is refused (403), and so is a
   `Host` outside the allowed list when there is one. A pattern is `host`, `host:port` or
-  `host:*` (origins: `scheme://host[:port|:*]`); a pattern without a port allows any.
+  `host:*` (origins: `scheme://host[:port|:*]`); `:*` allows any port or none, and a
+  pattern without a port allows only a value without one (an origin on its default port).
   Requests without an `Origin` (every non-browser client) pass the origin check.
 - `check_bind_policy` refuses a non-loopback bind without a token unless the operator
   said `--allow-unauthenticated` (a private subnet behind a load balancer).
@@ -39,6 +40,7 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+"""Names a loopback client may use; with `:*` appended, they are the default allowed Hosts."""
 _WILDCARD_BINDS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 (names a bind, binds nothing)
 
 TokenSource = Callable[[], Sequence[SecretStr] | Awaitable[Sequence[SecretStr]]]
@@ -99,7 +101,7 @@ def _split_host(value: str) -> tuple[str, str | None]:
 
 
 def _port_matches(pattern: str | None, actual: str | None) -> bool:
-    return pattern in (None, "*") or pattern == actual
+    return pattern == "*" or pattern == actual
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +123,14 @@ class OriginPolicy:
     ) -> OriginPolicy:
         """Loopback names always; the bind address too, unless it is a wildcard."""
         origins = tuple(f"{scheme}://{h}:*" for h in LOOPBACK_HOSTS for scheme in ("http", "https"))
+        loopback = tuple(f"{h}:*" for h in LOOPBACK_HOSTS)
         host = bind_host.strip().lower()
+        hosts: tuple[str, ...] | None
         if host in _WILDCARD_BINDS:
-            hosts: tuple[str, ...] | None = (
-                None if not extra_hosts else (*LOOPBACK_HOSTS, *extra_hosts)
-            )
+            hosts = (*loopback, *extra_hosts) if extra_hosts else None
         else:
             name = f"[{host}]" if ":" in host and not host.startswith("[") else host
-            hosts = tuple(dict.fromkeys((*LOOPBACK_HOSTS, name, *extra_hosts)))
+            hosts = tuple(dict.fromkeys((*loopback, f"{name}:*", *extra_hosts)))
         return cls(allowed_hosts=hosts, allowed_origins=(*origins, *extra_origins))
 
     def host_allowed(self, host: str | None) -> bool:

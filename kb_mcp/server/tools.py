@@ -11,6 +11,7 @@ the log only. Argument types are enforced by each tool's JSON schema (pydantic).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
@@ -268,7 +269,14 @@ def build_mcp_server(
             async with context() as built:
                 yield built
 
+    root = logging.getLogger()
+    before = list(root.handlers)
     server: MCPServer[AppContext] = MCPServer(name, instructions=_INSTRUCTIONS, lifespan=lifespan)
+    # The SDK calls logging.basicConfig, which installs its own unredacted handler when the
+    # root logger has none yet; logging belongs to kb_mcp.observability, so undo that.
+    for handler in root.handlers[:]:
+        if handler not in before:
+            root.removeHandler(handler)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     server.add_tool(kb_add, name="kb_add", annotations=ToolAnnotations(open_world_hint=False))
     server.add_tool(kb_search, name="kb_search", annotations=read_only)

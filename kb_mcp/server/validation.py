@@ -118,11 +118,24 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         encoded = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ToolInputError("metadata must hold only JSON values (finite numbers)") from exc
-    _storable(encoded, "metadata")
+    _check_strings(metadata)
     size = len(encoded.encode("utf-8"))
     if size > MAX_METADATA_BYTES:
         raise ToolInputError(f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}")
     return dict(metadata)
+
+
+def _check_strings(value: Any) -> None:
+    """Every key and string inside a JSON value must be storable."""
+    if isinstance(value, str):
+        _storable(value, "metadata")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(str(key), "metadata")
+            _check_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
 
 
 def check_query(query: str) -> str:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx2
 import pytest
@@ -25,9 +28,8 @@ from mcp import Client
 from kb_mcp.devstack.banner import StackInfo, render_banner
 from kb_mcp.devstack.postgres import PostgresCluster, PostgresClusterError
 from kb_mcp.ops.drill_load import mcp_client
+from tests.support.fakes import fake_openai_key
 from tests.support.processes import KbMcpProcess, base_env
-
-pytestmark = pytest.mark.slow
 
 START_TIMEOUT_S = 90.0
 ROTATION_BUDGET_S = 45.0
@@ -188,6 +190,7 @@ async def _search_through_rotations(
 # ---------------------------------------------------------------- tests
 
 
+@pytest.mark.slow
 async def test_dev_stack_serves_rotates_stops_and_restarts(data_dir: Path) -> None:
     """Ready, searchable, zero failures over two rotations, clean SIGINT, data kept, crash ok."""
     async with httpx2.AsyncClient(timeout=30.0) as http:
@@ -272,12 +275,65 @@ def test_cluster_start_copes_with_a_crashed_owner() -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def test_embeddings_server_process_checks_the_key() -> None:
+    """`python -m kb_mcp.devstack.embeddings_server` (compose's embeddings) embeds with its key."""
+    key = fake_openai_key()
+    assert run_kb_mcp_module("kb_mcp.devstack.embeddings_server", env=base_env()).returncode == 2
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb_mcp.devstack.embeddings_server", "--port", "0"],
+        env=base_env(OPENAI_API_KEY=key),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        with httpx2.Client(base_url=_running_url(proc.stderr), timeout=10.0) as http:
+            assert http.get("/healthz").status_code == 200
+            body = {"model": "text-embedding-3-small", "input": "hello world"}
+            assert http.post("/v1/embeddings", json=body).status_code == 401
+            answer = http.post(
+                "/v1/embeddings", json=body, headers={"Authorization": f"Bearer {key}"}
+            )
+            assert answer.status_code == 200
+            assert len(answer.json()["data"][0]["embedding"]) == 1536
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn re-raises SIGTERM after its graceful shutdown, as a container expects.
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _running_url(stream: IO[str]) -> str:
+    for line in stream:
+        match = re.search(r"Uvicorn running on (http://\S+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("the embeddings server exited before listening")
+
+
+def run_kb_mcp_module(module: str, *, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `python -m MODULE` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_banner_tells_how_to_connect_without_secrets() -> None:
     """The banner names the URL, the data folder and both client snippets; no credential."""
     info = StackInfo(
         url="http://127.0.0.1:8080/mcp",
         data_dir=Path("/somewhere/.kb-mcp"),
         postgres_port=5555,
+        postgres_version="16",
         aws_endpoint_url="http://127.0.0.1:5001",
         aws_region="us-east-1",
         openai_base_url="http://127.0.0.1:5002/v1",

@@ -155,6 +155,17 @@ async def test_search_query_can_use_the_hnsw_index(
     assert "chunks_embedding_hnsw_idx" in "\n".join(row[0] for row in plan)
 
 
+async def test_a_missing_extension_the_role_cannot_create_is_a_clear_error(
+    pg_cluster: PostgresCluster, app_database: AppDatabase
+) -> None:
+    """Without pgvector and without the right to create it, the error says what to ask for."""
+    await pg_cluster.execute("DROP EXTENSION vector", database=app_database.database)
+    async with PoolSource.open(app_database) as source:
+        with pytest.raises(DatabaseError, match="vector extension is missing") as caught:
+            await apply_migrations(source, dimensions=DIMENSIONS)
+    assert "CREATE EXTENSION vector" in caught.value.hint
+
+
 async def test_both_login_roles_share_objects_through_the_owning_group(
     pg_cluster: PostgresCluster,
     app_database: AppDatabase,

@@ -1,4 +1,4 @@
-"""Fixtures that start the real local servers: moto, PostgreSQL 18 + pgvector, fake OpenAI.
+"""Fixtures that start the real local servers: moto, PostgreSQL + pgvector, fake OpenAI.
 
 Registered suite-wide through ``pytest_plugins`` in tests/conftest.py. Every server
 binds 127.0.0.1 on a port the OS picked; every credential is generated per run and
@@ -124,7 +124,7 @@ def aws_env(moto_server: MotoSecretsServer, monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PostgresCluster]:
-    """A PostgreSQL 18 + pgvector cluster (fsync off) for the whole session."""
+    """A PostgreSQL + pgvector cluster (fsync off) for the whole session."""
     base = Path(tempfile.mkdtemp(prefix="kbpgt-"))
     base.chmod(0o711)  # as root, the postgres system user must traverse it
     cluster = PostgresCluster(base / "data", durable=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,12 +34,13 @@ def test_chunks_are_trimmed_slices_within_the_limit_covering_the_text(
     for n, chunk in enumerate(chunks):
         assert chunk.ordinal == n
         assert chunk.text == text[chunk.start : chunk.end]
-        assert chunk.text and chunk.text == chunk.text.strip()
+        assert chunk.text
+        assert chunk.text == chunk.text.strip()
         assert len(chunk.text) <= max_chars
     spans = [(c.start, c.end) for c in chunks]
     non_space = {i for i, ch in enumerate(text) if not ch.isspace()}
     assert non_space <= _covered(text, spans)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert before.start < after.start
         assert before.end < after.end
         assert before.end - after.start <= overlap
@@ -76,7 +79,7 @@ def test_a_long_paragraph_overlaps_by_whole_sentences() -> None:
     text = " ".join(f"Sentence number {i} is about the topic at hand." for i in range(60))
     chunks = split_into_chunks(text)
     assert len(chunks) >= 3
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         shared = text[after.start : before.end]
         assert 0 < len(shared) <= OVERLAP_CHARS
         assert shared.startswith("Sentence number")

@@ -95,6 +95,14 @@ async def test_a_non_finite_component_is_an_embedding_error() -> None:
         await embedder.embed(["x"])
 
 
+async def test_a_zero_vector_is_an_embedding_error() -> None:
+    """A zero vector has no direction: cosine scores against it would be NaN."""
+    backend = ScriptedBackend(shape=lambda texts, _d: [[0.0] * 8 for _ in texts])
+    embedder = Embedder(backend, model="m", dimensions=8)
+    with pytest.raises(EmbeddingError, match="zero vector"):
+        await embedder.embed(["x"])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

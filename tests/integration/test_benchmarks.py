@@ -1,0 +1,74 @@
+"""Every benchmark script runs in quick mode and prints its figures (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
+PARALLEL = 3
+"""Scripts run side by side: each is mostly waiting (servers starting, polls, sleeps)."""
+TIMEOUT_S = 240
+
+
+def _run(name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", "--quick", "--json"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def figures_in(stdout: str) -> Any:
+    """The JSON a benchmark printed: a JSON line, or its whole output as one document."""
+    text = stdout.strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    start = text.rfind("\n{")
+    if start >= 0:
+        return json.loads(text[start + 1 :])
+    raise AssertionError("no JSON figures in the output")
+
+
+@pytest.fixture(scope="module")
+def quick_runs() -> dict[str, subprocess.CompletedProcess[str]]:
+    """Each script's quick run, a few at a time."""
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        return dict(zip(SCRIPTS, pool.map(_run, SCRIPTS), strict=True))
+
+
+def test_benchmark_scripts_are_found() -> None:
+    """bench/ holds the runtime benchmarks (and whatever else is there is run too)."""
+    assert {"bench_rotation", "bench_fleet", "bench_boot", "bench_search"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_quick_run_exits_zero_and_prints_figures(
+    name: str, quick_runs: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
+    """`python -m bench.<name> --quick --json` exits 0 and prints figures that parse."""
+    result = quick_runs[name]
+    assert result.returncode == 0, f"{name} exited {result.returncode}:\n{result.stderr[-3000:]}"
+    figures = figures_in(result.stdout)
+    assert isinstance(figures, dict)
+    assert figures
