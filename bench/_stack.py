@@ -1,6 +1,6 @@
 """The local stack behind the benchmarks, and how a benchmark reports its figures.
 
-`open_stack()` starts the three real servers on 127.0.0.1: PostgreSQL 18 + pgvector
+`open_stack()` starts the three real servers on 127.0.0.1: PostgreSQL 16 + pgvector
 (fsync off), and moto's Secrets Manager and the fake OpenAI endpoint in a child process
 (`python -m bench._stack`, driven over its stdin), so that the runtime being measured does
 not share a GIL with the servers it calls. It creates a database owned by a group role
@@ -228,7 +228,7 @@ def _stop_cluster(pg: PostgresCluster) -> None:
 
 @asynccontextmanager
 async def open_database(*, max_connections: int = 200) -> AsyncIterator[BenchDatabase]:
-    """Start PostgreSQL 18 + pgvector (fsync off) with the benchmark database."""
+    """Start PostgreSQL 16 + pgvector (fsync off) with the benchmark database."""
     async with AsyncExitStack() as own:
         base = _private_folder()
         own.callback(shutil.rmtree, base, ignore_errors=True)

@@ -120,5 +120,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_async(coro_fn: Callable[..., Any], *args: Any) -> Any:
     """Run a coroutine function to completion (helper for sub-command handlers)."""
     return asyncio.run(coro_fn(*args))
-
-

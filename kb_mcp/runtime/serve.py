@@ -71,8 +71,8 @@ async def serve(
 ) -> int:
     """Boot, serve until a stop signal, shut down in order. Returns the exit code."""
     from kb_mcp.cli import report_startup_failure
-    from kb_mcp.db.vectors import init_connection
     from kb_mcp.db.migrate import apply_migrations
+    from kb_mcp.db.vectors import init_connection
     from kb_mcp.server.http import check_bind_policy
 
     if transport == "http":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -67,7 +68,7 @@ async def test_drill_passes_through_rotations_and_catches_drops() -> None:
     """Two rotations of each secret under load: 0 failures, exit 0. Then a key revoked at
     the endpoint without rotating the secret: the drill reports failures and exits 1."""
     base = Path(tempfile.mkdtemp(prefix="kbdrill-"))
-    base.chmod(0o711)  # as root, PostgreSQL's system user must traverse it
+    os.chmod(base, 0o711)  # noqa: S103 - as root, the postgres user must traverse it
     data = base / "stack"
     dev = KbMcpProcess(
         ("dev", "--port", "0", "--data-dir", str(data)),

@@ -1,4 +1,4 @@
-"""Storage against a real PostgreSQL 18 + pgvector: migrations, CRUD, search, atomicity."""
+"""Storage against a real PostgreSQL 16 + pgvector: migrations, CRUD, search, atomicity."""
 
 from __future__ import annotations
 

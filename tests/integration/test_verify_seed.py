@@ -91,7 +91,7 @@ async def test_seed_then_verify_from_the_command_line(
     assert pg["version_id"] == (await _current(sm, PG_SECRET))[0]
     assert pg["age_days"] < 1
     assert pg["detail"].startswith(f"logged in as {app_database.user_a}@")
-    assert "server 18" in pg["detail"]
+    assert "server 16" in pg["detail"]
     assert "models listed" in by_name[OPENAI_SECRET]["detail"]
     _no_values(out + err + out2 + err2)
 

@@ -11,7 +11,7 @@ import httpx2
 
 from kb_mcp.ops.drill_load import mcp_client
 from tests.support.processes import KbMcpProcess, base_env
-from tests.support.runtime_env import RuntimeEnv
+from tests.support.runtime_env import RuntimeEnv, wait_until
 
 
 def _env_for(env: RuntimeEnv, **extra: str) -> dict[str, str]:
@@ -67,8 +67,8 @@ async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(env: RuntimeEn
             return ok
 
         searches = [asyncio.create_task(one_search(i)) for i in range(8)]
-        while env.openai.requests_total < 9:  # 1 add + 8 searches reached the endpoint
-            await asyncio.sleep(0.01)
+        # 1 add + 8 searches reached the endpoint: every search is in flight.
+        await wait_until(lambda: env.openai.requests_total >= 9, what="searches in flight")
         process.signal(signal.SIGTERM)
         results = await asyncio.gather(*searches)
         code = await asyncio.to_thread(process.wait, 30)
