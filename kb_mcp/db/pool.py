@@ -37,6 +37,7 @@ from kb_mcp.errors import (
     SecretsError,
 )
 from kb_mcp.observability.counters import MetricsRegistry
+from kb_mcp.runtime.occupancy import Occupancy
 from kb_mcp.secrets.port import AWSPENDING, SecretsProvider, SecretVersion
 from kb_mcp.secrets.schemas import PostgresCredentials, parse_secret
 
@@ -65,17 +66,17 @@ class _Slot:
     pool: asyncpg.Pool[Any]
     version_id: str
     identity: str
-    users: int = 0
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    occupancy: Occupancy = field(default_factory=Occupancy)
+
+    @property
+    def users(self) -> int:
+        return self.occupancy.users
 
     def enter(self) -> None:
-        self.users += 1
-        self.idle.clear()
+        self.occupancy.enter()
 
     def leave(self) -> None:
-        self.users -= 1
-        if self.users == 0:
-            self.idle.set()
+        self.occupancy.leave()
 
 
 class PoolManager:
@@ -312,13 +313,12 @@ class PoolManager:
                 hint="check the database name in the secret and the role's CONNECT privilege",
             ) from exc
         slot = _Slot(pool=pool, version_id=version_id, identity=identity)
-        slot.idle.set()
         return slot
 
     async def _drain_and_close(self, slot: _Slot, *, reason: str) -> None:
         started = time.monotonic()
         try:
-            await asyncio.wait_for(slot.idle.wait(), self._drain_timeout_s)
+            await asyncio.wait_for(slot.occupancy.idle.wait(), self._drain_timeout_s)
         except TimeoutError:
             self._drain_timeouts.value += 1
             log.warning(

@@ -27,6 +27,7 @@ from kb_mcp.errors import (
     SecretsError,
 )
 from kb_mcp.observability.counters import MetricsRegistry
+from kb_mcp.runtime.occupancy import Occupancy
 from kb_mcp.secrets.port import SecretsProvider, SecretVersion
 from kb_mcp.secrets.schemas import OpenAIKeySecret, parse_secret
 
@@ -41,17 +42,17 @@ T = TypeVar("T")
 class _Slot:
     client: openai.AsyncOpenAI
     version_id: str
-    users: int = 0
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    occupancy: Occupancy = field(default_factory=Occupancy)
+
+    @property
+    def users(self) -> int:
+        return self.occupancy.users
 
     def enter(self) -> None:
-        self.users += 1
-        self.idle.clear()
+        self.occupancy.enter()
 
     def leave(self) -> None:
-        self.users -= 1
-        if self.users == 0:
-            self.idle.set()
+        self.occupancy.leave()
 
 
 class OpenAIClientHolder:
@@ -216,13 +217,12 @@ class OpenAIClientHolder:
             max_retries=self._max_retries,
         )
         slot = _Slot(client=client, version_id=version_id)
-        slot.idle.set()
         return slot
 
     async def _drain_and_close(self, slot: _Slot, *, reason: str) -> None:
         started = time.monotonic()
         try:
-            await asyncio.wait_for(slot.idle.wait(), self._drain_timeout_s)
+            await asyncio.wait_for(slot.occupancy.idle.wait(), self._drain_timeout_s)
         except TimeoutError:
             log.warning(
                 "openai.client_drain_timeout",

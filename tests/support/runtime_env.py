@@ -18,6 +18,7 @@ from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.postgres import PostgresCluster
 from tests.plugins.servers import AppDatabase
 from tests.support.fakes import fake_openai_key, fake_password, postgres_secret_json
+from tests.support.processes import base_env
 
 __all__ = ["RuntimeEnv", "open_runtime_env", "wait_until"]
 
@@ -66,6 +67,21 @@ class RuntimeEnv:
         }
         base.update(overrides)
         return load_settings(**base)
+
+    def process_env(self, *, endpoint_url: str | None = None, **extra: str) -> dict[str, str]:
+        """Environment for a `kb-mcp serve` child pointed at this test's servers."""
+        return base_env(
+            KB_MCP_ENV="production",
+            AWS_ENDPOINT_URL=endpoint_url or self.endpoint_url,
+            AWS_REGION="us-east-1",
+            AWS_ACCESS_KEY_ID="TESTING",
+            AWS_SECRET_ACCESS_KEY="testing-" + "x" * 8,
+            OPENAI_BASE_URL=self.openai.base_url,
+            KB_MCP_EMBEDDING_DIMENSIONS="64",
+            KB_MCP_DB_POOL_MIN_SIZE="1",
+            KB_MCP_SECRETS_RETRY_BUDGET_S="0.5",
+            **extra,
+        )
 
     def role_name(self, role: Role) -> str:
         return self.app.user_a if role == "a" else self.app.user_b

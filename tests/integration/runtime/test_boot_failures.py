@@ -11,21 +11,8 @@ import pytest
 
 from tests.support.fakes import WATCHED, fake_password
 from tests.support.fault_proxy import ACCESS_DENIED, FaultProxy
-from tests.support.processes import base_env, run_kb_mcp
+from tests.support.processes import run_kb_mcp
 from tests.support.runtime_env import RuntimeEnv
-
-
-def _env_for(env: RuntimeEnv, endpoint: str) -> dict[str, str]:
-    return base_env(
-        KB_MCP_ENV="production",
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="TESTING",
-        AWS_SECRET_ACCESS_KEY="testing-" + "x" * 8,
-        OPENAI_BASE_URL=env.openai.base_url,
-        KB_MCP_EMBEDDING_DIMENSIONS="64",
-        KB_MCP_SECRETS_RETRY_BUDGET_S="0.5",
-    )
 
 
 async def _serve(env: RuntimeEnv, endpoint: str | None = None) -> tuple[int, str]:
@@ -36,7 +23,7 @@ async def _serve(env: RuntimeEnv, endpoint: str | None = None) -> tuple[int, str
         "http",
         "--port",
         "0",
-        env=_env_for(env, endpoint or env.endpoint_url),
+        env=env.process_env(endpoint_url=endpoint),
     )
     output = result.stderr + result.stdout
     assert not [v for v in WATCHED if v in output], "a secret value was printed"

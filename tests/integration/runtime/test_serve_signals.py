@@ -10,29 +10,14 @@ from contextlib import contextmanager
 import httpx2
 
 from kb_mcp.ops.drill_load import mcp_client
-from tests.support.processes import KbMcpProcess, base_env
+from tests.support.processes import KbMcpProcess
 from tests.support.runtime_env import RuntimeEnv, wait_until
-
-
-def _env_for(env: RuntimeEnv, **extra: str) -> dict[str, str]:
-    return base_env(
-        KB_MCP_ENV="production",
-        AWS_ENDPOINT_URL=env.endpoint_url,
-        AWS_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="TESTING",
-        AWS_SECRET_ACCESS_KEY="testing-" + "x" * 8,
-        OPENAI_BASE_URL=env.openai.base_url,
-        KB_MCP_EMBEDDING_DIMENSIONS="64",
-        KB_MCP_DB_POOL_MIN_SIZE="1",
-        KB_MCP_DRAIN_TIMEOUT_S="20",
-        **extra,
-    )
 
 
 @contextmanager
 def _server(env: RuntimeEnv, **extra: str) -> Iterator[tuple[KbMcpProcess, str]]:
     process = KbMcpProcess(
-        ("serve", "--transport", "http", "--port", "0"), _env_for(env, **extra)
+        ("serve", "--transport", "http", "--port", "0"), env.process_env(**extra)
     ).start()
     try:
         listening = process.wait_for_event("server.listening", timeout_s=60)

@@ -13,24 +13,10 @@ from mcp_types import CallToolResult, TextContent
 
 from kb_mcp.ops.drill_load import mcp_client
 from tests.support.fakes import fake_auth_token
-from tests.support.processes import KbMcpProcess, base_env
+from tests.support.processes import KbMcpProcess
 from tests.support.runtime_env import RuntimeEnv
 
 TOKEN_SECRET = "kb-mcp/prod/mcp-auth-token"
-
-
-def _env_for(env: RuntimeEnv, **extra: str) -> dict[str, str]:
-    return base_env(
-        KB_MCP_ENV="production",
-        AWS_ENDPOINT_URL=env.endpoint_url,
-        AWS_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="TESTING",
-        AWS_SECRET_ACCESS_KEY="testing-" + "x" * 8,
-        OPENAI_BASE_URL=env.openai.base_url,
-        KB_MCP_EMBEDDING_DIMENSIONS="64",
-        KB_MCP_DB_POOL_MIN_SIZE="1",
-        **extra,
-    )
 
 
 def _text(result: CallToolResult) -> str:
@@ -49,7 +35,7 @@ async def test_stdio_transport_serves_every_tool(env: RuntimeEnv) -> None:
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "kb_mcp", "serve", "--transport", "stdio"],
-        env=_env_for(env),
+        env=env.process_env(),
     )
     async with Client(params) as client:
         first = await _ok(
@@ -84,7 +70,7 @@ async def test_bearer_token_rotation_over_http(env: RuntimeEnv) -> None:
     await env.client.create_secret(Name=TOKEN_SECRET, SecretString=tokens[0])
     process = KbMcpProcess(
         ("serve", "--transport", "http", "--port", "0"),
-        _env_for(env, KB_MCP_AUTH_TOKEN_SECRET=TOKEN_SECRET, SECRETS_CACHE_TTL_SECONDS="3600"),
+        env.process_env(KB_MCP_AUTH_TOKEN_SECRET=TOKEN_SECRET, SECRETS_CACHE_TTL_SECONDS="3600"),
     ).start()
     try:
         port = process.wait_for_event("server.listening", timeout_s=60)["port"]
@@ -139,7 +125,7 @@ async def test_two_servers_booting_together_on_an_empty_database_both_come_up(
 ) -> None:
     """Migrations run under an advisory lock: two processes racing on one database both serve."""
     processes = [
-        KbMcpProcess(("serve", "--transport", "http", "--port", "0"), _env_for(env)).start()
+        KbMcpProcess(("serve", "--transport", "http", "--port", "0"), env.process_env()).start()
         for _ in range(2)
     ]
     try:
