@@ -386,7 +386,7 @@ class FakeOpenAIServer(FakeOpenAIState):
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("fake openai server is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # NODELAY
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
-PARALLEL = 3
+PARALLEL = 2
 """Scripts run side by side: each is mostly waiting (servers starting, polls, sleeps)."""
 TIMEOUT_S = 240
 
