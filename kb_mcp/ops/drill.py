@@ -32,6 +32,7 @@ from rich.live import Live
 from rich.table import Table
 
 from kb_mcp.config import Settings, load_settings
+from kb_mcp.errors import EXIT_USAGE, KbMcpError
 from kb_mcp.ops.drill_load import LoadStats, Workload, percentiles, run_worker
 from kb_mcp.ops.rotate_openai import rotate_openai
 from kb_mcp.ops.rotate_postgres import rotate_postgres
@@ -232,7 +233,16 @@ async def run_drill(options: DrillOptions, settings: Settings) -> DrillReport:
                 await asyncio.sleep(options.warmup_s)
                 for round_index in range(options.rotations):
                     for kind in options.rotate:
-                        name, old, new = await _rotate_once(settings, kind, options, round_index)
+                        try:
+                            name, old, new = await _rotate_once(
+                                settings, kind, options, round_index
+                            )
+                        except KbMcpError as exc:
+                            log.error("drill.rotation_failed", target=kind, error=str(exc))
+                            rotations.append(
+                                RotationRecord(kind, "", "", time.monotonic() - started, None)
+                            )
+                            continue
                         moved_at = time.monotonic() - started
                         if options.nudge_pid is not None:
                             os.kill(options.nudge_pid, signal.SIGHUP)
@@ -348,6 +358,13 @@ def _options_from_args(args: argparse.Namespace) -> tuple[DrillOptions, Settings
 
 def _run(args: argparse.Namespace) -> int:
     options, settings = _options_from_args(args)
+    if "openai" in options.rotate and not options.openai_keys and not options.activate_url:
+        sys.stderr.write(
+            "kb-mcp drill: rotating the OpenAI key outside the local stack needs new keys: "
+            "pass --openai-keys-from-env VAR1,VAR2 (keys created in the OpenAI console), or "
+            "--rotate postgres\n"
+        )
+        return EXIT_USAGE
     report = asyncio.run(run_drill(options, settings))
     data = report.to_json()
     if args.report:

@@ -145,6 +145,22 @@ async def run_worker(
 ) -> None:
     """Call tools until `stop`; every call, failed or not, is recorded."""
     rng = random.Random(seed)  # noqa: S311 - workload shape, not security
+    try:
+        await _calls(url, token, workload, stats, stop, rng, worker)
+    except Exception as exc:  # an unreachable server is a failure to report, not a crash
+        error = f"connection: {type(exc).__name__}: {exc}"[:300]
+        stats.records.append(CallRecord("connect", time.monotonic(), 0.0, error))
+
+
+async def _calls(
+    url: str,
+    token: str | None,
+    workload: Workload,
+    stats: LoadStats,
+    stop: asyncio.Event,
+    rng: random.Random,
+    worker: int,
+) -> None:
     n = 0
     async with mcp_client(url, token) as client:
         while not stop.is_set():
