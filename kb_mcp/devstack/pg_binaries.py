@@ -15,16 +15,12 @@ so it never appears in a statement or a server log.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
 import importlib.metadata
 import importlib.util
 import os
 import pwd
 import re
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+
+from kb_mcp.db.sqltext import password_literal, quote_ident, quote_literal, scram_verifier
 
 __all__ = [
     "PgInstall",
@@ -59,45 +57,6 @@ def short_temp_root() -> str:
     """A temp folder short enough for Unix socket paths (which must stay under ~100 chars)."""
     root = tempfile.gettempdir()
     return root if len(root) <= 40 or not Path("/tmp").is_dir() else "/tmp"  # noqa: S108
-
-
-def quote_ident(name: str) -> str:
-    """Quote an SQL identifier (role, database) so any name is taken literally."""
-    if not name or "\x00" in name:
-        raise ValueError("identifier must be non-empty and free of nul characters")
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    """Quote an SQL string literal, as PostgreSQL's ``quote_literal`` does."""
-    if "\x00" in value:
-        raise ValueError("literal must be free of nul characters")
-    body = value.replace("'", "''")
-    if "\\" in value:
-        return "E'" + body.replace("\\", "\\\\") + "'"
-    return "'" + body + "'"
-
-
-def scram_verifier(password: str, *, iterations: int = 4096) -> str:
-    """Return the SCRAM-SHA-256 verifier PostgreSQL stores for an ASCII ``password``."""
-    salt = secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
-    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
-    server_key = hmac.digest(salted, b"Server Key", "sha256")
-
-    def b64(raw: bytes) -> str:
-        return base64.b64encode(raw).decode("ascii")
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
-
-
-def password_literal(password: str) -> str:
-    """The SQL literal to put after ``PASSWORD``: a verifier for ASCII passwords."""
-    # SASLprep leaves ASCII unchanged, so a verifier built here is exact and the
-    # server never sees (nor logs, on an error) the password itself.
-    if not password:
-        raise ValueError("password must not be empty")
-    return quote_literal(scram_verifier(password) if password.isascii() else password)
 
 
 def _tool_env() -> dict[str, str]:

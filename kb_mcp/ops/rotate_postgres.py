@@ -24,7 +24,7 @@ import asyncpg
 import structlog
 
 from kb_mcp.config import Settings
-from kb_mcp.devstack.postgres import quote_ident, quote_literal, scram_verifier
+from kb_mcp.db.sqltext import quote_ident, quote_literal, scram_verifier
 from kb_mcp.errors import RotationError, SecretFormatError
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.aws import aws_client
