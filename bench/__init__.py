@@ -12,18 +12,22 @@ import json
 import math
 import os
 import platform
+import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BENCH_KEY_NAME",
+    "BENCH_PG_NAME",
     "bench_parser",
     "finish",
     "latency_summary",
     "machine",
     "percentile",
     "print_table",
+    "seed_bench_secrets",
 ]
 
 
@@ -122,3 +126,24 @@ def finish(
         line = {"bench": name, "quick": quick, "machine": host, "figures": figures}
         print(json.dumps(line, sort_keys=True))
     sys.stdout.flush()
+
+
+BENCH_KEY_NAME = "kb-mcp/bench/openai-api-key"
+BENCH_PG_NAME = "kb-mcp/bench/postgres-credentials"
+
+
+def seed_bench_secrets(client: Any) -> None:
+    """Create the two benchmark secrets (values generated per run) with a boto client."""
+    client.create_secret(Name=BENCH_KEY_NAME, SecretString="sk-bench-" + secrets.token_urlsafe(32))
+    client.create_secret(
+        Name=BENCH_PG_NAME,
+        SecretString=json.dumps(
+            {
+                "username": "kb_bench",
+                "password": "pw-" + secrets.token_urlsafe(24),
+                "host": "127.0.0.1",
+                "port": 5432,
+                "database": "kb",
+            }
+        ),
+    )

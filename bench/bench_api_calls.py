@@ -23,7 +23,6 @@ request actually sent to the moto server this bench starts on 127.0.0.1, port 0)
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import secrets
@@ -44,15 +43,23 @@ from aws_secretsmanager_caching import SecretCacheConfig
 from aws_secretsmanager_caching.cache import items as reference_items
 from moto.server import ThreadedMotoServer
 
-from bench import bench_parser, finish, machine, print_table
+from bench import (
+    BENCH_KEY_NAME,
+    BENCH_PG_NAME,
+    bench_parser,
+    finish,
+    machine,
+    print_table,
+    seed_bench_secrets,
+)
 from kb_mcp.config import Settings
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.runtime.refresher import Refresher
 from kb_mcp.secrets import AwsSecretsManagerProvider
 
 REGION = "us-east-1"
-KEY_NAME = "kb-mcp/bench/openai-api-key"
-PG_NAME = "kb-mcp/bench/postgres-credentials"
+KEY_NAME = BENCH_KEY_NAME
+PG_NAME = BENCH_PG_NAME
 NAMES = (KEY_NAME, PG_NAME)
 DAY_S = 86_400.0
 WARMUP_NAME = "kb-mcp/bench/warm-up"
@@ -274,19 +281,7 @@ def _cold_reference(endpoint: str, creds: dict[str, str], readers: int, workers:
 def _seed(endpoint: str, creds: dict[str, str]) -> None:
     client = _reference_client(endpoint, creds, WireCounter())
     client.create_secret(Name=WARMUP_NAME, SecretString="warm-up-" + secrets.token_hex(8))
-    client.create_secret(Name=KEY_NAME, SecretString="sk-bench-" + secrets.token_urlsafe(32))
-    client.create_secret(
-        Name=PG_NAME,
-        SecretString=json.dumps(
-            {
-                "username": "kb_bench",
-                "password": "pw-" + secrets.token_urlsafe(24),
-                "host": "127.0.0.1",
-                "port": 5432,
-                "database": "kb",
-            }
-        ),
-    )
+    seed_bench_secrets(client)
 
 
 def _table(title: str, rows: list[Row], per_day: bool) -> None:

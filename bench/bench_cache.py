@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import secrets
 import statistics
@@ -37,13 +36,21 @@ from aws_secretsmanager_caching import SecretCache as ReferenceCache
 from aws_secretsmanager_caching import SecretCacheConfig
 from moto.server import ThreadedMotoServer
 
-from bench import bench_parser, finish, machine, print_table
+from bench import (
+    BENCH_KEY_NAME,
+    BENCH_PG_NAME,
+    bench_parser,
+    finish,
+    machine,
+    print_table,
+    seed_bench_secrets,
+)
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.secrets import AwsSecretsManagerProvider, OpenAIKeySecret, PostgresCredentials
 
 REGION = "us-east-1"
-KEY_NAME = "kb-mcp/bench/openai-api-key"
-PG_NAME = "kb-mcp/bench/postgres-credentials"
+KEY_NAME = BENCH_KEY_NAME
+PG_NAME = BENCH_PG_NAME
 
 
 @dataclass(frozen=True)
@@ -134,23 +141,6 @@ def _credentials() -> dict[str, str]:
 def _reference_client(endpoint: str, credentials: dict[str, str]) -> Any:
     session = botocore.session.get_session()
     return session.create_client("secretsmanager", endpoint_url=endpoint, **credentials)
-
-
-def _seed(client: Any) -> None:
-    key = "sk-bench-" + secrets.token_urlsafe(32)
-    client.create_secret(Name=KEY_NAME, SecretString=key)
-    client.create_secret(
-        Name=PG_NAME,
-        SecretString=json.dumps(
-            {
-                "username": "kb_bench",
-                "password": "pw-" + secrets.token_urlsafe(24),
-                "host": "127.0.0.1",
-                "port": 5432,
-                "database": "kb",
-            }
-        ),
-    )
 
 
 async def _measure_all(endpoint: str, credentials: dict[str, str], plan: Plan) -> list[Figure]:
@@ -257,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _, port = server.get_host_and_port()
         endpoint = f"http://127.0.0.1:{port}"
-        _seed(_reference_client(endpoint, credentials))
+        seed_bench_secrets(_reference_client(endpoint, credentials))
         figures = asyncio.run(_measure_all(endpoint, credentials, plan))
     finally:
         server.stop()

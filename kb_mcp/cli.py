@@ -11,11 +11,9 @@ Exit codes: 0 clean stop, 1 startup failure, 2 bad usage (`kb_mcp.errors`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from kb_mcp import __version__
 from kb_mcp.errors import EXIT_STARTUP_FAILURE, KbMcpError
@@ -115,8 +113,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STARTUP_FAILURE
     except KeyboardInterrupt:
         return 130
-
-
-def run_async(coro_fn: Callable[..., Any], *args: Any) -> Any:
-    """Run a coroutine function to completion (helper for sub-command handlers)."""
-    return asyncio.run(coro_fn(*args))

@@ -317,9 +317,7 @@ class PoolManager:
 
     async def _drain_and_close(self, slot: _Slot, *, reason: str) -> None:
         started = time.monotonic()
-        try:
-            await asyncio.wait_for(slot.occupancy.idle.wait(), self._drain_timeout_s)
-        except TimeoutError:
+        if not await slot.occupancy.wait_idle(self._drain_timeout_s):
             self._drain_timeouts.value += 1
             log.warning(
                 "db.pool_drain_timeout",

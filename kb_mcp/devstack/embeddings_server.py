@@ -1,10 +1,13 @@
 """The local OpenAI-compatible embeddings API as a process of its own.
 
-    python -m kb_mcp.devstack.embeddings_server [--host H] [--port P] [--key-from-env VAR ...]
+    python -m kb_mcp.devstack.embeddings_server [--host H] [--port P]
+        [--key-from-env VAR ...] [--key-from-secret NAME ...]
 
 docker compose runs it (from the app image) so the stack works offline. Accepted API
 keys come from environment variables named on the command line (default
-``OPENAI_API_KEY``), never from arguments, which would show in ``ps``. Embeddings are
+``OPENAI_API_KEY``) or from secrets in the Secrets Manager the AWS environment points at
+(compose: the key its seeding service generated), never from arguments, which would
+show in ``ps``. Embeddings are
 the deterministic feature-hash vectors of ``hashing``. SIGTERM and SIGINT stop it.
 """
 
@@ -44,13 +47,33 @@ def _parser() -> argparse.ArgumentParser:
         help=f"accept the API key held in this variable (repeatable; default "
         f"{_DEFAULT_KEY_VARIABLE})",
     )
+    parser.add_argument(
+        "--key-from-secret",
+        action="append",
+        metavar="NAME",
+        help="accept the AWSCURRENT value of this secret (AWS_ENDPOINT_URL, AWS_REGION)",
+    )
     return parser
+
+
+def _keys_from_secrets(names: Sequence[str]) -> list[str]:
+    import boto3
+
+    client = boto3.client(
+        "secretsmanager",
+        region_name=os.environ.get("AWS_REGION", "us-east-1"),
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+    )
+    return [
+        str(client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
+        for name in names
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, then serve until stopped; the exit code."""
     args = _parser().parse_args(argv)
-    variables = args.key_from_env or [_DEFAULT_KEY_VARIABLE]
+    variables = args.key_from_env or ([] if args.key_from_secret else [_DEFAULT_KEY_VARIABLE])
     keys = [os.environ.get(name, "").strip() for name in variables]
     missing = [name for name, key in zip(variables, keys, strict=True) if not key]
     if missing:
@@ -59,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "or unset\n"
         )
         return EXIT_USAGE
+    keys.extend(_keys_from_secrets(args.key_from_secret or []))
     secret_registry().register(*keys)
     configure_logging(json_lines=True)
     log.info("embeddings_server.starting", host=args.host, port=args.port, keys=len(keys))

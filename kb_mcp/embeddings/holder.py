@@ -237,9 +237,7 @@ class OpenAIClientHolder:
 
     async def _drain_and_close(self, slot: _Slot, *, reason: str) -> None:
         started = time.monotonic()
-        try:
-            await asyncio.wait_for(slot.occupancy.idle.wait(), self._drain_timeout_s)
-        except TimeoutError:
+        if not await slot.occupancy.wait_idle(self._drain_timeout_s):
             log.warning(
                 "openai.client_drain_timeout",
                 secret=self.secret_name,

@@ -123,8 +123,12 @@ def secret_registry() -> SecretValueRegistry:
 
 
 def is_sensitive_key(key: str) -> bool:
-    """True for keys whose values must never be logged."""
-    return key.lower() not in _SAFE_KEYS and bool(_SENSITIVE_KEY.search(key))
+    """True for keys whose values must never be logged.
+
+    A key with a `/` in it is a resource name used as a key (a secret's name, such as
+    `kb-mcp/prod/postgres-credentials`, mapping to its version id), not a field name.
+    """
+    return "/" not in key and key.lower() not in _SAFE_KEYS and bool(_SENSITIVE_KEY.search(key))
 
 
 def redact_text(text: str, registry: SecretValueRegistry | None = None) -> str:

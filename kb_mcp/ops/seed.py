@@ -160,6 +160,8 @@ async def seed_secrets(
         )
     plan: list[tuple[str, SecretStr | None, type[SecretModel], bool, str]] = []
     key = openai_key or settings.openai_api_key
+    if key is not None and not key.get_secret_value():
+        key = None  # OPENAI_API_KEY set but empty (compose's `${OPENAI_API_KEY:-}`)
     generated = key is None and generate_openai_key_if_missing
     if generated:
         key = generate_openai_key()

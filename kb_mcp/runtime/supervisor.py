@@ -177,12 +177,7 @@ async def boot_runtime(
             "runtime.booted",
             booted_in_s=round(runtime.booted_in_s, 3),
             env=settings.env.value,
-            # A list, not a dict keyed by secret name: the redactor masks values under keys
-            # that look sensitive, and "...-credentials" does.
-            versions=[
-                {"secret": name, "version_id": version}
-                for name, version in runtime.in_service_versions().items()
-            ],
+            versions=runtime.in_service_versions(),
         )
         try:
             yield runtime

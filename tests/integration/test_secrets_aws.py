@@ -36,6 +36,7 @@ from kb_mcp.secrets import (
     PostgresCredentials,
 )
 from tests.conftest import CapturedLogs
+from tests.support.clock import FakeClock
 from tests.support.fakes import fake_openai_key, fake_password, postgres_secret_json, watch
 from tests.support.fault_proxy import (
     INTERNAL_ERROR,
@@ -48,19 +49,6 @@ from tests.support.fault_proxy import (
 REGION = "us-east-1"
 KEY_NAME = "kb-mcp/prod/openai-api-key"
 PG_NAME = "kb-mcp/prod/postgres-credentials"
-
-
-@dataclass
-class FakeClock:
-    """A monotonic clock the test moves by hand (drives the cache TTL only)."""
-
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

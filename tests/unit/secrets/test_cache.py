@@ -13,22 +13,10 @@ from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.secrets.cache import SecretCache
 from kb_mcp.secrets.port import SecretVersion
 from tests.conftest import CapturedLogs
+from tests.support.clock import FakeClock
 from tests.support.fakes import fake_openai_key
 
 NAME = "kb-mcp/test/openai-api-key"
-
-
-@dataclass
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
