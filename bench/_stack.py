@@ -8,7 +8,7 @@ with two login roles (AWS multi-user rotation), stores both secrets, and yields 
 `BenchStack` whose helpers rotate each secret the way the ops tooling does. Every
 credential is generated at run time.
 
-`SwapRecorder` timestamps rotations (`secret.rotation_detected`, `db.pool_swapped`,
+`SwapRecorder` timestamps rotations (an observer: `detected`, `swapped`,
 `openai.client_swapped`) at the moment they are logged. The reporting helpers are in
 `bench/__init__.py`.
 """
@@ -39,6 +39,7 @@ from kb_mcp.config import Settings, load_settings
 from kb_mcp.devstack.fake_openai import FakeOpenAIState, build_app
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.devstack.postgres import PostgresCluster, PostgresClusterError
+from kb_mcp.hotswap import HotSwapEvent
 from kb_mcp.observability.logging import configure_logging
 
 __all__ = [
@@ -377,43 +378,38 @@ async def _serve_fakes() -> None:
 
 @dataclass(frozen=True)
 class Swap:
-    """A logged rotation step: when (`time.monotonic()`), which event, which new version."""
+    """A rotation step: when (`time.monotonic()`), which step, which new version."""
 
     at: float
     event: str
     version_id: str
 
 
-SWAPPED = ("db.pool_swapped", "openai.client_swapped")
-DETECTED = "secret.rotation_detected"
+SWAPPED = ("swapped",)
+DETECTED = "detected"
 
 
 class SwapRecorder:
-    """Routes the process's logs to a sink that timestamps rotations; warnings go to stderr.
+    """An observer (`kb_mcp.hotswap.Observer`) that timestamps rotations; logs go to stderr.
 
-    Records `secret.rotation_detected` (a refresher saw the new version) and the swaps
-    (`db.pool_swapped`, `openai.client_swapped`: the new credential is in use).
+    Records `detected` (a refresher saw the new version) and `swapped` (a resource built
+    from the new credential is in service). Pass it to `boot_runtime(observers=...)`.
     """
 
     def __init__(self) -> None:
         self.swaps: list[Swap] = []
-        self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
 
     def install(self) -> None:
-        configure_logging(json_lines=True, level="INFO", sink=self._line)
+        """Warnings and errors to stderr; the recorder itself needs no log."""
+        configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
         for noisy in ("werkzeug", "moto", "uvicorn", "uvicorn.error", "uvicorn.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    def _line(self, line: str) -> None:
-        at = time.monotonic()
-        if '"level": "error"' in line or '"level": "warning"' in line:
-            sys.stderr.write(line + "\n")
-        for event in (*SWAPPED, DETECTED):
-            if f'"event": "{event}"' in line:
-                version = str(json.loads(line).get("new_version_id"))
-                self.swaps.append(Swap(at, event, version))
-                self._loop.call_soon_threadsafe(self._changed.set)
+    def __call__(self, event: HotSwapEvent) -> None:
+        if event.kind in (*SWAPPED, DETECTED):
+            self.swaps.append(Swap(event.at, event.kind, event.version_id))
+            self._changed.set()
 
     def times(self, version_id: str, events: Sequence[str] = SWAPPED) -> list[float]:
         return [s.at for s in self.swaps if s.version_id == version_id and s.event in events]
@@ -431,21 +427,13 @@ class SwapRecorder:
         events: Sequence[str] = SWAPPED,
     ) -> list[float]:
         """The times of the first `count` swaps to `version_id`; TimeoutError after timeout_s."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self._changed.clear()
-            found = self.times(version_id, events)
-            if len(found) >= count:
-                return found[:count]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"{len(found)} of {count} swaps to version {version_id} after {timeout_s}s"
-                )
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                continue
+        async with asyncio.timeout(timeout_s):
+            while True:
+                self._changed.clear()
+                found = self.times(version_id, events)
+                if len(found) >= count:
+                    return found[:count]
+                await self._changed.wait()
 
 
 if __name__ == "__main__":

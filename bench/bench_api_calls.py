@@ -53,8 +53,8 @@ from bench import (
     seed_bench_secrets,
 )
 from kb_mcp.config import Settings
+from kb_mcp.hotswap import Refresher
 from kb_mcp.observability.logging import configure_logging
-from kb_mcp.runtime.refresher import Refresher
 from kb_mcp.secrets import AwsSecretsManagerProvider
 
 REGION = "us-east-1"

@@ -28,9 +28,10 @@ from typing import Any
 
 from bench import bench_parser, finish, machine, percentile, print_table
 from bench._stack import DETECTED, SwapRecorder, open_stack
+from kb_mcp.hotswap import HotSwapEvent, Refresher
 from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.runtime.refresher import Refresher
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
+from kb_mcp.secrets.schemas import OpenAIKeySecret, PostgresCredentials
 
 BUCKET_S = 0.1
 
@@ -76,7 +77,20 @@ def _histogram(rounds: list[list[float]], observed_s: float, bucket_s: float) ->
     return counts
 
 
-async def _observe(refreshers: list[Refresher], seconds: float) -> list[list[float]]:
+class PollTimes:
+    """An observer: when each poll round of one refresher started."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, event: HotSwapEvent) -> None:
+        if event.kind == "poll":
+            self.times.append(event.at)
+
+
+async def _observe(
+    refreshers: list[Refresher], polls: list[PollTimes], seconds: float
+) -> list[list[float]]:
     """Run every refresher from the same instant; each one's poll times since then."""
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tasks:
@@ -85,19 +99,23 @@ async def _observe(refreshers: list[Refresher], seconds: float) -> list[list[flo
             tasks.create_task(refresher.run(stop))
         await asyncio.sleep(seconds)
         stop.set()
-    return [[t - started for t in r.poll_times if t >= started] for r in refreshers]
+    return [[t - started for t in p.times if t >= started] for p in polls]
 
 
-def _control_refresher(rt: Runtime, ttl_s: float) -> Refresher:
+async def _control_refresher(rt: Runtime, ttl_s: float, polls: PollTimes) -> Refresher:
     """The same watches as the runtime's own refresher, with the jitter off."""
     refresher = Refresher(
-        rt.provider, interval_s=ttl_s, jitter_ratio=0.0, metrics=MetricsRegistry()
+        rt.provider,
+        interval_s=ttl_s,
+        jitter_ratio=0.0,
+        metrics=MetricsRegistry(),
+        observers=(polls,),
     )
-    pg, key = rt.pool.version_id, rt.openai.version_id
-    assert pg is not None
-    assert key is not None
-    refresher.watch(rt.settings.postgres_secret_name, pg, rt.pool)
-    refresher.watch(rt.settings.openai_secret_name, key, rt.openai)
+    settings = rt.settings
+    pg = await rt.provider.get_secret_json(settings.postgres_secret_name, PostgresCredentials)
+    key = await rt.provider.get_secret_json(settings.openai_secret_name, OpenAIKeySecret)
+    refresher.watch(pg, rt.pool)
+    refresher.watch(key, rt.openai)
     return refresher
 
 
@@ -116,9 +134,11 @@ async def run(plan: Plan) -> dict[str, Any]:
         async with AsyncExitStack() as fleet:
             runtimes: list[Runtime] = []
             boot_times: list[float] = []
-            for _ in range(n):
+            polled = [PollTimes() for _ in range(n)]
+            for i in range(n):
                 began = time.perf_counter()
-                runtimes.append(await fleet.enter_async_context(boot_runtime(settings)))
+                booted = boot_runtime(settings, observers=(recorder, polled[i]))
+                runtimes.append(await fleet.enter_async_context(booted))
                 boot_times.append(time.perf_counter() - began)
             connections = await stack.connections()
 
@@ -132,10 +152,7 @@ async def run(plan: Plan) -> dict[str, Any]:
                     tasks.create_task(rt.refresher.run(stop))
                 await asyncio.sleep(observed_s)
                 calls = _api_calls(runtimes) - calls_before
-                jittered = [
-                    [t - started for t in rt.refresher.poll_times if t >= started]
-                    for rt in runtimes
-                ]
+                jittered = [[t - started for t in p.times if t >= started] for p in polled]
                 pg_version = await stack.rotate_postgres()
                 pg_put = time.monotonic()
                 key_version = await stack.rotate_openai()
@@ -148,7 +165,12 @@ async def run(plan: Plan) -> dict[str, Any]:
 
             # Phase 2 (control): the same fleet polling with the jitter off.
             control_s = plan.control_windows * ttl
-            control = await _observe([_control_refresher(rt, ttl) for rt in runtimes], control_s)
+            control_polls = [PollTimes() for _ in runtimes]
+            control_refreshers = [
+                await _control_refresher(rt, ttl, p)
+                for rt, p in zip(runtimes, control_polls, strict=True)
+            ]
+            control = await _observe(control_refreshers, control_polls, control_s)
 
     pg_seen = recorder.times(pg_version, (DETECTED,))
     key_seen = recorder.times(key_version, (DETECTED,))

@@ -157,7 +157,7 @@ async def run(plan: Plan) -> dict[str, Any]:
         load = Load()
         stop_load, stop_runtime = asyncio.Event(), asyncio.Event()
         boot_started = time.perf_counter()
-        async with boot_runtime(settings) as runtime:
+        async with boot_runtime(settings, observers=(recorder,)) as runtime:
             boot_s = time.perf_counter() - boot_started
             load_started = time.perf_counter()
             async with asyncio.TaskGroup() as tasks:

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from kb_mcp import __version__
-from kb_mcp.errors import EXIT_STARTUP_FAILURE, KbMcpError
+from kb_mcp.errors import EXIT_STARTUP_FAILURE, KbMcpError, report_startup_failure
 
-__all__ = ["build_parser", "main", "report_startup_failure"]
+__all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -45,14 +45,6 @@ def _positionals(argv: Sequence[str]) -> list[str]:
 
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on bad usage, which is our contract too; keep messages short."""
-
-
-def report_startup_failure(exc: KbMcpError) -> None:
-    """A short human line (and what to check) on stderr; the structured event is logged."""
-    sys.stderr.write(f"kb-mcp: startup failed: {exc}\n")
-    if exc.hint:
-        sys.stderr.write(f"kb-mcp: check: {exc.hint}\n")
-    sys.stderr.flush()
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -30,6 +30,8 @@ startup failures say what to check next (`hint`).
 
 from __future__ import annotations
 
+import sys
+
 EXIT_OK = 0
 EXIT_STARTUP_FAILURE = 1
 EXIT_USAGE = 2
@@ -53,6 +55,7 @@ __all__ = [
     "SecretsError",
     "SecretsUnavailableError",
     "ToolInputError",
+    "report_startup_failure",
 ]
 
 
@@ -151,3 +154,11 @@ class ResourceClosedError(KbMcpError, RuntimeError):
 
 class ToolInputError(KbMcpError, ValueError):
     """An MCP tool argument was rejected."""
+
+
+def report_startup_failure(exc: KbMcpError) -> None:
+    """A short human line (and what to check) on stderr; the structured event is logged."""
+    sys.stderr.write(f"kb-mcp: startup failed: {exc}\n")
+    if exc.hint:
+        sys.stderr.write(f"kb-mcp: check: {exc.hint}\n")
+    sys.stderr.flush()

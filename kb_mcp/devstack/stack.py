@@ -11,7 +11,8 @@ In order, each stopped in reverse on the way out:
    multi-user rotation naming) with passwords generated on every start;
 5. the secrets seeded through `kb_mcp.ops.seed` (the key, ``kb_app``'s credentials and
    the superuser as the master secret that rotation uses to alter roles);
-6. the production runtime, in this process, through `kb_mcp.runtime.serve.serve` with
+6. the production runtime, in this process, through `kb_mcp.runtime.serve.serve` (its
+   `on_started` handshake gives the bound port once it accepts connections) with
    `Settings` loaded the normal way from environment variables set here;
 7. with ``--rotate-every``, both secrets rotated by the ops tooling's four steps.
 
@@ -35,7 +36,6 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 from pydantic import SecretStr
@@ -46,7 +46,7 @@ from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.devstack.postgres import DataVersionError, PostgresCluster, PostgresClusterError
 from kb_mcp.devstack.rotation import KeyRing, rotate_periodically
-from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, KbMcpError
+from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, KbMcpError, report_startup_failure
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.rotate_openai import generate_openai_key
@@ -216,27 +216,6 @@ def _trap_stop_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> 
         loop.add_signal_handler(sig, on_signal, sig.name)
 
 
-class _ListeningWatcher(logging.Handler):
-    """Resolves a future with the port from the runtime's `server.listening` event."""
-
-    def __init__(self, port: asyncio.Future[int]) -> None:
-        super().__init__()
-        self._port = port
-
-    def emit(self, record: logging.LogRecord) -> None:
-        event = record.msg
-        if not isinstance(event, dict) or event.get("event") != "server.listening":
-            return
-        port = event.get("port")
-        if isinstance(port, int) and not self._port.done():
-            self._port.get_loop().call_soon_threadsafe(_resolve, self._port, port)
-
-
-def _resolve(future: asyncio.Future[int], value: int) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
 # ------------------------------------------------------------------ main
 
 
@@ -323,33 +302,35 @@ async def _serve(
     settings: Settings, options: DevOptions, info: StackInfo, ring: KeyRing, stop: asyncio.Event
 ) -> int:
     """The production runtime, plus the banner and the rotation loop beside it."""
-    from kb_mcp.cli import report_startup_failure
-    from kb_mcp.runtime.serve import serve
+    from kb_mcp.runtime.serve import ServerStarted, serve
 
     loop = asyncio.get_running_loop()
-    listening: asyncio.Future[int] = loop.create_future()
-    watcher = _ListeningWatcher(listening)
-    serve_logger = logging.getLogger("kb_mcp.runtime.serve")
-    if not serve_logger.isEnabledFor(logging.INFO):
-        serve_logger.setLevel(logging.INFO)  # server.listening is how we learn the port
-    serve_logger.addHandler(watcher)
     done = asyncio.Event()
     code = EXIT_STARTUP_FAILURE
     try:
         async with asyncio.TaskGroup() as tasks:
-            watcher_task = tasks.create_task(
-                _when_listening(listening, done, info, settings, ring, options.host)
-            )
+            beside: list[asyncio.Task[None]] = []
+
+            def on_started(started: ServerStarted) -> None:
+                ready = dataclasses.replace(info, url=_display_url(options.host, started.port))
+                beside.append(tasks.create_task(_when_ready(ready, settings, ring, done)))
+
             try:
-                code = await serve(settings, transport="http", host=options.host, port=options.port)
+                code = await serve(
+                    settings,
+                    transport="http",
+                    host=options.host,
+                    port=options.port,
+                    on_started=on_started,
+                )
             except KbMcpError as exc:
                 report_startup_failure(exc)
             finally:
                 done.set()
-                watcher_task.cancel()  # do not wait for a rotation in progress
+                for task in beside:
+                    task.cancel()  # do not wait for a rotation in progress
                 _trap_stop_signals(loop, stop)  # serve removed its handlers on the way out
     finally:
-        serve_logger.removeHandler(watcher)
         (info.data_dir / STACK_FILE).unlink(missing_ok=True)
     log.info("devstack.stopping", exit_code=code)
     return code
@@ -393,26 +374,12 @@ def _display_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/mcp"
 
 
-async def _when_listening(
-    listening: asyncio.Future[int],
-    done: asyncio.Event,
-    info: StackInfo,
-    settings: Settings,
-    ring: KeyRing,
-    host: str,
+async def _when_ready(
+    ready: StackInfo, settings: Settings, ring: KeyRing, done: asyncio.Event
 ) -> None:
-    """Print the banner and rotate on schedule once the server listens (not if it never does)."""
-    finished = asyncio.ensure_future(done.wait())
-    try:
-        waiters: set[asyncio.Future[Any]] = {listening, finished}
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        finished.cancel()
-    if not listening.done() or done.is_set():
-        return
-    ready = dataclasses.replace(info, url=_display_url(host, listening.result()))
+    """Once the server accepts connections: stack file, banner, rotations on schedule."""
     _write_stack_file(ready, ring)
     print_banner(ready)
     log.info("devstack.ready", url=ready.url, data_dir=str(ready.data_dir))
-    if info.rotate_every_s:
-        await rotate_periodically(settings, info.rotate_every_s, ring, done)
+    if ready.rotate_every_s:
+        await rotate_periodically(settings, ready.rotate_every_s, ring, done)

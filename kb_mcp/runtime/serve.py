@@ -14,29 +14,64 @@ import gc
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 import uvicorn
 
 from kb_mcp.config import Settings, load_settings
-from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, EXIT_USAGE, KbMcpError
+from kb_mcp.errors import (
+    EXIT_OK,
+    EXIT_STARTUP_FAILURE,
+    EXIT_USAGE,
+    KbMcpError,
+    report_startup_failure,
+)
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.metrics import EmfEmitter
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
 
-__all__ = ["run_serve", "serve"]
+__all__ = ["OnStarted", "ServerStarted", "run_serve", "serve"]
 
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class ServerStarted:
+    """The handshake `serve` gives its caller once it accepts connections and is ready.
+
+    For http, `port` is the bound port (useful with port 0) and `url` the MCP endpoint;
+    for stdio both are empty. The runtime behind it is booted: `/readyz` answers 200.
+    """
+
+    transport: str
+    host: str
+    port: int
+    url: str
+    runtime: Runtime
+
+
+OnStarted = Callable[[ServerStarted], None]
+
+
 class _Server(uvicorn.Server):
-    """uvicorn, minus its own signal handling: the supervisor owns signals."""
+    """uvicorn, minus its own signal handling (the supervisor owns signals), plus a
+    callback once its sockets accept connections."""
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_listening = on_listening
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._on_listening()
 
 
 def run_serve(*, transport: str, host: str, port: int, allow_unauthenticated: bool = False) -> int:
@@ -46,8 +81,6 @@ def run_serve(*, transport: str, host: str, port: int, allow_unauthenticated: bo
     except KbMcpError as exc:
         configure_logging(json_lines=True)
         log.error("startup.failed", error=type(exc).__name__, detail=str(exc), hint=exc.hint)
-        from kb_mcp.cli import report_startup_failure
-
         report_startup_failure(exc)
         return EXIT_STARTUP_FAILURE
     configure_logging(json_lines=settings.json_logs, level=settings.log_level)
@@ -73,9 +106,13 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     allow_unauthenticated: bool = False,
+    on_started: OnStarted | None = None,
 ) -> int:
-    """Boot, serve until a stop signal, shut down in order. Returns the exit code."""
-    from kb_mcp.cli import report_startup_failure
+    """Boot, serve until a stop signal, shut down in order. Returns the exit code.
+
+    `on_started` is called once, when the server accepts connections and is ready (for
+    http: the bound port). It is the handshake for callers that run `serve` in process.
+    """
     from kb_mcp.db.migrate import apply_migrations
     from kb_mcp.db.vectors import init_connection
     from kb_mcp.server.http import check_bind_policy
@@ -92,35 +129,33 @@ async def serve(
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    runtime_ref: list[Runtime] = []
 
     def on_stop(signame: str) -> None:
         log.info("server.stop_requested", signal=signame)
-        if runtime_ref:
-            runtime_ref[0].stopping = True
         stop.set()
-
-    def on_hup() -> None:
-        if runtime_ref:
-            runtime_ref[0].refresher.trigger()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop, sig.name)
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    # Until the refresher exists there is nothing to refresh (boot reads every secret).
+    loop.add_signal_handler(signal.SIGHUP, log.info, "server.refresh_ignored_while_booting")
 
     async def migrate(pool: Any) -> None:
         await apply_migrations(pool, dimensions=settings.embedding_dimensions)
 
+    booted = False
     try:
         async with boot_runtime(
-            settings, pool_init=init_connection, on_pool_ready=migrate
+            settings, pool_init=init_connection, on_pool_ready=migrate, stop=stop
         ) as runtime:
-            runtime_ref.append(runtime)
+            booted = True
+            loop.add_signal_handler(signal.SIGHUP, runtime.refresher.trigger)
             if stop.is_set():
                 return EXIT_OK
-            await _run_transport(runtime, stop, transport=transport, host=host, port=port)
+            await _run_transport(
+                runtime, transport=transport, host=host, port=port, on_started=on_started
+            )
     except KbMcpError as exc:
-        if runtime_ref:
+        if booted:
             raise
         log.error(
             "startup.failed",
@@ -140,22 +175,37 @@ async def serve(
 
 
 async def _run_transport(
-    runtime: Runtime, stop: asyncio.Event, *, transport: str, host: str, port: int
+    runtime: Runtime, *, transport: str, host: str, port: int, on_started: OnStarted | None
 ) -> None:
-    from kb_mcp.server.app import build_app
+    """Serve until `runtime.stop` is set (or the transport ends, which sets it)."""
+    from kb_mcp.runtime.app import build_app
 
     settings = runtime.settings
+    stop = runtime.stop
     built = build_app(runtime, host=host)
     emitter = EmfEmitter(runtime.metrics, environment=settings.env.value, sink=_stderr_line)
+
+    def started(bound_port: int) -> None:
+        url = f"http://{host}:{bound_port}/mcp" if transport == "http" else ""
+        log.info(
+            "server.listening",
+            transport=transport,
+            host=host,
+            port=bound_port,
+            url=url,
+            booted_in_s=round(runtime.booted_in_s, 3),
+        )
+        if on_started is not None:
+            on_started(ServerStarted(transport, host, bound_port, url, runtime))
+
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(runtime.refresher.run(stop))
         tasks.create_task(emitter.run(stop, settings.metrics_flush_interval_s))
         if transport == "stdio":
-            stdio = tasks.create_task(built.mcp.run_stdio_async())
-            await _first(stop, stdio)
-            stop.set()
-            if not stdio.done():
-                stdio.cancel()
+            stdio = tasks.create_task(_stopping_when_done(built.mcp.run_stdio_async(), stop))
+            started(0)
+            await stop.wait()
+            stdio.cancel()
         else:
             # IPPROTO_TCP explicitly: with protocol 0 asyncio does not set TCP_NODELAY on
             # accepted connections, and keep-alive responses wait ~40 ms for a delayed ACK.
@@ -171,30 +221,18 @@ async def _run_transport(
                 timeout_graceful_shutdown=int(settings.drain_timeout_s),
                 access_log=False,
             )
-            server = _Server(config)
-            http = tasks.create_task(server.serve(sockets=[sock]))
-            log.info(
-                "server.listening",
-                transport="http",
-                host=host,
-                port=bound_port,
-                url=f"http://{host}:{bound_port}/mcp",
-                booted_in_s=round(runtime.booted_in_s, 3),
-            )
-            await _first(stop, http)
-            stop.set()
-            runtime.stopping = True
+            server = _Server(config, on_listening=lambda: started(bound_port))
+            tasks.create_task(_stopping_when_done(server.serve(sockets=[sock]), stop))
+            await stop.wait()
             server.should_exit = True
 
 
-async def _first(stop: asyncio.Event, task: asyncio.Task[Any]) -> None:
-    waiter = asyncio.ensure_future(stop.wait())
+async def _stopping_when_done(work: Awaitable[None], stop: asyncio.Event) -> None:
+    """Run `work`; whichever way it ends, the runtime stops (one stop path)."""
     try:
-        await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+        await work
     finally:
-        waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiter
+        stop.set()
 
 
 def _stderr_line(line: str) -> None:

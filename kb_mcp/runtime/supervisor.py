@@ -3,15 +3,20 @@
 `boot_runtime(settings)` is the one lifespan that owns every resource:
 
 1. the secrets provider (Secrets Manager, or in development only the environment
-   fallback), with every required secret fetched concurrently and validated;
-2. the `OpenAIClientHolder` and the `PoolManager` (pool opened and probed with
-   `SELECT 1`), and the bearer-token holder when a token secret is configured;
-3. the `Refresher`, watching each secret on behalf of the resource built from it.
+   fallback); every required secret is read once, concurrently, and parsed into its
+   model (a bad shape fails the boot before anything is built);
+2. the `Refresher` (kb_mcp.hotswap), the only owner of which version is in service;
+3. the `OpenAIClientHolder` and the `PoolManager` (pool opened and probed with
+   `SELECT 1`), built from those parsed values, and the bearer-token holder when a token
+   secret is configured, each watched by the refresher, which they ask for recovery on
+   an auth failure;
+4. the TaskGroup that owns drains of swapped-out generations.
 
 Any failure before the runtime is yielded closes whatever was opened (nothing
 half-started stays running) and raises the `KbMcpError` that says what went wrong. On
 exit, resources close in reverse order: pool and client wait for their users first.
-Background tasks (refresher, metrics) are run by the caller's TaskGroup (see `serve.py`).
+The refresher and the metrics emitter run in the caller's TaskGroup (see `serve.py`).
+Stopping is one event (`Runtime.stop`): signals set it, readiness reads it.
 """
 
 from __future__ import annotations
@@ -21,19 +26,18 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
 from kb_mcp.config import Settings
 from kb_mcp.db.pool import InitConnection, PoolManager
 from kb_mcp.embeddings.holder import OpenAIClientHolder
+from kb_mcp.hotswap import Observer, Refresher, background_group
 from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.runtime.health import RuntimeHealth, SecretHealth, probe_quietly
-from kb_mcp.runtime.refresher import Refresher
 from kb_mcp.runtime.tokens import AuthTokenHolder
 from kb_mcp.secrets.factory import open_secrets_provider
-from kb_mcp.secrets.port import SecretsProvider
+from kb_mcp.secrets.port import LoadedSecret, SecretsProvider
 from kb_mcp.secrets.schemas import AuthTokenSecret, OpenAIKeySecret, PostgresCredentials
 
 __all__ = ["Runtime", "boot_runtime"]
@@ -55,8 +59,13 @@ class Runtime:
     tokens: AuthTokenHolder | None
     refresher: Refresher
     booted_in_s: float
-    stopping: bool = False
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once to stop: by a signal, by the transport ending, or by the caller."""
     started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set()
 
     def in_service_versions(self) -> dict[str, str | None]:
         versions: dict[str, str | None] = {
@@ -97,71 +106,74 @@ async def boot_runtime(
     metrics: MetricsRegistry | None = None,
     pool_init: InitConnection | None = None,
     on_pool_ready: OnPoolReady | None = None,
+    stop: asyncio.Event | None = None,
+    observers: tuple[Observer, ...] = (),
 ) -> AsyncIterator[Runtime]:
-    """Boot every resource or raise; close them all in reverse order on exit."""
+    """Boot every resource or raise; close them all in reverse order on exit.
+
+    `stop`: the event that stops this runtime (created when not given). `observers` see
+    every poll, detected rotation and swap (benchmarks, tests).
+    """
     started = time.monotonic()
     registry = metrics or MetricsRegistry()
     async with AsyncExitStack() as stack:
         provider = await open_secrets_provider(settings, registry)
         stack.push_async_callback(provider.aclose)
         log.info("secrets.provider_ready", source=provider.source, region=settings.aws_region)
+        drains = await stack.enter_async_context(background_group())
 
-        # Validate every secret's shape before building anything from it.
-        checks: list[Awaitable[Any]] = [
-            provider.get_secret_json(settings.openai_secret_name, OpenAIKeySecret),
-            provider.get_secret_json(settings.postgres_secret_name, PostgresCredentials),
-        ]
-        if settings.auth_token_secret_name:
-            checks.append(
-                provider.get_secret_json(settings.auth_token_secret_name, AuthTokenSecret)
-            )
-        await asyncio.gather(*checks)
-
-        openai_holder = OpenAIClientHolder(
-            provider,
-            settings.openai_secret_name,
-            base_url=settings.openai_base_url,
-            timeout_s=settings.openai_timeout_s,
-            probe_on_rotation=settings.probe_openai_key,
-            drain_timeout_s=settings.drain_timeout_s,
-            metrics=registry,
-        )
-        await openai_holder.start()
-        stack.push_async_callback(openai_holder.aclose)
-
-        pool = PoolManager(
-            provider,
-            settings.postgres_secret_name,
-            min_size=settings.db_pool_min_size,
-            max_size=settings.db_pool_max_size,
-            connect_timeout_s=settings.db_connect_timeout_s,
-            drain_timeout_s=settings.drain_timeout_s,
-            init=pool_init,
-            metrics=registry,
-        )
-        await pool.start()
-        stack.push_async_callback(pool.aclose)
-        await pool.probe()
-        if on_pool_ready is not None:
-            await on_pool_ready(pool)
-
-        tokens: AuthTokenHolder | None = None
-        if settings.auth_token_secret_name:
-            tokens = AuthTokenHolder(provider, settings.auth_token_secret_name)
-            await tokens.start()
+        key, credentials, token = await _read_secrets(provider, settings)
 
         refresher = Refresher(
             provider,
             interval_s=settings.cache_ttl_s,
             jitter_ratio=settings.refresh_jitter_ratio,
             metrics=registry,
+            observers=observers,
         )
-        refresher.watch(settings.postgres_secret_name, _required(pool.version_id), pool)
+        openai_holder = OpenAIClientHolder(
+            settings.openai_secret_name,
+            tasks=drains,
+            recover=refresher.recover,
+            base_url=settings.openai_base_url,
+            timeout_s=settings.openai_timeout_s,
+            probe_on_rotation=settings.probe_openai_key,
+            drain_timeout_s=settings.drain_timeout_s,
+            metrics=registry,
+            observers=observers,
+        )
+        await openai_holder.start(key)
+        stack.push_async_callback(openai_holder.aclose)
+
+        pool = PoolManager(
+            settings.postgres_secret_name,
+            tasks=drains,
+            recover=refresher.recover,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            drain_timeout_s=settings.drain_timeout_s,
+            init=pool_init,
+            metrics=registry,
+            observers=observers,
+        )
+        await pool.start(credentials)
+        stack.push_async_callback(pool.aclose)
+        await pool.probe()
+        if on_pool_ready is not None:
+            await on_pool_ready(pool)
+
+        tokens: AuthTokenHolder | None = None
+        if token is not None:
+            tokens = AuthTokenHolder(provider, token.version.name)
+            await tokens.start(token)
+
         refresher.watch(
-            settings.openai_secret_name, _required(openai_holder.version_id), openai_holder
+            credentials, pool, offer_pending=True, recoveries_metric="DatabaseAuthRecoveries"
         )
-        if tokens is not None:
-            refresher.watch(tokens.secret_name, _required(tokens.version_id), tokens)
+        refresher.watch(key, openai_holder, recoveries_metric="OpenAIAuthRecoveries")
+        if token is not None and tokens is not None:
+            refresher.watch(token, tokens)
 
         runtime = Runtime(
             settings=settings,
@@ -172,6 +184,7 @@ async def boot_runtime(
             tokens=tokens,
             refresher=refresher,
             booted_in_s=time.monotonic() - started,
+            stop=stop or asyncio.Event(),
         )
         log.info(
             "runtime.booted",
@@ -182,12 +195,27 @@ async def boot_runtime(
         try:
             yield runtime
         finally:
-            runtime.stopping = True
+            runtime.stop.set()
             log.info("runtime.stopping")
     log.info("runtime.stopped")
 
 
-def _required(version_id: str | None) -> str:
-    if version_id is None:
-        raise RuntimeError("resource started without a version")  # pragma: no cover
-    return version_id
+async def _read_secrets(
+    provider: SecretsProvider, settings: Settings
+) -> tuple[
+    LoadedSecret[OpenAIKeySecret],
+    LoadedSecret[PostgresCredentials],
+    LoadedSecret[AuthTokenSecret] | None,
+]:
+    """Every required secret, read once and parsed (concurrently)."""
+
+    async def token() -> LoadedSecret[AuthTokenSecret] | None:
+        if not settings.auth_token_secret_name:
+            return None
+        return await provider.get_secret_json(settings.auth_token_secret_name, AuthTokenSecret)
+
+    return await asyncio.gather(
+        provider.get_secret_json(settings.openai_secret_name, OpenAIKeySecret),
+        provider.get_secret_json(settings.postgres_secret_name, PostgresCredentials),
+        token(),
+    )

@@ -4,6 +4,9 @@ The token secret's AWSCURRENT value is always accepted. Its AWSPREVIOUS value is
 during the rotation overlap (`overlap_s`, 24 hours by default, counted from the current
 version's creation), so clients can move to the new token without a failed request.
 After a second rotation the oldest token is gone: the holder keeps exactly two.
+
+A plain watcher of the refresher: a token is a value, not a resource, so there is nothing
+to drain; the refresher parses each version once and hands it over through `apply`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from datetime import UTC, datetime
 import structlog
 from pydantic import SecretStr
 
-from kb_mcp.errors import RotationError, SecretNotFoundError, SecretsError
-from kb_mcp.secrets.port import AWSPREVIOUS, SecretsProvider, SecretVersion
+from kb_mcp.errors import SecretNotFoundError, SecretsError
+from kb_mcp.secrets.port import AWSPREVIOUS, LoadedSecret, SecretsProvider
 from kb_mcp.secrets.schemas import AuthTokenSecret, parse_secret
 
 __all__ = ["AuthTokenHolder"]
@@ -37,9 +40,9 @@ class AuthTokenHolder:
         self._previous_until = 0.0
         self.version_id: str | None = None
 
-    async def start(self) -> None:
-        """Load AWSCURRENT, and AWSPREVIOUS if there is one (a restart inside an overlap)."""
-        loaded = await self._provider.get_secret_json(self.secret_name, AuthTokenSecret)
+    async def start(self, loaded: LoadedSecret[AuthTokenSecret]) -> None:
+        """Serve `loaded` (read at boot), and AWSPREVIOUS if there is one (a restart inside
+        an overlap)."""
         self._current = loaded.value.token
         self.version_id = loaded.version_id
         try:
@@ -74,21 +77,13 @@ class AuthTokenHolder:
             return (self._current, self._previous)
         return (self._current,)
 
-    async def apply(self, version: SecretVersion) -> bool:
+    async def apply(self, loaded: LoadedSecret[AuthTokenSecret]) -> bool:
         """A new token version: it becomes current, the old current becomes previous."""
-        if version.version_id == self.version_id:
+        if loaded.version_id == self.version_id:
             return False
-        try:
-            token = parse_secret(
-                AuthTokenSecret, version.value.get_secret_value(), secret_name=version.name
-            )
-        except SecretsError as exc:
-            raise RotationError(
-                str(exc), secret_name=version.name, version_id=version.version_id, hint=exc.hint
-            ) from exc
         self._previous = self._current
         self._previous_until = time.monotonic() + self._overlap_s
-        self._current = token.token
-        self.version_id = version.version_id
-        log.info("auth.token_rotated", secret=self.secret_name, version_id=version.version_id)
+        self._current = loaded.value.token
+        self.version_id = loaded.version_id
+        log.info("auth.token_rotated", secret=self.secret_name, version_id=loaded.version_id)
         return True

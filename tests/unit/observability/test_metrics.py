@@ -10,11 +10,12 @@ import aioboto3
 import pytest
 
 from kb_mcp.errors import RotationError
+from kb_mcp.hotswap import Refresher, SecretWatcher
 from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.observability.metrics import EmfEmitter, EmfFormatError, parse_emf_line
-from kb_mcp.runtime.refresher import Refresher
 from kb_mcp.secrets.aws import AwsSecretsManagerProvider
-from kb_mcp.secrets.port import SecretVersion
+from kb_mcp.secrets.port import LoadedSecret
+from kb_mcp.secrets.schemas import OpenAIKeySecret
 from tests.support.fakes import fake_openai_key
 
 FIXED_NOW_S = 1_700_000_000.5
@@ -146,13 +147,13 @@ async def test_run_flushes_on_interval_and_at_stop() -> None:
 
 
 class _Accepts:
-    async def apply(self, version: SecretVersion) -> bool:
+    async def apply(self, loaded: LoadedSecret[Any]) -> bool:
         return True
 
 
 class _Refuses:
-    async def apply(self, version: SecretVersion) -> bool:
-        raise RotationError("refused in test", secret_name=version.name, version_id="v")
+    async def apply(self, loaded: LoadedSecret[Any]) -> bool:
+        raise RotationError("refused in test", secret_name=loaded.version.name, version_id="v")
 
 
 async def test_counts_after_reads_and_rotations_against_moto(aws_env: str) -> None:
@@ -179,15 +180,16 @@ async def test_counts_after_reads_and_rotations_against_moto(aws_env: str) -> No
             assert first[("Operation=GetSecretValue",)]["SecretsApiCalls"] == 2
 
             refresher = Refresher(provider, interval_s=300, metrics=registry)
-            refresher.watch(names[0], (await provider.get_secret(names[0])).version_id, _Accepts())
-            refresher.watch(names[1], (await provider.get_secret(names[1])).version_id, _Refuses())
+            watchers: tuple[SecretWatcher, ...] = (_Accepts(), _Refuses())
+            for name, watcher in zip(names, watchers, strict=True):
+                refresher.watch(await provider.get_secret_json(name, OpenAIKeySecret), watcher)
             for name in names:
                 await client.put_secret_value(SecretId=name, SecretString=fake_openai_key())
             await refresher.refresh_all()
             await client.delete_secret(SecretId=names[1], ForceDeleteWithoutRecovery=True)
             assert not await refresher.refresh_one(names[1])
             second = _by_dimensions(emitter.flush())
-            assert second[()]["CacheHits"] == 2  # the two get_secret calls for watch()
+            assert second[()]["CacheHits"] == 2  # the two reads for watch()
             assert second[()]["CacheMisses"] == 0
             assert second[()]["RotationsDetected"] == 2
             assert second[()]["RotationFailures"] == 1

@@ -1,7 +1,7 @@
 """`Occupancy`: how many callers are using one generation of a swappable resource.
 
-Both swappable resources (the asyncpg pool, the OpenAI client) count their users per
-generation: a caller enters before it starts waiting for the resource and leaves when
+Every generation of a hot-swapped resource (`kb_mcp.hotswap.Generation`) counts its users:
+a caller enters before it starts waiting for the resource and leaves when
 it is done, so "idle" means nobody holds it and nobody is queued on it. The old
 generation is closed only once idle (or after the drain timeout).
 """
