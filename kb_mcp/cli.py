@@ -1,6 +1,7 @@
 """The `kb-mcp` command line.
 
     kb-mcp serve [--transport stdio|http] [--host H] [--port P] [--allow-unauthenticated]
+                 [--ready-fd FD]
     kb-mcp dev [--data-dir D] [--port P] [--rotate-every S]
     kb-mcp secrets {verify,seed,rotate,age,audit,policy} ...
     kb-mcp drill [...]
@@ -55,6 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         allow_unauthenticated=args.allow_unauthenticated,
+        ready_fd=args.ready_fd,
     )
 
 
@@ -72,6 +74,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--allow-unauthenticated",
         action="store_true",
         help="serve http on a non-loopback address without a bearer-token secret",
+    )
+    serve.add_argument(
+        "--ready-fd",
+        type=int,
+        metavar="FD",
+        help="write one JSON line (port, url) to this inherited file descriptor once ready",
     )
     serve.set_defaults(handler=_serve)
 

@@ -1,7 +1,7 @@
 """`kb-mcp dev`: the command line of the embedded local stack (see `stack`).
 
     kb-mcp dev [--data-dir DIR] [--host 127.0.0.1] [--port 8080]
-               [--rotate-every SECONDS] [--reset]
+               [--rotate-every SECONDS] [--reset] [--ready-fd FD]
 
 Registering the command imports nothing beyond the standard library: the stack needs
 the `local` extra (moto, the PostgreSQL wheel), which a production image does not have.
@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
             port=args.port,
             rotate_every_s=args.rotate_every,
             reset=args.reset,
+            ready_fd=args.ready_fd,
         )
     )
 
@@ -96,5 +97,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--reset",
         action="store_true",
         help="delete the database in the data folder and start from an empty one",
+    )
+    parser.add_argument(
+        "--ready-fd",
+        type=int,
+        metavar="FD",
+        help="write one JSON line (port, url, data dir) to this inherited descriptor once ready",
     )
     parser.set_defaults(handler=_run)

@@ -52,6 +52,7 @@ from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.rotate_openai import generate_openai_key
 from kb_mcp.ops.rotate_postgres import default_master_secret_name, other_username
 from kb_mcp.ops.seed import seed_secrets
+from kb_mcp.runtime.handshake import write_ready_line
 
 __all__ = ["APP_USERS", "DATABASE", "DevOptions", "DevStackError", "run_dev"]
 
@@ -95,6 +96,8 @@ class DevOptions:
     port: int = 8080
     rotate_every_s: float | None = None
     reset: bool = False
+    ready_fd: int | None = None
+    """Gets one JSON line once the stack serves (`kb_mcp.runtime.handshake`)."""
 
 
 def run_dev(options: DevOptions) -> int:
@@ -313,7 +316,8 @@ async def _serve(
 
             def on_started(started: ServerStarted) -> None:
                 ready = dataclasses.replace(info, url=_display_url(options.host, started.port))
-                beside.append(tasks.create_task(_when_ready(ready, settings, ring, done)))
+                task = _when_ready(ready, started.port, settings, ring, done, options.ready_fd)
+                beside.append(tasks.create_task(task))
 
             try:
                 code = await serve(
@@ -375,11 +379,19 @@ def _display_url(host: str, port: int) -> str:
 
 
 async def _when_ready(
-    ready: StackInfo, settings: Settings, ring: KeyRing, done: asyncio.Event
+    ready: StackInfo,
+    port: int,
+    settings: Settings,
+    ring: KeyRing,
+    done: asyncio.Event,
+    ready_fd: int | None,
 ) -> None:
     """Once the server accepts connections: stack file, banner, rotations on schedule."""
     _write_stack_file(ready, ring)
     print_banner(ready)
     log.info("devstack.ready", url=ready.url, data_dir=str(ready.data_dir))
+    if ready_fd is not None:
+        document = {"port": port, "url": ready.url, "data_dir": str(ready.data_dir)}
+        write_ready_line(ready_fd, document)
     if ready.rotate_every_s:
         await rotate_periodically(settings, ready.rotate_every_s, ring, done)

@@ -31,6 +31,7 @@ from kb_mcp.errors import (
 )
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.metrics import EmfEmitter
+from kb_mcp.runtime.handshake import write_ready_line
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
 
 __all__ = ["OnStarted", "ServerStarted", "run_serve", "serve"]
@@ -74,8 +75,18 @@ class _Server(uvicorn.Server):
             self._on_listening()
 
 
-def run_serve(*, transport: str, host: str, port: int, allow_unauthenticated: bool = False) -> int:
-    """Load settings, configure logging, and run `serve` to completion; the exit code."""
+def run_serve(
+    *,
+    transport: str,
+    host: str,
+    port: int,
+    allow_unauthenticated: bool = False,
+    ready_fd: int | None = None,
+) -> int:
+    """Load settings, configure logging, and run `serve` to completion; the exit code.
+
+    `ready_fd`: a file descriptor that gets one JSON line once serving (`handshake.py`).
+    """
     try:
         settings = load_settings()
     except KbMcpError as exc:
@@ -91,6 +102,7 @@ def run_serve(*, transport: str, host: str, port: int, allow_unauthenticated: bo
             host=host,
             port=port,
             allow_unauthenticated=allow_unauthenticated,
+            on_started=None if ready_fd is None else _ready_line(ready_fd),
         )
     )
     # Everything is closed. Freezing what is left spares the interpreter's final garbage
@@ -233,6 +245,19 @@ async def _stopping_when_done(work: Awaitable[None], stop: asyncio.Event) -> Non
         await work
     finally:
         stop.set()
+
+
+def _ready_line(fd: int) -> OnStarted:
+    def on_started(started: ServerStarted) -> None:
+        document = {
+            "transport": started.transport,
+            "host": started.host,
+            "port": started.port,
+            "url": started.url,
+        }
+        write_ready_line(fd, document)
+
+    return on_started
 
 
 def _stderr_line(line: str) -> None:

@@ -118,20 +118,16 @@ def data_dir() -> Iterator[Path]:
 
 def _start_dev(data_dir: Path, *extra: str) -> KbMcpProcess:
     args = ("dev", "--port", "0", "--data-dir", str(data_dir), *extra)
-    return KbMcpProcess(args, base_env()).start()
+    return KbMcpProcess(args, base_env(), handshake=True).start()
 
 
 async def _wait_ready(proc: KbMcpProcess, http: httpx2.AsyncClient) -> str:
-    """Base URL of the server once `/readyz` answers 200."""
-    event = await asyncio.to_thread(proc.wait_for_event, "server.listening", START_TIMEOUT_S)
-    base = f"http://127.0.0.1:{event['port']}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        response = await http.get(f"{base}/readyz")
-        if response.status_code == 200:
-            return base
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"/readyz never answered 200:\n{proc.text()}")
+    """Base URL of the server once it says it is ready (`--ready-fd`); `/readyz` is 200 then."""
+    started = await asyncio.to_thread(proc.wait_ready, START_TIMEOUT_S)
+    base = f"http://127.0.0.1:{started['port']}"
+    response = await http.get(f"{base}/readyz")
+    assert response.status_code == 200, f"{response.text}\n{proc.text()}"
+    return base
 
 
 async def _stop(proc: KbMcpProcess, sig: signal.Signals = signal.SIGINT) -> int:

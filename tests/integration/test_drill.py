@@ -73,9 +73,10 @@ async def test_drill_passes_through_rotations_and_catches_drops() -> None:
     dev = KbMcpProcess(
         ("dev", "--port", "0", "--data-dir", str(data)),
         base_env(SECRETS_CACHE_TTL_SECONDS="1"),
+        handshake=True,
     ).start()
     try:
-        await asyncio.to_thread(dev.wait_for_event, "devstack.ready", 120.0)
+        await asyncio.to_thread(dev.wait_ready, 120.0)
         stack = json.loads((data / "stack.json").read_text())
 
         code, report, err = await asyncio.to_thread(_finish, _drill(data, "--rotations", "2"))

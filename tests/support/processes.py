@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -54,20 +55,33 @@ class KbMcpProcess:
 
     args: tuple[str, ...]
     env: dict[str, str]
+    handshake: bool = False
+    """Pass `--ready-fd` (serve, dev) so `wait_ready()` gets the started line."""
     proc: subprocess.Popen[str] | None = None
+    _ready_r: int | None = None
     lines: list[str] = field(default_factory=list)
     _reader: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> KbMcpProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kb_mcp", *self.args],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        args: tuple[str, ...] = self.args
+        keep: tuple[int, ...] = ()
+        if self.handshake:
+            self._ready_r, ready_w = os.pipe()
+            args, keep = (*args, "--ready-fd", str(ready_w)), (ready_w,)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kb_mcp", *args],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                pass_fds=keep,
+            )
+        finally:
+            for fd in keep:
+                os.close(fd)  # the child holds the only write end: its exit means EOF
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         return self
@@ -107,6 +121,26 @@ class KbMcpProcess:
                 raise AssertionError(f"kb-mcp exited with {self.proc.returncode}:\n{self.text()}")
             time.sleep(0.02)
         raise AssertionError(f"no {name} event within {timeout_s}s:\n{self.text()}")
+
+    def wait_ready(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Block until the child's started line (port, url); fails if it exits first."""
+        assert self._ready_r is not None, "start the process with handshake=True"
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + timeout_s
+        while not chunks or not chunks[-1].endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            readable, _, _ = select.select([self._ready_r], [], [], max(0.0, remaining))
+            if not readable:
+                raise AssertionError(f"not ready within {timeout_s}s:\n{self.text()}")
+            chunk = os.read(self._ready_r, 4096)
+            if not chunk:
+                code = self.proc.poll() if self.proc is not None else None
+                raise AssertionError(f"kb-mcp exited ({code}) before ready:\n{self.text()}")
+            chunks.append(chunk)
+        os.close(self._ready_r)
+        self._ready_r = None
+        document: dict[str, Any] = json.loads(b"".join(chunks))
+        return document
 
     def text(self) -> str:
         with self._lock:

@@ -17,10 +17,10 @@ from tests.support.runtime_env import RuntimeEnv, wait_until
 @contextmanager
 def _server(env: RuntimeEnv, **extra: str) -> Iterator[tuple[KbMcpProcess, str]]:
     process = KbMcpProcess(
-        ("serve", "--transport", "http", "--port", "0"), env.process_env(**extra)
+        ("serve", "--transport", "http", "--port", "0"), env.process_env(**extra), handshake=True
     ).start()
     try:
-        listening = process.wait_for_event("server.listening", timeout_s=60)
+        listening = process.wait_ready(timeout_s=60)
         yield process, f"http://127.0.0.1:{listening['port']}"
     finally:
         process.kill()

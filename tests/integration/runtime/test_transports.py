@@ -71,9 +71,10 @@ async def test_bearer_token_rotation_over_http(env: RuntimeEnv) -> None:
     process = KbMcpProcess(
         ("serve", "--transport", "http", "--port", "0"),
         env.process_env(KB_MCP_AUTH_TOKEN_SECRET=TOKEN_SECRET, SECRETS_CACHE_TTL_SECONDS="3600"),
+        handshake=True,
     ).start()
     try:
-        port = process.wait_for_event("server.listening", timeout_s=60)["port"]
+        port = process.wait_ready(timeout_s=60)["port"]
         url = f"http://127.0.0.1:{port}/mcp"
 
         async def status(token: str | None) -> int:
@@ -125,13 +126,13 @@ async def test_two_servers_booting_together_on_an_empty_database_both_come_up(
 ) -> None:
     """Migrations run under an advisory lock: two processes racing on one database both serve."""
     processes = [
-        KbMcpProcess(("serve", "--transport", "http", "--port", "0"), env.process_env()).start()
+        KbMcpProcess(
+            ("serve", "--transport", "http", "--port", "0"), env.process_env(), handshake=True
+        ).start()
         for _ in range(2)
     ]
     try:
-        ports = await asyncio.gather(
-            *(asyncio.to_thread(p.wait_for_event, "server.listening", 90.0) for p in processes)
-        )
+        ports = await asyncio.gather(*(asyncio.to_thread(p.wait_ready, 90.0) for p in processes))
         async with httpx2.AsyncClient() as http:
             for listening in ports:
                 ready = await http.get(f"http://127.0.0.1:{listening['port']}/readyz")
