@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -16,28 +17,47 @@ pytest_plugins = ["tests.plugins.servers"]
 
 
 class CapturedLogs:
-    """Every rendered log line of one test (after redaction, exactly as it would be written)."""
+    """Every log event of one test, as event dicts (after redaction), and as rendered lines
+    (exactly as they would be written: the leak guard and rendering tests read those)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.records: list[dict[str, Any]] = []
 
     def append(self, line: str) -> None:
         self.lines.append(line)
 
+    def record(self, event: dict[str, Any]) -> None:
+        self.records.append(event)
+
     def text(self) -> str:
         return "\n".join(self.lines)
 
-    def events(self, name: str) -> list[str]:
-        """Lines whose event is `name` (JSON lines)."""
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The event dicts whose event is `name`, in order."""
+        return [r for r in self.records if r.get("event") == name]
+
+    def lines_of(self, name: str) -> list[str]:
+        """Rendered lines of the events named `name` (tests of rendering and masking)."""
         needle = f'"event": "{name}"'
         return [line for line in self.lines if needle in line]
+
+    def configure(self) -> None:
+        """Route logging to this capture (JSON lines, DEBUG)."""
+        configure_logging(
+            json_lines=True,
+            level="DEBUG",
+            sink=self.append,
+            event_sink=self.record,
+            stream=sys.stderr,
+        )
 
 
 @pytest.fixture(autouse=True)
 def captured_logs() -> Iterator[CapturedLogs]:
     """Capture every log line; fail the test if any secret value appears in one."""
     captured = CapturedLogs()
-    configure_logging(json_lines=True, level="DEBUG", sink=captured.append, stream=sys.stderr)
+    captured.configure()
     yield captured
     values = set(WATCHED) | set(secret_registry().values())
     leaked = [v for v in values if any(v in line for line in captured.lines)]

@@ -20,6 +20,7 @@ from kb_mcp.observability.redaction import SecretValueRegistry, redact_event, se
 __all__ = ["RedactingHandler", "configure_logging"]
 
 LineSink = Callable[[str], None]
+EventSink = Callable[[dict[str, Any]], None]
 
 
 def _redaction_processor(registry: SecretValueRegistry) -> Processor:
@@ -58,15 +59,28 @@ class RedactingHandler(logging.Handler):
             self.handleError(record)
 
 
+def _event_sink_processor(sink: EventSink) -> Processor:
+    def capture(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+        sink(dict(event_dict))
+        return event_dict
+
+    return capture
+
+
 def configure_logging(
     *,
     json_lines: bool,
     level: str = "INFO",
     stream: TextIO | None = None,
     sink: LineSink | None = None,
+    event_sink: EventSink | None = None,
     registry: SecretValueRegistry | None = None,
 ) -> None:
-    """Configure structlog and the standard library's root logger (idempotent)."""
+    """Configure structlog and the standard library's root logger (idempotent).
+
+    `sink` gets every rendered line; `event_sink` every event as a dict, after redaction
+    and before rendering (for tests: assert on fields, never on rendered text).
+    """
     reg = registry or secret_registry()
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -92,6 +106,7 @@ def configure_logging(
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             exc_processor,
             _redaction_processor(reg),
+            *([_event_sink_processor(event_sink)] if event_sink is not None else []),
             renderer,
         ],
     )

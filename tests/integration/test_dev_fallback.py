@@ -7,7 +7,6 @@ environment; staging and production never fall back.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -106,8 +105,7 @@ def _settings(monkeypatch: pytest.MonkeyPatch, env: str, endpoint: str) -> Setti
 
 
 def _warnings(captured: CapturedLogs) -> list[dict[str, object]]:
-    records = [json.loads(line) for line in captured.lines]
-    return [r for r in records if r.get("event") == FALLBACK_WARNING]
+    return captured.events(FALLBACK_WARNING)
 
 
 async def _assert_serves_fallback(

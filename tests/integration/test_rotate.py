@@ -167,7 +167,7 @@ async def test_postgres_rotation_alternates_users_with_overlap(
     stages = await renv.stages()
     assert _stage_owner(stages, "AWSPREVIOUS") == result.new_version_id
     assert _stage_owner(stages, "AWSPENDING") is None
-    steps = [json.loads(line) for line in captured_logs.events("rotation.step")]
+    steps = captured_logs.events("rotation.step")
     assert [s["step"] for s in steps] == ["create", "set", "test", "finish"] * 2
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -204,7 +203,7 @@ async def test_a_failing_embeddings_service_is_named_and_nothing_is_stored(
         assert await kb.count("documents") == 0
         fake_openai.fail_next(1, 500)
         assert "embeddings service failed" in await _refused(client, "kb_search", {"query": "q"})
-        failures = [json.loads(line) for line in captured_logs.events("tool.failed")]
+        failures = captured_logs.events("tool.failed")
         assert [(f["tool"], f["dependency"]) for f in failures] == [
             ("kb_add", "embeddings"),
             ("kb_search", "embeddings"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -36,7 +35,7 @@ def configure(captured_logs: CapturedLogs) -> Iterator[Configure]:
         return lines
 
     yield apply
-    configure_logging(json_lines=True, level="DEBUG", sink=captured_logs.append, stream=sys.stderr)
+    captured_logs.configure()
 
 
 def test_json_lines_in_production(configure: Configure) -> None:

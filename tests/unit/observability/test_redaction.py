@@ -145,7 +145,7 @@ def test_exception_text_is_masked(captured_logs: CapturedLogs) -> None:
         raise ConnectionError(f"authentication failed for password {password}")
     except ConnectionError:
         log.exception("db.connect_failed", host="db.internal")
-    (line,) = captured_logs.events("db.connect_failed")
+    (line,) = captured_logs.lines_of("db.connect_failed")
     assert password not in line
     assert "authentication failed for password ***" in line
     assert "ConnectionError" in line
@@ -164,7 +164,7 @@ def test_exception_logs_carry_no_frame_locals(captured_logs: CapturedLogs) -> No
         _fail_with_secret_in_locals(password)
     except RuntimeError:
         log.exception("work.failed")
-    (line,) = captured_logs.events("work.failed")
+    (line,) = captured_logs.lines_of("work.failed")
     assert password[:10] not in line
     assert "_fail_with_secret_in_locals" in line
 
@@ -187,7 +187,7 @@ def test_values_with_json_escapes_are_masked(captured_logs: CapturedLogs) -> Non
     watch(password, json.dumps(password)[1:-1])
     secret_registry().register(password)
     log.info("db.note", detail=f"password is {password}")
-    (line,) = captured_logs.events("db.note")
+    (line,) = captured_logs.lines_of("db.note")
     assert password not in line
     assert json.dumps(password)[1:-1] not in line
 

@@ -158,9 +158,9 @@ async def test_stale_on_error_serves_old_value_and_reports_it(
     assert status.last_error == "SecretsUnavailableError"
     assert status.version_id == "v1"
     assert _count(metrics, "RefreshErrors") == 1
-    (line,) = captured_logs.events("secret.refresh_failed")
-    assert '"level": "warning"' in line
-    assert NAME in line
+    (warning,) = captured_logs.events("secret.refresh_failed")
+    assert warning["level"] == "warning"
+    assert warning["secret"] == NAME
     clock.advance(12)
     assert cache.status()[0].stale_for_s == 12
 
