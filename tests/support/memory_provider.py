@@ -1,0 +1,98 @@
+"""`MemoryProvider`: a `SecretsProvider` held in memory, for unit tests of the hot-swap core.
+
+Versions are put by hand (`put`, with stages); reads count calls per kind; a read can be
+made to fail. No cache and no TTL: `get_secret` and `refresh` both read AWSCURRENT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+
+from kb_mcp.errors import SecretNotFoundError, SecretsUnavailableError
+from kb_mcp.secrets.port import (
+    AWSCURRENT,
+    AWSPENDING,
+    AWSPREVIOUS,
+    CacheEntryStatus,
+    LoadedSecret,
+    M,
+    SecretVersion,
+)
+from kb_mcp.secrets.schemas import parse_secret
+
+__all__ = ["MemoryProvider"]
+
+
+@dataclass
+class MemoryProvider:
+    """Secrets in a dict; `calls` counts reads by kind ("current", "refresh", "stage")."""
+
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)
+    stages: dict[str, dict[str, str]] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    failing: bool = False
+    gate: asyncio.Event | None = None
+    """When set, reads wait for it (to hold a refresh in flight)."""
+    _counter: int = 0
+
+    @property
+    def source(self) -> str:
+        return "memory"
+
+    def put(self, name: str, value: str, *, stages: tuple[str, ...] = (AWSCURRENT,)) -> str:
+        """Store a new version; AWSCURRENT moves the old current to AWSPREVIOUS."""
+        self._counter += 1
+        version_id = f"v{self._counter}"
+        self.versions.setdefault(name, {})[version_id] = value
+        staged = self.stages.setdefault(name, {})
+        if AWSCURRENT in stages and AWSCURRENT in staged:
+            staged[AWSPREVIOUS] = staged[AWSCURRENT]
+        for stage in stages:
+            staged[stage] = version_id
+        return version_id
+
+    def move_current(self, name: str, version_id: str) -> None:
+        staged = self.stages[name]
+        staged[AWSPREVIOUS] = staged[AWSCURRENT]
+        staged[AWSCURRENT] = version_id
+        if staged.get(AWSPENDING) == version_id:
+            del staged[AWSPENDING]
+
+    async def _read(self, kind: str, name: str, stage: str) -> SecretVersion:
+        self.calls[kind] = self.calls.get(kind, 0) + 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failing:
+            raise SecretsUnavailableError(f"memory unreachable reading {name}", secret_name=name)
+        version_id = self.stages.get(name, {}).get(stage)
+        if version_id is None:
+            raise SecretNotFoundError(f"secret {name} has no {stage} version", secret_name=name)
+        staged = tuple(s for s, v in self.stages[name].items() if v == version_id)
+        value = SecretStr(self.versions[name][version_id])
+        return SecretVersion(name=name, value=value, version_id=version_id, stages=staged)
+
+    async def get_secret(self, name: str) -> SecretVersion:
+        return await self._read("current", name, AWSCURRENT)
+
+    async def get_secret_json(self, name: str, model: type[M]) -> LoadedSecret[M]:
+        version = await self.get_secret(name)
+        value = parse_secret(model, version.value.get_secret_value(), secret_name=name)
+        return LoadedSecret(value=value, version=version)
+
+    async def refresh(self, name: str, *, seen_version: str | None = None) -> SecretVersion:
+        return await self._read("refresh", name, AWSCURRENT)
+
+    async def get_secret_stage(self, name: str, stage: str) -> SecretVersion:
+        return await self._read("stage", name, stage)
+
+    def invalidate(self, name: str | None = None) -> None:
+        return None
+
+    def status(self) -> list[CacheEntryStatus]:
+        return []
+
+    async def aclose(self) -> None:
+        return None
