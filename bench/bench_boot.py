@@ -2,7 +2,7 @@
 
 Against the local stack (PostgreSQL, moto, the fake OpenAI endpoint), each run spawns
 `python -m kb_mcp serve --transport http --port 0` with production settings and measures
-the time from spawn to the `server.listening` log line and to the first `/readyz` 200.
+the time from spawn to the `--ready-fd` started line and to the first `/readyz` 200.
 The runtime's own boot (`booted_in_s`, logged) is part of it; the rest before it is
 interpreter start, imports and settings. It then reads VmRSS (and the peak, VmHWM) from
 /proc after 2 s idle (0.5 s with --quick), sends SIGTERM and times the exit (code 0).
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -56,17 +57,12 @@ def _memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
-async def _listening(process: asyncio.subprocess.Process, tail: list[str]) -> dict[str, Any]:
-    """Read stderr until the `server.listening` event; keep the lines for diagnosis."""
-    assert process.stderr is not None
-    while raw := await process.stderr.readline():
-        line = raw.decode(errors="replace").rstrip()
-        tail.append(line)
-        del tail[:-40]
-        if '"server.listening"' in line:
-            event: dict[str, Any] = json.loads(line)
-            return event
-    raise RuntimeError("server exited before listening:\n" + "\n".join(tail))
+def _started_line(ready_r: int) -> dict[str, Any]:
+    """The `--ready-fd` handshake line; {} when the server exited before it was ready."""
+    with os.fdopen(ready_r, "rb") as pipe:
+        line = pipe.readline()
+    started: dict[str, Any] = json.loads(line) if line else {}
+    return started
 
 
 async def _drain(process: asyncio.subprocess.Process, tail: list[str]) -> None:
@@ -80,19 +76,28 @@ async def one_boot(stack: BenchStack, idle_s: float) -> dict[str, Any]:
     """Spawn, wait for ready, idle, measure, stop."""
     tail: list[str] = []
     spawned = time.perf_counter()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "kb_mcp", "serve", "--transport", "http", "--port", "0"),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=stack.environment(),
-    )
+    ready_r, ready_w = os.pipe()
     try:
-        event = await asyncio.wait_for(_listening(process, tail), READY_TIMEOUT_S)
-        listening = time.perf_counter() - spawned
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "kb_mcp", "serve", "--transport", "http", "--port", "0"),
+            *("--ready-fd", str(ready_w)),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=stack.environment(),
+            pass_fds=(ready_w,),
+        )
+    finally:
+        os.close(ready_w)
+    try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(_drain(process, tail))
+            started = asyncio.to_thread(_started_line, ready_r)
+            event = await asyncio.wait_for(started, READY_TIMEOUT_S)
+            listening = time.perf_counter() - spawned
+            if not event:
+                raise RuntimeError("server exited before listening:\n" + "\n".join(tail))
             port = int(event["port"])
             deadline = time.monotonic() + READY_TIMEOUT_S
             while await _status(port, "/readyz") != 200:
@@ -146,7 +151,7 @@ async def run(runs: int, idle_s: float) -> dict[str, Any]:
 
 def report(figures: dict[str, Any]) -> None:
     labels = {
-        "listening_s": "spawn -> server.listening (s)",
+        "listening_s": "spawn -> started handshake (s)",
         "ready_s": "spawn -> /readyz 200 (s)",
         "runtime_booted_s": "  of which boot_runtime (s)",
         "before_boot_s": "  of which interpreter + imports (s)",

@@ -3,8 +3,9 @@
 `kb-mcp serve --ready-fd N` and `kb-mcp dev --ready-fd N` write one line to file
 descriptor N once the server accepts connections and `/readyz` answers 200, then close
 it: `{"transport": "http", "host": "127.0.0.1", "port": 8080, "url": ".../mcp",
-"pid": 1234}` (dev adds `data_dir`). A parent that passed the write end of a pipe reads
-that line, or end-of-file if the child exited before it was ready. In process, callers
+"booted_in_s": 0.4, "pid": 1234}` (dev: port, url, data_dir, pid). A parent that passed
+the write end of a pipe reads that line, or end-of-file if the child exited before it
+was ready. In process, callers
 use `serve(on_started=...)` directly. Logs are never the way to learn the port.
 """
 

@@ -254,6 +254,7 @@ def _ready_line(fd: int) -> OnStarted:
             "host": started.host,
             "port": started.port,
             "url": started.url,
+            "booted_in_s": round(started.runtime.booted_in_s, 3),
         }
         write_ready_line(fd, document)
 

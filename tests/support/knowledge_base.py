@@ -199,8 +199,10 @@ class _Uvicorn(uvicorn.Server):
         yield
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.listening.set()
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.listening.set()  # started or not: `started` says which
 
 
 @contextlib.asynccontextmanager
@@ -215,15 +217,14 @@ async def serve_asgi(app: ASGIApp) -> AsyncIterator[str]:
     )
     server = _Uvicorn(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    listening = asyncio.create_task(server.listening.wait())
+    task.add_done_callback(lambda _: server.listening.set())  # failed before startup
     try:
-        await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            task.result()
+        await server.listening.wait()
+        if not server.started:
+            await task
             raise RuntimeError("uvicorn stopped before listening")
         yield f"http://127.0.0.1:{port}"
     finally:
-        listening.cancel()
         server.should_exit = True
         await task
         sock.close()
