@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import secrets
@@ -17,6 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from kb_mcp.hotswap.load import percentile
 
 __all__ = [
     "BENCH_KEY_NAME",
@@ -29,15 +30,6 @@ __all__ = [
     "print_table",
     "seed_bench_secrets",
 ]
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile `q` (0-100) of `values`; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -5,7 +5,8 @@ calls through one in-process runtime while each secret rotates K times by pollin
 refresher's TTL), then K times with an immediate `refresher.trigger()` (what SIGHUP
 does). Reported: requests and failures; p50/p95/p99 latency of requests in steady state
 vs those overlapping a window of +-W seconds around any swap; time from AWSCURRENT
-moving (`put_secret_value` returned) to the new credential in use (the swap was logged);
+moving (`put_secret_value` returned) to the new credential in use (the swap, as seen by
+an observer);
 boot time to ready (`boot_runtime` entered).
 
     python -m bench.bench_rotation [--quick] [--json] [--workers 32] [--rotations 10]
@@ -16,7 +17,6 @@ Exits 1 when any request failed (the figure that must be zero).
 from __future__ import annotations
 
 import asyncio
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +24,8 @@ from typing import Any
 
 from bench import bench_parser, finish, latency_summary, machine, percentile, print_table
 from bench._stack import BenchStack, SwapRecorder, open_stack
+from bench._workload import choose_kind, runtime_call
+from kb_mcp.hotswap.load import LoadStats, run_worker, split_around
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
 
 KINDS = ("short", "long", "transaction", "embedding")
@@ -41,13 +43,6 @@ class Plan:
 
 
 @dataclass
-class Load:
-    requests: list[tuple[float, float, str]] = field(default_factory=list)
-    """(started, ended, kind) of every successful request, `time.perf_counter()` clock."""
-    failures: list[str] = field(default_factory=list)
-
-
-@dataclass
 class Propagation:
     """Seconds from put_secret_value returning to the swap, per secret and trigger mode."""
 
@@ -55,36 +50,6 @@ class Propagation:
 
     def add(self, kind: str, mode: str, delay_s: float) -> None:
         self.delays.setdefault((kind, mode), []).append(delay_s)
-
-
-async def _one(runtime: Runtime, kind: str) -> None:
-    if kind == "short":
-        await runtime.pool.fetchval("SELECT 1")
-    elif kind == "long":
-        await runtime.pool.execute("SELECT pg_sleep(0.05)")
-    elif kind == "transaction":
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS t (n int) ON COMMIT DROP")
-            await conn.execute("INSERT INTO t VALUES (1)")
-            await conn.execute("SELECT pg_sleep(0.02)")
-            await conn.fetchval("SELECT count(*) FROM t")
-    else:
-        await runtime.openai.create_embeddings(
-            ["rotation under load"], model="text-embedding-3-small", dimensions=64
-        )
-
-
-async def _worker(runtime: Runtime, stop: asyncio.Event, load: Load, seed: int) -> None:
-    rng = random.Random(seed)
-    while not stop.is_set():
-        kind = rng.choice(KINDS)
-        started = time.perf_counter()
-        try:
-            await _one(runtime, kind)
-        except Exception as exc:  # every failure is counted and printed
-            load.failures.append(f"{kind}: {type(exc).__name__}: {exc}")
-        else:
-            load.requests.append((started, time.perf_counter(), kind))
 
 
 async def _rotate_both(
@@ -125,24 +90,6 @@ async def _drive(
     return propagation
 
 
-def _split(
-    load: Load, swaps: list[float], *, start: float, window_s: float
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Latencies by kind (and "all"): steady state vs overlapping a swap window."""
-    steady: dict[str, list[float]] = {"all": []}
-    around: dict[str, list[float]] = {"all": []}
-    windows = sorted((s - window_s, s + window_s) for s in swaps)
-    for began, ended, kind in load.requests:
-        if began < start:
-            continue
-        near = any(lo <= ended and began <= hi for lo, hi in windows)
-        bucket = around if near else steady
-        latency = ended - began
-        bucket["all"].append(latency)
-        bucket.setdefault(kind, []).append(latency)
-    return steady, around
-
-
 async def run(plan: Plan) -> dict[str, Any]:
     recorder = SwapRecorder()
     recorder.install()
@@ -154,37 +101,39 @@ async def run(plan: Plan) -> dict[str, Any]:
             db_pool_max_size=plan.pool_max,
             drain_timeout_s=10.0,
         )
-        load = Load()
+        load = LoadStats()
         stop_load, stop_runtime = asyncio.Event(), asyncio.Event()
         boot_started = time.perf_counter()
         async with boot_runtime(settings, observers=(recorder,)) as runtime:
             boot_s = time.perf_counter() - boot_started
-            load_started = time.perf_counter()
+            load_started = time.monotonic()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(runtime.refresher.run(stop_runtime))
                 workers = [
-                    tasks.create_task(_worker(runtime, stop_load, load, seed))
+                    tasks.create_task(
+                        run_worker(choose_kind, runtime_call(runtime), load, stop_load, seed=seed)
+                    )
                     for seed in range(plan.workers)
                 ]
                 propagation = await _drive(stack, runtime, recorder, plan)
                 stop_load.set()
                 await asyncio.gather(*workers)
-                load_s = time.perf_counter() - load_started
+                load_s = time.monotonic() - load_started
                 stop_runtime.set()
             rotation_failures = runtime.metrics.total("RotationFailures")
             rotations_detected = runtime.metrics.total("RotationsDetected")
         leaked = await stack.connections()
-    # Swap times are on the monotonic clock; requests on perf_counter: line them up.
-    offset = time.perf_counter() - time.monotonic()
-    swaps = [at + offset for at in recorder.swap_times()]
-    steady, around = _split(load, swaps, start=load_started + plan.warmup_s, window_s=plan.window_s)
+    swaps = recorder.swap_times()  # the same clock as the call records: time.monotonic()
+    steady, around = split_around(
+        load.records, swaps, start=load_started + plan.warmup_s, window_s=plan.window_s
+    )
     return {
         "plan": plan.__dict__,
         "boot_to_ready_s": round(boot_s, 3),
-        "requests": len(load.requests),
-        "requests_per_s": round(len(load.requests) / load_s, 1),
+        "requests": len(load.succeeded),
+        "requests_per_s": round(len(load.succeeded) / load_s, 1),
         "failures": len(load.failures),
-        "failure_samples": load.failures[:10],
+        "failure_samples": [f"{r.kind}: {r.error}" for r in load.failures[:10]],
         "swaps": len(swaps),
         "rotations_detected": rotations_detected,
         "rotation_failures": rotation_failures,

@@ -2,22 +2,25 @@
 
 Each worker holds its own MCP client over streamable HTTP and records every call: when
 it started, how long it took, and whether it failed (a protocol error or a tool error).
+Workers, records and percentiles are the shared harness in `kb_mcp.hotswap.load`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import statistics
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+
+from kb_mcp.hotswap import load
+from kb_mcp.hotswap.load import CallRecord, LoadStats, percentiles
 
 __all__ = ["CallRecord", "LoadStats", "Workload", "mcp_client", "percentiles", "run_worker"]
 
@@ -29,54 +32,6 @@ TOPICS = (
     "least privilege iam policies for ecs task roles",
     "hnsw indexes for cosine distance in pgvector",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class CallRecord:
-    """One tool call as the drill saw it."""
-
-    tool: str
-    started: float
-    latency_s: float
-    error: str | None
-
-
-@dataclass
-class LoadStats:
-    """Every call recorded by the workers (appended from one event loop: no lock needed)."""
-
-    records: list[CallRecord] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return len(self.records)
-
-    @property
-    def failures(self) -> list[CallRecord]:
-        return [r for r in self.records if r.error is not None]
-
-    def errors_by_kind(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for record in self.failures:
-            key = f"{record.tool}: {record.error}"[:200]
-            counts[key] = counts.get(key, 0) + 1
-        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
-def percentiles(latencies: list[float]) -> dict[str, float | None]:
-    """p50/p95/p99 in milliseconds (None when there is nothing to measure)."""
-    if not latencies:
-        return {"count": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None}
-    ordered = sorted(latencies)
-    if len(ordered) == 1:
-        ordered = ordered * 2
-    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
-    return {
-        "count": len(latencies),
-        "p50_ms": round(cuts[49] * 1000, 2),
-        "p95_ms": round(cuts[94] * 1000, 2),
-        "p99_ms": round(cuts[98] * 1000, 2),
-    }
 
 
 @dataclass(frozen=True)
@@ -144,9 +99,8 @@ async def run_worker(
     seed: int,
 ) -> None:
     """Call tools until `stop`; every call, failed or not, is recorded."""
-    rng = random.Random(seed)  # noqa: S311 - workload shape, not security
     try:
-        await _calls(url, token, workload, stats, stop, rng, worker)
+        await _calls(url, token, workload, stats, stop, seed, worker)
     except Exception as exc:  # an unreachable server is a failure to report, not a crash
         error = f"connection: {type(exc).__name__}: {exc}"[:300]
         stats.records.append(CallRecord("connect", time.monotonic(), 0.0, error))
@@ -158,19 +112,13 @@ async def _calls(
     workload: Workload,
     stats: LoadStats,
     stop: asyncio.Event,
-    rng: random.Random,
+    seed: int,
     worker: int,
 ) -> None:
-    n = 0
     async with mcp_client(url, token) as client:
-        while not stop.is_set():
-            tool = workload.choose(rng)
-            n += 1
-            started = time.monotonic()
-            error: str | None
-            try:
-                result = await client.call_tool(tool, _arguments(tool, rng, worker, n))
-                error = _tool_error(result)
-            except Exception as exc:  # the drill reports every failure, whatever its kind
-                error = f"{type(exc).__name__}: {exc}"[:300]
-            stats.records.append(CallRecord(tool, started, time.monotonic() - started, error))
+
+        async def call(tool: str, rng: random.Random, n: int) -> str | None:
+            result = await client.call_tool(tool, _arguments(tool, rng, worker, n))
+            return _tool_error(result)
+
+        await load.run_worker(workload.choose, call, stats, stop, seed=seed)
