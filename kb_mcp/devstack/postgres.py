@@ -6,7 +6,7 @@ superuser password kept in a 0600 file inside the data folder), listens on
 ``initdb`` and ``postgres`` refuse to run as root: as root, every server
 command runs as the ``postgres`` system user (or a ``kbmcp-pg`` system user
 created for the purpose) through ``runuser``, and the data folder belongs to it
-(binary lookup and quoting live in ``pg_binaries``).
+(binary lookup lives in ``pg_binaries``, SQL quoting in ``kb_mcp.db.sqltext``).
 
 A server left behind by an owner that died is handled at ``start()``: a
 ``postmaster.pid`` naming a process that is gone is left for PostgreSQL to
@@ -41,21 +41,18 @@ import secrets
 import shutil
 import socket
 import tempfile
-import urllib.parse
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
 import structlog
 
+from kb_mcp.db.sqltext import quote_literal
 from kb_mcp.devstack.pg_admin import PostgresAdmin
 from kb_mcp.devstack.pg_binaries import (
     PgInstall,
     PostgresClusterError,
     locate_install,
-    quote_ident,
-    quote_literal,
-    scram_verifier,
     short_temp_root,
 )
 
@@ -63,9 +60,6 @@ __all__ = [
     "DataVersionError",
     "PostgresCluster",
     "PostgresClusterError",
-    "quote_ident",
-    "quote_literal",
-    "scram_verifier",
 ]
 
 logger = structlog.get_logger(__name__)
@@ -152,12 +146,6 @@ class PostgresCluster(PostgresAdmin):
                 raise PostgresClusterError(f"no superuser password file in {self.data_dir}")
             self._password = path.read_text(encoding="utf-8").strip()
         return self._password
-
-    def superuser_dsn(self, database: str = "postgres") -> str:
-        user = urllib.parse.quote(self.superuser, safe="")
-        password = urllib.parse.quote(self.superuser_password, safe="")
-        db = urllib.parse.quote(database, safe="")
-        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{db}"
 
     def start(self) -> None:
         """Create the cluster if ``data_dir`` is not one yet, then start the server."""

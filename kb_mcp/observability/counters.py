@@ -15,14 +15,11 @@ MetricKey = tuple[str, tuple[tuple[str, str], ...]]
 
 @dataclass(slots=True)
 class Counter:
-    """A monotonically increasing count. Increment with `counter.value += n` or `inc()`."""
+    """A monotonically increasing count. Increment with `counter.value += n`."""
 
     name: str
     dimensions: tuple[tuple[str, str], ...] = ()
     value: int = 0
-
-    def inc(self, amount: int = 1) -> None:
-        self.value += amount
 
 
 @dataclass(slots=True)

@@ -45,12 +45,19 @@ METRIC_NAMES = (
     "SecretsApiCalls",
     "CacheHits",
     "CacheMisses",
+    "RefreshErrors",
     "RotationsDetected",
     "RotationFailures",
-    "RefreshErrors",
+    "DatabaseAuthRecoveries",
+    "OpenAIAuthRecoveries",
+    "PoolRotations",
+    "PoolDrainTimeouts",
+    "PoolReleaseFailures",
+    "OpenAIClientSwaps",
     "SecretAgeDays",
 )
-"""The metrics kb-mcp emits (alarms in secrets/terraform/alerts.tf refer to these names)."""
+"""Every metric kb-mcp emits (alarms in secrets/terraform/alerts.tf refer to these names;
+`tests/integration/runtime` checks a booted runtime registers no other)."""
 
 Dimensions = tuple[tuple[str, str], ...]
 _BASE_DIMENSIONS = frozenset({"Service", "Environment"})

@@ -16,8 +16,9 @@ import pytest
 from pydantic import SecretStr
 
 from kb_mcp.config import Settings, load_settings
+from kb_mcp.db.sqltext import quote_ident
 from kb_mcp.devstack.fake_openai import FakeOpenAIServer
-from kb_mcp.devstack.postgres import PostgresCluster, quote_ident
+from kb_mcp.devstack.postgres import PostgresCluster
 from kb_mcp.errors import RotationError, SecretNotFoundError
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops import rotate

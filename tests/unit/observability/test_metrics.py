@@ -42,7 +42,7 @@ def _by_dimensions(lines: list[str]) -> dict[tuple[str, ...], dict[str, Any]]:
 def test_line_is_valid_emf_with_service_and_environment() -> None:
     """A flushed line declares namespace, dimensions and units, with values at top level."""
     registry = MetricsRegistry()
-    registry.counter("CacheHits").inc(3)
+    registry.counter("CacheHits").value += 3
     lines: list[str] = []
     written = _emitter(registry, lines).flush()
     assert written == lines
@@ -62,18 +62,18 @@ def test_counters_are_deltas_and_idle_flush_writes_nothing() -> None:
     hits = registry.counter("CacheHits")
     lines: list[str] = []
     emitter = _emitter(registry, lines)
-    hits.inc(5)
+    hits.value += 5
     assert parse_emf_line(emitter.flush()[0])["CacheHits"] == 5
     assert emitter.flush() == []
-    hits.inc(2)
+    hits.value += 2
     assert parse_emf_line(emitter.flush()[0])["CacheHits"] == 2
 
 
 def test_extra_dimensions_get_their_own_line() -> None:
     """SecretsApiCalls by Operation and SecretAgeDays by SecretName are separate lines."""
     registry = MetricsRegistry()
-    registry.counter("CacheMisses").inc()
-    registry.counter("SecretsApiCalls", Operation="GetSecretValue").inc(4)
+    registry.counter("CacheMisses").value += 1
+    registry.counter("SecretsApiCalls", Operation="GetSecretValue").value += 4
     registry.gauge("SecretAgeDays", SecretName="kb-mcp/prod/openai-api-key").set(12.5)
     lines: list[str] = []
     keyed = _by_dimensions(_emitter(registry, lines).flush())
@@ -116,7 +116,7 @@ def test_gauges_are_written_when_set_or_changed() -> None:
 def test_parse_rejects_broken_lines(mutate: Any) -> None:
     """The validator catches a missing block, a bad timestamp, metric or dimension."""
     registry = MetricsRegistry()
-    registry.counter("CacheHits").inc()
+    registry.counter("CacheHits").value += 1
     lines: list[str] = []
     doc = json.loads(_emitter(registry, lines).flush()[0])
     mutate(doc)
@@ -138,9 +138,9 @@ async def test_run_flushes_on_interval_and_at_stop() -> None:
     emitter = EmfEmitter(registry, environment="production", sink=sink)
     stop = asyncio.Event()
     task = asyncio.create_task(emitter.run(stop, 0.01))
-    counter.inc()
+    counter.value += 1
     await asyncio.wait_for(written.wait(), 5)
-    counter.inc(2)
+    counter.value += 2
     stop.set()
     await task
     assert sum(parse_emf_line(line)["RefreshErrors"] for line in lines) == 3
