@@ -30,9 +30,8 @@ import asyncpg
 import structlog
 
 from kb_mcp.errors import DatabaseAuthError, DatabaseUnavailableError
-from kb_mcp.hotswap import Generation, HotSwap, Observer, Recover, SwapEvents
+from kb_mcp.hotswap import Generation, HotSwap, Observer, Recover, SwapEvents, SwapOwner
 from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.secrets.port import LoadedSecret
 from kb_mcp.secrets.schemas import PostgresCredentials
 
 __all__ = ["AUTH_ERRORS", "InitConnection", "PoolManager"]
@@ -132,7 +131,7 @@ class _PoolAdapter:
             ) from exc
 
 
-class PoolManager:
+class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
     """Owns the current asyncpg pool for one credentials secret (`ConnectionSource`)."""
 
     def __init__(
@@ -150,12 +149,11 @@ class PoolManager:
         metrics: MetricsRegistry | None = None,
         observers: tuple[Observer, ...] = (),
     ) -> None:
-        self.secret_name = secret_name
         self._acquire_timeout_s = acquire_timeout_s
         registry = metrics or MetricsRegistry()
         self._release_failures = registry.counter("PoolReleaseFailures")
         adapter = _PoolAdapter(secret_name, min_size, max_size, connect_timeout_s, init)
-        self._swap: HotSwap[PostgresCredentials, _Pool] = HotSwap(
+        swap: HotSwap[PostgresCredentials, _Pool] = HotSwap(
             adapter,
             secret_name,
             tasks=tasks,
@@ -166,28 +164,7 @@ class PoolManager:
             drain_timeouts_metric="PoolDrainTimeouts",
             observers=observers,
         )
-
-    async def start(self, loaded: LoadedSecret[PostgresCredentials]) -> None:
-        """Build the first pool from the secret read at boot."""
-        await self._swap.start(loaded)
-
-    async def apply(self, loaded: LoadedSecret[PostgresCredentials]) -> bool:
-        """Put a new credentials version into service (the refresher calls this)."""
-        return await self._swap.apply(loaded)
-
-    async def aclose(self) -> None:
-        """Close the current pool after its users finish (bounded), and any draining ones."""
-        await self._swap.aclose()
-
-    @property
-    def version_id(self) -> str | None:
-        """The secret version the current pool was built from."""
-        return self._swap.version_id
-
-    @property
-    def draining(self) -> int:
-        """How many old pools are still draining."""
-        return self._swap.draining
+        super().__init__(swap)
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[Connection]:

@@ -20,9 +20,8 @@ from typing import ClassVar, TypeVar
 import openai
 
 from kb_mcp.errors import EmbeddingAuthError, EmbeddingError, RotationError
-from kb_mcp.hotswap import AuthFailed, HotSwap, Observer, Recover, SwapEvents
+from kb_mcp.hotswap import AuthFailed, HotSwap, Observer, Recover, SwapEvents, SwapOwner
 from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.secrets.port import LoadedSecret
 from kb_mcp.secrets.schemas import OpenAIKeySecret
 
 __all__ = ["OpenAIClientHolder"]
@@ -90,7 +89,7 @@ class _ClientAdapter:
         return {}
 
 
-class OpenAIClientHolder:
+class OpenAIClientHolder(SwapOwner[OpenAIKeySecret, openai.AsyncOpenAI]):
     """Owns the OpenAI client for one API-key secret; implements `EmbeddingsBackend`."""
 
     def __init__(
@@ -107,9 +106,8 @@ class OpenAIClientHolder:
         metrics: MetricsRegistry | None = None,
         observers: tuple[Observer, ...] = (),
     ) -> None:
-        self.secret_name = secret_name
         adapter = _ClientAdapter(secret_name, base_url, timeout_s, max_retries, probe_on_rotation)
-        self._swap: HotSwap[OpenAIKeySecret, openai.AsyncOpenAI] = HotSwap(
+        swap: HotSwap[OpenAIKeySecret, openai.AsyncOpenAI] = HotSwap(
             adapter,
             secret_name,
             tasks=tasks,
@@ -119,26 +117,7 @@ class OpenAIClientHolder:
             swaps_metric="OpenAIClientSwaps",
             observers=observers,
         )
-
-    async def start(self, loaded: LoadedSecret[OpenAIKeySecret]) -> None:
-        """Build the first client from the key read at boot (no network call)."""
-        await self._swap.start(loaded)
-
-    async def apply(self, loaded: LoadedSecret[OpenAIKeySecret]) -> bool:
-        """Put a new key version into service (the refresher calls this)."""
-        return await self._swap.apply(loaded)
-
-    async def aclose(self) -> None:
-        """Close the current client after its requests finish (bounded), and draining ones."""
-        await self._swap.aclose()
-
-    @property
-    def version_id(self) -> str | None:
-        return self._swap.version_id
-
-    @property
-    def draining(self) -> int:
-        return self._swap.draining
+        super().__init__(swap)
 
     async def create_embeddings(
         self, texts: Sequence[str], *, model: str, dimensions: int | None

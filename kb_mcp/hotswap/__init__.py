@@ -18,7 +18,7 @@ from kb_mcp.hotswap.group import background_group
 from kb_mcp.hotswap.observer import HotSwapEvent, Observer
 from kb_mcp.hotswap.occupancy import Occupancy
 from kb_mcp.hotswap.refresher import Refresher, SecretWatcher
-from kb_mcp.hotswap.swap import AuthFailed, HotSwap, Recover
+from kb_mcp.hotswap.swap import AuthFailed, HotSwap, Recover, SwapOwner
 
 __all__ = [
     "AuthFailed",
@@ -32,5 +32,6 @@ __all__ = [
     "ResourceAdapter",
     "SecretWatcher",
     "SwapEvents",
+    "SwapOwner",
     "background_group",
 ]

@@ -33,7 +33,7 @@ from kb_mcp.observability.counters import Counter, MetricsRegistry
 from kb_mcp.secrets.port import LoadedSecret
 from kb_mcp.secrets.schemas import SecretModel
 
-__all__ = ["AuthFailed", "HotSwap", "Recover"]
+__all__ = ["AuthFailed", "HotSwap", "Recover", "SwapOwner"]
 
 log = structlog.get_logger(__name__)
 
@@ -293,3 +293,34 @@ class HotSwap(Generic[V, R]):
     def _count_drain_timeout(self) -> None:
         if self._drain_timeouts is not None:
             self._drain_timeouts.value += 1
+
+
+class SwapOwner(Generic[V, R]):
+    """The base of a thin adapter (`PoolManager`, `OpenAIClientHolder`): the lifecycle and
+    state of its `HotSwap`, so each adapter only adds how its resource is used."""
+
+    def __init__(self, swap: HotSwap[V, R]) -> None:
+        self._swap = swap
+        self.secret_name = swap.secret_name
+
+    async def start(self, loaded: LoadedSecret[V]) -> None:
+        """Build the first generation from the secret read at boot."""
+        await self._swap.start(loaded)
+
+    async def apply(self, loaded: LoadedSecret[V]) -> bool:
+        """Put a new version into service (the refresher calls this); False if already."""
+        return await self._swap.apply(loaded)
+
+    async def aclose(self) -> None:
+        """Close the current generation after its users finish (bounded), and older ones."""
+        await self._swap.aclose()
+
+    @property
+    def version_id(self) -> str | None:
+        """The secret version the current generation was built from."""
+        return self._swap.version_id
+
+    @property
+    def draining(self) -> int:
+        """How many old generations are still draining."""
+        return self._swap.draining
