@@ -1,12 +1,12 @@
-"""Runtime: the supervisor (boot, signals, shutdown), the refresher, and what they share.
+"""Runtime: the composition root, the one place that knows every part.
 
     supervisor.py   boot_runtime(): every resource from secrets, fail fast, close in order
-    serve.py        `kb-mcp serve`: transports, signals, exit codes
-    refresher.py    polls secrets every TTL (jittered) and rotates what changed
+    serve.py        `kb-mcp serve`: transports, signals, exit codes, the started handshake
+    handshake.py    `--ready-fd`: the started handshake across a process boundary
+    app.py          the MCP server and HTTP app over a booted runtime
     tokens.py       the bearer tokens /mcp accepts, hot-reloaded
-    occupancy.py    per-generation user counts behind zero-drop swaps
     health.py       what /readyz reports
 
-Nothing is re-exported here: `db` and `embeddings` import `occupancy` from this package,
-so importing the supervisor from `__init__` would be an import cycle.
+The hot-swap mechanism and the refresher live below, in `kb_mcp.hotswap`; nothing below
+imports this package (`.importlinter`).
 """

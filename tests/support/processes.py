@@ -109,19 +109,6 @@ class KbMcpProcess:
                 found.append(event)
         return found
 
-    def wait_for_event(self, name: str, timeout_s: float = 30.0) -> dict[str, Any]:
-        """Block until the child logs `name` (fails if it exits first)."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = self.events(name)
-            if found:
-                return found[0]
-            if self.proc.poll() is not None:
-                raise AssertionError(f"kb-mcp exited with {self.proc.returncode}:\n{self.text()}")
-            time.sleep(0.02)
-        raise AssertionError(f"no {name} event within {timeout_s}s:\n{self.text()}")
-
     def wait_ready(self, timeout_s: float = 60.0) -> dict[str, Any]:
         """Block until the child's started line (port, url); fails if it exits first."""
         assert self._ready_r is not None, "start the process with handshake=True"
