@@ -88,6 +88,8 @@ class BenchStack:
     active_role: str = f"{APP}_a"
     openai_secret: str = "kb-mcp/prod/openai-api-key"  # noqa: S105 - a name, not a value
     postgres_secret: str = "kb-mcp/prod/postgres-credentials"  # noqa: S105 - a name
+    last_put_at: float = 0.0
+    """`time.monotonic()` when the last `put` returned (propagation is measured from it)."""
 
     @property
     def endpoint_url(self) -> str:
@@ -135,6 +137,7 @@ class BenchStack:
     async def put(self, name: str, value: str) -> str:
         """PutSecretValue: a new AWSCURRENT version; returns its VersionId."""
         response = await self.client.put_secret_value(SecretId=name, SecretString=value)
+        self.last_put_at = time.monotonic()
         return str(response["VersionId"])
 
     async def rotate_postgres(self) -> str:

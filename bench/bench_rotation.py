@@ -62,9 +62,9 @@ async def _rotate_both(
     timeout_s: float,
 ) -> None:
     pg_version = await stack.rotate_postgres()
-    pg_put = time.monotonic()
+    pg_put = stack.last_put_at
     key_version = await stack.rotate_openai()
-    key_put = time.monotonic()
+    key_put = stack.last_put_at  # not after the old keys' revocation, which follows the put
     if mode == "trigger":
         runtime.refresher.trigger()
     (pg_swap,) = await recorder.wait_for(pg_version, timeout_s=timeout_s)
