@@ -183,10 +183,23 @@ class PoolManager:
                 try:
                     yield conn
                 finally:
-                    await slot.pool.release(conn)
+                    await self._release(slot, conn)
                 return
             finally:
                 slot.leave()
+
+    async def _release(self, slot: _Slot, conn: Connection) -> None:
+        """Give `conn` back; a failing release never changes the block's outcome.
+
+        The caller sees what its block did (its result, or its own exception), never the
+        release's error: after a COMMIT the write is stored whatever the release does.
+        asyncpg has already terminated a connection whose reset failed (the pool opens a
+        new one), so the error is only logged. Cancellation still propagates.
+        """
+        try:
+            await slot.pool.release(conn)
+        except Exception as exc:  # logged; the connection is already terminated by asyncpg
+            log.warning("db.release_failed", identity=slot.identity, error=type(exc).__name__)
 
     async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         async with self.acquire() as conn:
