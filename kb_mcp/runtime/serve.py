@@ -19,12 +19,14 @@ from typing import Any
 
 import structlog
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, EXIT_USAGE, KbMcpError
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.metrics import EmfEmitter
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
+from kb_mcp.server.limits import HttpLimits
 
 __all__ = ["run_serve", "serve"]
 
@@ -170,6 +172,8 @@ async def _run_transport(
                 lifespan="on",
                 timeout_graceful_shutdown=int(settings.drain_timeout_s),
                 access_log=False,
+                # Connection cap, header/keep-alive timeouts, head size (kb_mcp.server.limits).
+                **HttpLimits().uvicorn_options(H11Protocol),
             )
             server = _Server(config)
             http = tasks.create_task(server.serve(sockets=[sock]))

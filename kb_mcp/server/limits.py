@@ -1,0 +1,183 @@
+"""Connection and request limits for the HTTP transport: no client can hold the server.
+
+uvicorn on its own keeps every accepted connection until the client leaves: an idle
+connection, one that sends its headers a byte a minute, or a body that never ends all
+stay open, and the open-file limit is the only cap. `HttpLimits` sets what a production
+server sets:
+
+- `max_connections`: connections beyond it are closed as soon as they are accepted;
+  uvicorn's `limit_concurrency` (one above it) answers 503 when requests pile up;
+- `header_timeout_s`: a connection that has not sent a complete request head this long
+  after connecting, or after its previous response, is closed (`guarded_protocol`);
+- `keep_alive_s`: an idle keep-alive connection is closed (uvicorn's timer);
+- `max_header_bytes`: h11's cap on an incomplete request head (431/400 beyond it);
+- `body_timeout_s` and `max_body_bytes`: `BodyLimits` reads the whole body within the
+  deadline before the app sees the request, answering 408 (too slow) or 413 (too large),
+  with `Connection: close`. uvicorn has no body timeout of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodyLimits", "HttpLimits", "guarded_protocol"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Limits of one HTTP server; the defaults suit one ECS task behind a load balancer."""
+
+    max_connections: int = 256
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    body_timeout_s: float = 30.0
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 4 * 1024 * 1024
+    """The MCP SDK's own message limit; refused here before it is buffered."""
+
+    def uvicorn_options(self, protocol: type[Any]) -> dict[str, Any]:
+        """Keyword arguments for `uvicorn.Config`: the guarded protocol and the limits."""
+        return {
+            "http": guarded_protocol(
+                protocol,
+                max_connections=self.max_connections,
+                header_timeout_s=self.header_timeout_s,
+            ),
+            "limit_concurrency": self.max_connections + 1,
+            "timeout_keep_alive": max(1, round(self.keep_alive_s)),
+            "h11_max_incomplete_event_size": self.max_header_bytes,
+        }
+
+
+def guarded_protocol(
+    base: type[Any], *, max_connections: int, header_timeout_s: float
+) -> type[Any]:
+    """A subclass of uvicorn's HTTP protocol `base` with a connection cap and a header timeout.
+
+    Works with uvicorn's h11 and httptools protocols alike: it relies only on what both
+    have (`connections`, `cycle`, `transport`, `loop`).
+    """
+
+    class GuardedProtocol(base):  # type: ignore[misc]  # base is a runtime class
+        _kb_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                log.warning(
+                    "http.connection_refused", reason="max_connections", cap=max_connections
+                )
+                transport.close()
+                return
+            self._kb_arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._kb_timer is None and self._kb_idle():
+                self._kb_arm()  # bytes of a new request head: it must complete in time
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._kb_disarm()
+            super().connection_lost(exc)
+
+        def _kb_idle(self) -> bool:
+            cycle = self.cycle
+            return cycle is None or bool(cycle.response_complete)
+
+        def _kb_arm(self) -> None:
+            self._kb_disarm()
+            self._kb_timer = self.loop.call_later(header_timeout_s, self._kb_expire, self.cycle)
+
+        def _kb_disarm(self) -> None:
+            if self._kb_timer is not None:
+                self._kb_timer.cancel()
+                self._kb_timer = None
+
+        def _kb_expire(self, cycle: object) -> None:
+            self._kb_timer = None
+            if self.cycle is cycle and self._kb_idle() and not self.transport.is_closing():
+                log.info("http.header_timeout", timeout_s=header_timeout_s)
+                self.transport.close()
+
+    GuardedProtocol.__name__ = f"Guarded{base.__name__}"
+    return GuardedProtocol
+
+
+class BodyLimits:
+    """ASGI middleware: read a request body within a deadline and a size cap, then replay it."""
+
+    def __init__(self, app: ASGIApp, *, body_timeout_s: float, max_body_bytes: int) -> None:
+        self._app = app
+        self._timeout_s = body_timeout_s
+        self._max = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in {"GET", "HEAD", "OPTIONS"}:
+            await self._app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self._max:
+            await _refuse(send, 413, "request body too large")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self._max:
+                        await _refuse(send, 413, "request body too large")
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            log.info("http.body_timeout", timeout_s=self._timeout_s, received_bytes=size)
+            await _refuse(send, 408, "request body not received in time")
+            return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self._app(scope, replay, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isascii() and text.isdigit() else None
+    return None
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = ('{"error": "bad_request", "detail": "' + detail + '"}').encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
