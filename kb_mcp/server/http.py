@@ -153,8 +153,7 @@ def build_http_app(
     )
     session_manager = mcp_server.session_manager
 
-    async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-        await session_manager.handle_request(scope, receive, send)
+    mcp_endpoint = _SessionEndpoint(session_manager)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers=_NO_STORE)
@@ -192,6 +191,16 @@ def build_http_app(
         app, body_timeout_s=limits.body_timeout_s, max_body_bytes=limits.max_body_bytes
     )
     return AccessGuard(bounded, auth=auth, policy=policy)
+
+
+class _SessionEndpoint:
+    """The MCP session manager as a raw ASGI endpoint (Starlette passes any method)."""
+
+    def __init__(self, session_manager: Any) -> None:
+        self._session_manager = session_manager
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._session_manager.handle_request(scope, receive, send)
 
 
 def _client(scope: Scope) -> str | None:

@@ -134,7 +134,6 @@ _Title = Annotated[
     str,
     Field(
         strict=True,
-        min_length=1,
         max_length=MAX_TITLE_CHARS * 2,
         description=f"Document title, 1-{MAX_TITLE_CHARS} characters.",
         json_schema_extra={"minLength": 1, "maxLength": MAX_TITLE_CHARS},
@@ -144,8 +143,8 @@ _Content = Annotated[
     str,
     Field(
         strict=True,
-        min_length=1,
-        max_length=MAX_CONTENT_CHARS,
+        max_length=MAX_CONTENT_CHARS * 2,
+        json_schema_extra={"minLength": 1, "maxLength": MAX_CONTENT_CHARS},
         description=(
             f"The document's full text, at most {MAX_CONTENT_CHARS} characters. Long text is "
             "split into passages, each embedded, so search finds the right passage."
@@ -206,9 +205,8 @@ _ExternalId = Annotated[
 def _limit(what: str) -> Any:
     return Field(
         strict=True,
-        ge=1,
-        le=MAX_LIMIT,
         description=f"How many {what}, an integer from 1 to {MAX_LIMIT}.",
+        json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
     )
 
 
@@ -245,8 +243,7 @@ async def kb_search(
         str,
         Field(
             strict=True,
-            min_length=1,
-            max_length=MAX_QUERY_CHARS * 2,
+                max_length=MAX_QUERY_CHARS * 2,
             description=f"What to look for, in natural language (1-{MAX_QUERY_CHARS} chars).",
             json_schema_extra={"maxLength": MAX_QUERY_CHARS},
         ),
