@@ -117,9 +117,7 @@ async def test_a_later_migration_applies_in_its_own_transaction(
     )
     async with PoolSource.open(app_database) as source:
         with pytest.raises(DatabaseError, match=f"migration {bad.label} failed"):
-            await apply_migrations(
-                source, dimensions=DIMENSIONS, migrations=[*shipped, good, bad]
-            )
+            await apply_migrations(source, dimensions=DIMENSIONS, migrations=[*shipped, good, bad])
         async with source.acquire() as conn:
             versions = await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")
             half = await conn.fetchval("SELECT to_regclass('half')")
