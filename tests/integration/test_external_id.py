@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from kb_mcp.db.documents import AddedDocument
 from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from tests.plugins.servers import AppDatabase
 from tests.support.knowledge_base import KbStack, kb_stack
@@ -22,10 +23,15 @@ async def kb(
 
 async def test_same_key_same_document_is_unchanged_and_writes_nothing(kb: KbStack) -> None:
     """The second identical add returns the first id, embeds nothing and writes nothing."""
-    fields = {"title": "T", "content": "body " * 50, "tags": ["a"], "metadata": {"n": 1.5}}
-    first = await kb.store.add_document(**fields, external_id="doc-1")
+
+    async def add() -> AddedDocument:
+        return await kb.store.add_document(
+            title="T", content="body " * 50, tags=["a"], metadata={"n": 1.5}, external_id="doc-1"
+        )
+
+    first = await add()
     calls = len(kb.backend.calls)
-    again = await kb.store.add_document(**fields, external_id="doc-1")
+    again = await add()
     assert (first.status, again.status) == ("created", "unchanged")
     assert again.id == first.id and again.chunks == first.chunks
     assert len(kb.backend.calls) == calls
