@@ -33,7 +33,8 @@ async def test_same_key_same_document_is_unchanged_and_writes_nothing(kb: KbStac
     calls = len(kb.backend.calls)
     again = await add()
     assert (first.status, again.status) == ("created", "unchanged")
-    assert again.id == first.id and again.chunks == first.chunks
+    assert again.id == first.id
+    assert again.chunks == first.chunks
     assert len(kb.backend.calls) == calls
     assert await kb.count("documents") == 1
 
@@ -48,8 +49,10 @@ async def test_same_key_new_fields_update_in_place(kb: KbStack) -> None:
         title="T2", content="new text", tags=["b"], metadata={"v": 2}, external_id="doc-2"
     )
     after = await kb.store.get_document(first.id)
-    assert updated.status == "updated" and updated.id == first.id
-    assert before is not None and after is not None
+    assert updated.status == "updated"
+    assert updated.id == first.id
+    assert before is not None
+    assert after is not None
     assert (after.title, after.content, after.tags, after.metadata) == (
         "T2",
         "new text",
@@ -57,7 +60,8 @@ async def test_same_key_new_fields_update_in_place(kb: KbStack) -> None:
         {"v": 2},
     )
     assert after.chunks == updated.chunks == 1
-    assert after.created_at == before.created_at and after.updated_at > before.updated_at
+    assert after.created_at == before.created_at
+    assert after.updated_at > before.updated_at
     assert await kb.count("documents") == 1
     assert await kb.count("chunks") == 1
 

@@ -26,7 +26,6 @@ from kb_mcp.server.validation import (
     parse_document_id,
 )
 
-
 KEY = b"k" * 32
 
 
