@@ -243,7 +243,7 @@ async def kb_search(
         str,
         Field(
             strict=True,
-                max_length=MAX_QUERY_CHARS * 2,
+            max_length=MAX_QUERY_CHARS * 2,
             description=f"What to look for, in natural language (1-{MAX_QUERY_CHARS} chars).",
             json_schema_extra={"maxLength": MAX_QUERY_CHARS},
         ),
