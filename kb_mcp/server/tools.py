@@ -245,7 +245,7 @@ async def kb_search(
             strict=True,
             max_length=MAX_QUERY_CHARS * 2,
             description=f"What to look for, in natural language (1-{MAX_QUERY_CHARS} chars).",
-            json_schema_extra={"maxLength": MAX_QUERY_CHARS},
+            json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS},
         ),
     ],
     limit: Annotated[int, _limit("hits")] = 5,
