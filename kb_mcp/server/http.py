@@ -188,7 +188,10 @@ def build_http_app(
     )
     app.router.redirect_slashes = False
     bounded = BodyLimits(
-        app, body_timeout_s=limits.body_timeout_s, max_body_bytes=limits.max_body_bytes
+        app,
+        body_timeout_s=limits.body_timeout_s,
+        max_body_bytes=limits.max_body_bytes,
+        max_json_values=limits.max_json_values,
     )
     return AccessGuard(bounded, auth=auth, policy=policy)
 

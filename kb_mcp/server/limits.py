@@ -14,6 +14,10 @@ server sets:
 - `body_timeout_s` and `max_body_bytes`: `BodyLimits` reads the whole body within the
   deadline before the app sees the request, answering 408 (too slow) or 413 (too large),
   with `Connection: close`. uvicorn has no body timeout of its own.
+- `max_json_values`: the MCP SDK validates a JSON-RPC message with pydantic at about
+  240 ms per MB of small values (a 4 MiB body of 400k tags would hold the event loop for
+  a second), so `too_many_json_values` refuses a body with more values than any tool
+  takes (32 tags, 16 KB of metadata) with 400, by a scan that stops at the limit.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class HttpLimits:
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 4 * 1024 * 1024
     """The MCP SDK's own message limit; refused here before it is buffered."""
+    max_json_values: int = 10_000
+    """Commas outside strings (about the number of JSON values) one request may hold."""
 
     def uvicorn_options(self, protocol: type[Any]) -> dict[str, Any]:
         """Keyword arguments for `uvicorn.Config`: the guarded protocol and the limits."""
@@ -113,10 +119,18 @@ def guarded_protocol(
 class BodyLimits:
     """ASGI middleware: read a request body within a deadline and a size cap, then replay it."""
 
-    def __init__(self, app: ASGIApp, *, body_timeout_s: float, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        body_timeout_s: float,
+        max_body_bytes: int,
+        max_json_values: int = 10_000,
+    ) -> None:
         self._app = app
         self._timeout_s = body_timeout_s
         self._max = max_body_bytes
+        self._max_values = max_json_values
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in {"GET", "HEAD", "OPTIONS"}:
@@ -147,6 +161,15 @@ class BodyLimits:
             await _refuse(send, 408, "request body not received in time")
             return
         body = b"".join(chunks)
+        if too_many_json_values(body, self._max_values):
+            log.info("http.body_refused", reason="too_many_json_values", size=size)
+            await _refuse(
+                send,
+                400,
+                f"request holds more than {self._max_values} JSON values; no tool takes that "
+                "many (at most 32 tags and 16 KB of metadata)",
+            )
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -157,6 +180,40 @@ class BodyLimits:
             return await receive()
 
         await self._app(scope, replay, send)
+
+
+def too_many_json_values(body: bytes, limit: int) -> bool:
+    """True when `body` has more than `limit` commas outside strings (or is too intricate).
+
+    The scan costs at most ~4 * `limit` steps whatever the body's size: commas between
+    strings are counted by `bytes.count`, each string is skipped by `bytes.find`, and a
+    body that spends the step budget on strings or escaped quotes is refused as well.
+    """
+    budget = 4 * limit
+    commas = 0
+    pos, end = 0, len(body)
+    while True:
+        quote = body.find(b'"', pos)
+        stop = end if quote == -1 else quote
+        commas += body.count(b",", pos, stop)
+        if commas > limit:
+            return True
+        if quote == -1:
+            return False
+        pos = quote + 1
+        while True:  # inside a string: find its closing quote
+            quote = body.find(b'"', pos)
+            if quote == -1:
+                return False  # malformed: the SDK reports the parse error
+            slashes = 0
+            while slashes <= budget and body[quote - 1 - slashes] == 0x5C:
+                slashes += 1
+            budget -= 1 + slashes
+            if budget < 0:
+                return True
+            pos = quote + 1
+            if slashes % 2 == 0:
+                break
 
 
 def _content_length(scope: Scope) -> int | None:

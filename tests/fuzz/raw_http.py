@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +69,7 @@ async def raw_request(
 
 
 async def mcp_call(
-    port: int, tool: str, arguments: dict[str, Any], *, extra: list[tuple[str, str]] = ()
+    port: int, tool: str, arguments: dict[str, Any], *, extra: Sequence[tuple[str, str]] = ()
 ) -> tuple[RawResponse, dict[str, Any]]:
     """A JSON-RPC tools/call POSTed to /mcp; the response and its `result` (or `error`)."""
     message = {
