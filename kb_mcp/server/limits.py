@@ -73,13 +73,21 @@ def guarded_protocol(
 
     class GuardedProtocol(base):  # type: ignore[misc]  # base is a runtime class
         _kb_timer: asyncio.TimerHandle | None = None
+        refused_total = 0
+        """Connections closed on arrival at the cap (logged on the first and every 100th)."""
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             if len(self.connections) > max_connections:
-                log.warning(
-                    "http.connection_refused", reason="max_connections", cap=max_connections
-                )
+                cls = type(self)
+                cls.refused_total += 1
+                if cls.refused_total % 100 == 1:
+                    log.warning(
+                        "http.connection_refused",
+                        reason="max_connections",
+                        cap=max_connections,
+                        refused_total=cls.refused_total,
+                    )
                 transport.close()
                 return
             self._kb_arm()
