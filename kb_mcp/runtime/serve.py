@@ -27,6 +27,7 @@ from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.metrics import EmfEmitter
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
 from kb_mcp.server.limits import HttpLimits
+from kb_mcp.server.stdio import run_stdio
 
 __all__ = ["run_serve", "serve"]
 
@@ -153,7 +154,7 @@ async def _run_transport(
         tasks.create_task(runtime.refresher.run(stop))
         tasks.create_task(emitter.run(stop, settings.metrics_flush_interval_s))
         if transport == "stdio":
-            stdio = tasks.create_task(built.mcp.run_stdio_async())
+            stdio = tasks.create_task(run_stdio(built.mcp))  # malformed lines answered
             await _first(stop, stdio)
             stop.set()
             if not stdio.done():
