@@ -16,7 +16,9 @@ caller would reasonably catch the builtin (a malformed secret is a `ValueError`)
     │   └── SecretFormatError (ValueError)       not JSON, missing key, wrong type, too short
     ├── DatabaseError                            PostgreSQL could not serve a request
     │   ├── DatabaseAuthError                    SQLSTATE 28P01 / 28000 after refresh and retry
-    │   └── DatabaseUnavailableError (ConnectionError)
+    │   ├── DatabaseUnavailableError (ConnectionError)
+    │   └── DatabaseOutcomeUnknownError          the connection died during COMMIT: the write
+    │                                            may or may not have been stored
     ├── EmbeddingError                           the embeddings endpoint failed
     │   └── EmbeddingAuthError                   401 after refresh and retry
     ├── RotationError                            a new secret version failed validation; the old
@@ -43,6 +45,7 @@ __all__ = [
     "ConfigError",
     "DatabaseAuthError",
     "DatabaseError",
+    "DatabaseOutcomeUnknownError",
     "DatabaseUnavailableError",
     "EmbeddingAuthError",
     "EmbeddingError",
@@ -129,6 +132,10 @@ class DatabaseAuthError(DatabaseError):
 
 class DatabaseUnavailableError(DatabaseError, ConnectionError):
     """PostgreSQL could not be reached."""
+
+
+class DatabaseOutcomeUnknownError(DatabaseError):
+    """The connection was lost during COMMIT: whether the write was stored is unknown."""
 
 
 class EmbeddingError(KbMcpError):

@@ -5,6 +5,12 @@
 - add: the content is split into chunks and every chunk embedded (title prepended, so a
   passage carries its document's subject) *before* the transaction; the document and all
   its chunks are then written in one transaction. A failed embedding call stores nothing.
+  With an `external_id` (the caller's key, unique per knowledge base) an add is
+  idempotent: the same title, content, tags and metadata again is `unchanged` (nothing
+  written, not even embedded); different ones replace the document in place (`updated`:
+  same id, new chunks, `updated_at` set), in one transaction under an advisory lock on
+  the key, so concurrent adds of one key leave one document. The commit's outcome is
+  told truly (`kb_mcp.db.outcome`): stored, nothing stored, or unknown.
 - search: cosine distance over chunks; each document is ranked by its best chunk, which
   is returned as the snippet; `score = 1 - cosine distance` (1.0 is identical). Without a
   tag filter the HNSW index picks candidate chunks (`hnsw.ef_search` raised to the
@@ -14,26 +20,27 @@
 - list: newest first, keyset-paged by `(created_at, id)`, with the total count.
 
 asyncpg and socket errors become `DatabaseError` (`DatabaseUnavailableError` when the
-connection is the problem) naming the operation, never a value.
+connection is the problem) naming the operation, never a value. Metadata comes back with
+its floats as floats: jsonb prints `1e308` as a 309-digit integer, and since integers
+beyond 2**53 are refused on the way in, such a number is read back as the float it was.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
-import asyncpg
 import structlog
 
-from kb_mcp.db.port import ConnectionSource
+from kb_mcp.db.outcome import committed, database_errors
+from kb_mcp.db.port import AnyConnection, ConnectionSource
 from kb_mcp.db.vectors import distance_sql, init_connection, vector_literal
-from kb_mcp.embeddings.chunking import split_into_chunks
-from kb_mcp.errors import DatabaseError, DatabaseUnavailableError
+from kb_mcp.embeddings.chunking import Chunk, split_into_chunks
+from kb_mcp.errors import DatabaseError
 
 __all__ = [
     "SNIPPET_CHARS",
@@ -53,6 +60,10 @@ log = structlog.get_logger(__name__)
 SNIPPET_CHARS = 400
 _MAX_CANDIDATES = 1000
 """pgvector's ceiling for `hnsw.ef_search`."""
+_SAFE_INTEGER = 2**53
+_EXTERNAL_ID_LOCK = "kb-mcp:external_id:"
+
+AddStatus = Literal["created", "updated", "unchanged"]
 
 
 class TextEmbedder(Protocol):
@@ -70,6 +81,7 @@ class TextEmbedder(Protocol):
 class AddedDocument:
     id: UUID
     chunks: int
+    status: AddStatus = "created"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +132,18 @@ class DocumentPage:
 # Templates: {vector4}/{vector5} become "$4::text::vector(N)"/"$5::...", {distance} the
 # cosine distance of c.embedding to $1 matching the chunk index (see kb_mcp.db.vectors).
 _INSERT_DOCUMENT = (
-    "INSERT INTO documents (title, content, tags, metadata, embedding) "
-    "VALUES ($1, $2, $3, $4::jsonb, {vector5}) RETURNING id"
+    "INSERT INTO documents (title, content, tags, metadata, embedding, external_id) "
+    "VALUES ($1, $2, $3, $4::jsonb, {vector5}, $6) RETURNING id"
+)
+# $6 is the document id; the same placeholders as the insert otherwise.
+_UPDATE_DOCUMENT = (
+    "UPDATE documents SET title = $1, content = $2, tags = $3, metadata = $4::jsonb, "
+    "embedding = {vector5}, updated_at = now() WHERE id = $6"
+)
+_BY_EXTERNAL_ID = (
+    "SELECT id, title, content, tags, metadata::text AS metadata, "
+    "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
+    "FROM documents d WHERE external_id = $1"
 )
 _INSERT_CHUNK = (
     "INSERT INTO chunks (document_id, ordinal, content, embedding) VALUES ($1, $2, $3, {vector4})"
@@ -153,6 +175,7 @@ class _Queries:
     """The statements that depend on the embedding dimension (only an int is filled in)."""
 
     insert_document: str
+    update_document: str
     insert_chunk: str
     nearest: str
     exact: str
@@ -167,6 +190,7 @@ class _Queries:
         }
         return cls(
             insert_document=_INSERT_DOCUMENT.format_map(fill),
+            update_document=_UPDATE_DOCUMENT.format_map(fill),
             insert_chunk=_INSERT_CHUNK.format_map(fill),
             nearest=_NEAREST.format_map(fill),
             exact=_EXACT.format_map({**fill, "where": ""}),
@@ -183,36 +207,90 @@ class DocumentStore:
         self._sql = _Queries.for_dimensions(embedder.dimensions)
 
     async def add_document(
-        self, *, title: str, content: str, tags: Sequence[str], metadata: dict[str, Any]
+        self,
+        *,
+        title: str,
+        content: str,
+        tags: Sequence[str],
+        metadata: dict[str, Any],
+        external_id: str | None = None,
     ) -> AddedDocument:
-        """Embed every chunk, then store the document and its chunks in one transaction."""
+        """Embed every chunk, then store the document and its chunks in one transaction.
+
+        With `external_id`, an equal document is left alone and a different one replaced
+        in place (see the module docstring).
+        """
+        fields = _Fields(title=title, content=content, tags=list(tags), metadata=metadata)
+        if external_id is not None:
+            async with database_errors("add"), self._source.acquire() as conn:
+                row = await conn.fetchrow(_BY_EXTERNAL_ID, external_id)
+            if row is not None and fields.same_as(row):
+                return AddedDocument(id=row["id"], chunks=int(row["chunks"]), status="unchanged")
         chunks = split_into_chunks(content)
         if not chunks:
             raise ValueError("content has no text to store")
         vectors = await self._embedder.embed([f"{title}\n\n{chunk.text}" for chunk in chunks])
         literals = [vector_literal(v) for v in vectors]
-        async with _database("add"), self._source.acquire() as conn, conn.transaction():
+
+        async def write(conn: AnyConnection) -> AddedDocument:
+            if external_id is not None:
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    _EXTERNAL_ID_LOCK + external_id,
+                )
+                row = await conn.fetchrow(_BY_EXTERNAL_ID + " FOR UPDATE", external_id)
+                if row is not None:
+                    if fields.same_as(row):
+                        return AddedDocument(row["id"], int(row["chunks"]), "unchanged")
+                    await self._replace_document(conn, row["id"], fields, chunks, literals)
+                    return AddedDocument(row["id"], len(chunks), "updated")
             doc_id: UUID = await conn.fetchval(
-                self._sql.insert_document,
-                title,
-                content,
-                list(tags),
-                json.dumps(metadata),
-                literals[0],
+                self._sql.insert_document, *fields.row(), literals[0], external_id
             )
-            await conn.executemany(
-                self._sql.insert_chunk,
-                [(doc_id, c.ordinal, c.text, lit) for c, lit in zip(chunks, literals, strict=True)],
-            )
-        log.info("kb.document_added", document_id=str(doc_id), chunks=len(chunks))
-        return AddedDocument(id=doc_id, chunks=len(chunks))
+            await self._insert_chunks(conn, doc_id, chunks, literals)
+            return AddedDocument(doc_id, len(chunks), "created")
+
+        added = await committed(self._source, "add", write)
+        log.info(
+            "kb.document_added", document_id=str(added.id), chunks=added.chunks, status=added.status
+        )
+        return added
+
+    async def _replace_document(
+        self,
+        conn: AnyConnection,
+        doc_id: UUID,
+        fields: _Fields,
+        chunks: Sequence[Chunk],
+        literals: Sequence[str],
+    ) -> None:
+        """Replace a document's fields and all its chunks (inside the caller's transaction)."""
+        await conn.execute(self._sql.update_document, *fields.row(), literals[0], doc_id)
+        await conn.execute("DELETE FROM chunks WHERE document_id = $1", doc_id)
+        await self._insert_chunks(conn, doc_id, chunks, literals)
+
+    async def _insert_chunks(
+        self, conn: AnyConnection, doc_id: UUID, chunks: Sequence[Chunk], literals: Sequence[str]
+    ) -> None:
+        await conn.executemany(
+            self._sql.insert_chunk,
+            [(doc_id, c.ordinal, c.text, lit) for c, lit in zip(chunks, literals, strict=True)],
+        )
+
+    async def cursor_key(self) -> bytes:
+        """The key that signs `kb_list` cursors, shared by every task (migration 0002)."""
+        async with database_errors("list"), self._source.acquire() as conn:
+            key = await conn.fetchval("SELECT key FROM cursor_keys WHERE id")
+        if not key:
+            raise DatabaseError("database has no cursor key (migration 0002 not applied)")
+        return str(key).encode("ascii")
 
     async def search(
         self, query: str, *, limit: int, tags: Sequence[str] | None = None
     ) -> list[SearchHit]:
         """Documents ranked by their best chunk's cosine similarity to the query."""
         vector = vector_literal(await self._embedder.embed_one(query))
-        async with _database("search"), self._source.acquire() as conn:
+        async with database_errors("search"), self._source.acquire() as conn:
             if tags:
                 rows = await conn.fetch(self._sql.exact_filtered, vector, limit, list(tags))
             else:
@@ -238,7 +316,7 @@ class DocumentStore:
 
     async def get_document(self, document_id: UUID) -> Document | None:
         """One document with its full content, or None."""
-        async with _database("get"), self._source.acquire() as conn:
+        async with database_errors("get"), self._source.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT d.id, d.title, d.content, d.tags, d.metadata::text AS metadata, "
                 "d.created_at, d.updated_at, "
@@ -253,7 +331,7 @@ class DocumentStore:
             title=row["title"],
             content=row["content"],
             tags=list(row["tags"]),
-            metadata=json.loads(row["metadata"]),
+            metadata=load_metadata(row["metadata"]),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             chunks=int(row["chunks"]),
@@ -266,7 +344,7 @@ class DocumentStore:
         tag_filter = list(tags) if tags else None
         after_time = cursor.created_at if cursor else None
         after_id = cursor.id if cursor else None
-        async with _database("list"), self._source.acquire() as conn:
+        async with database_errors("list"), self._source.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT id, title, tags, created_at, updated_at FROM documents "
                 "WHERE ($1::text[] IS NULL OR tags @> $1) "
@@ -297,7 +375,7 @@ class DocumentStore:
 
     async def delete_document(self, document_id: UUID) -> bool:
         """Delete a document and its chunks; False when there was none."""
-        async with _database("delete"), self._source.acquire() as conn:
+        async with database_errors("delete"), self._source.acquire() as conn:
             status = await conn.execute("DELETE FROM documents WHERE id = $1", document_id)
         deleted = status.split()[-1] != "0"
         if deleted:
@@ -312,20 +390,35 @@ def _snippet(text: str) -> str:
     return text[: cut if cut > SNIPPET_CHARS // 2 else SNIPPET_CHARS].rstrip() + "\u2026"
 
 
-@asynccontextmanager
-async def _database(operation: str) -> AsyncIterator[None]:
-    """Turn driver and socket errors into `DatabaseError` naming the operation."""
-    try:
-        yield
-    except DatabaseError:
-        raise
-    except asyncpg.PostgresError as exc:
-        log.error(
-            "db.query_failed", operation=operation, sqlstate=exc.sqlstate, error=type(exc).__name__
+def load_metadata(text: str) -> dict[str, Any]:
+    """Metadata as stored, with integral numbers beyond 2**53 back as the floats they were."""
+    value: dict[str, Any] = json.loads(text, parse_int=_parse_int)
+    return value
+
+
+def _parse_int(text: str) -> int | float:
+    number = int(text) if len(text) <= 20 else None
+    if number is not None and abs(number) <= _SAFE_INTEGER:
+        return number
+    return float(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """What an add writes, and whether a stored row already holds exactly that."""
+
+    title: str
+    content: str
+    tags: list[str]
+    metadata: dict[str, Any]
+
+    def row(self) -> tuple[str, str, list[str], str]:
+        return self.title, self.content, self.tags, json.dumps(self.metadata)
+
+    def same_as(self, row: Any) -> bool:
+        return (
+            row["title"] == self.title
+            and row["content"] == self.content
+            and list(row["tags"]) == self.tags
+            and load_metadata(row["metadata"]) == self.metadata
         )
-        raise DatabaseError(f"database {operation} failed ({type(exc).__name__})") from exc
-    except (asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-        log.error("db.connection_failed", operation=operation, error=type(exc).__name__)
-        raise DatabaseUnavailableError(
-            f"database unreachable during {operation} ({type(exc).__name__})"
-        ) from exc

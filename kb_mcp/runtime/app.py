@@ -15,6 +15,7 @@ from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 
 from kb_mcp.embeddings.embedder import Embedder
+from kb_mcp.runtime.health import ObservedBackend
 from kb_mcp.runtime.supervisor import Runtime
 from kb_mcp.server.auth import BearerAuth, OriginPolicy
 from kb_mcp.server.context import AppContext
@@ -41,7 +42,9 @@ def build_app(runtime: Runtime, *, host: str) -> BuiltApp:
     """The servers for `runtime`, bound (for Host/Origin checks) to `host`."""
     settings = runtime.settings
     embedder = Embedder(
-        runtime.openai, model=settings.embedding_model, dimensions=settings.embedding_dimensions
+        ObservedBackend(runtime.openai, runtime.embeddings_health),
+        model=settings.embedding_model,
+        dimensions=settings.embedding_dimensions,
     )
     context = AppContext(db=runtime.pool, embedder=embedder, readiness=runtime.health)
     mcp = build_mcp_server(context)

@@ -4,18 +4,30 @@ whether the database answers, and whether the staleness budget is exceeded.
 `ready` is false while booting, while stopping, and when the pool does not answer.
 `degraded` is true when a secret has been served stale (refreshes failing) for longer
 than `max_staleness_s`: the service keeps working with the last good credentials, and
-readiness says so without taking the task out of the load balancer.
+readiness says so without taking the task out of the load balancer. It is also true
+while the embeddings endpoint fails (`embeddings` names the reason): kb_add and
+kb_search fail, kb_get, kb_list and kb_delete still work, and every task shares the
+endpoint, so taking this one out of the load balancer would help nobody.
+
+`EmbeddingsHealth` knows the endpoint's state cheaply: real calls report their outcome
+(`ObservedBackend`), and only when none happened for `fresh_s` does a readiness check
+make one probe call, at most one per `probe_interval_s` (single-flight), never one
+per readiness request.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from kb_mcp.embeddings.port import EmbeddingsBackend
+from kb_mcp.errors import EmbeddingError
 from kb_mcp.secrets.port import CacheEntryStatus
 
-__all__ = ["RuntimeHealth", "SecretHealth"]
+__all__ = ["EmbeddingsHealth", "ObservedBackend", "RuntimeHealth", "SecretHealth"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,8 @@ class RuntimeHealth:
     database_detail: str
     secrets_source: str
     secrets: tuple[SecretHealth, ...]
+    embeddings_ok: bool = True
+    embeddings_detail: str = "ok"
 
     @property
     def status(self) -> str:
@@ -69,6 +83,7 @@ class RuntimeHealth:
             "degraded": self.degraded,
             "stopping": self.stopping,
             "database": "ok" if self.database_ok else self.database_detail,
+            "embeddings": "ok" if self.embeddings_ok else self.embeddings_detail,
             "secrets_source": self.secrets_source,
             "secrets": [
                 {
@@ -92,3 +107,75 @@ async def probe_quietly(probe: Any, timeout_s: float) -> tuple[bool, str]:
     except Exception as exc:  # readiness reports any failure as a state, never raises
         return False, type(exc).__name__
     return True, "ok"
+
+
+@dataclass(eq=False)
+class EmbeddingsHealth:
+    """The embeddings endpoint's last known state, from real calls and rare probes."""
+
+    fresh_s: float = 30.0
+    """A real call this recent speaks for the endpoint; no probe."""
+    probe_interval_s: float = 60.0
+    """At most one probe call per interval."""
+    clock: Callable[[], float] = time.monotonic
+    probes: int = 0
+    _state: tuple[bool, str, float] | None = None
+    _last_probe: float | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def record(self, ok: bool, detail: str = "ok") -> None:
+        """The outcome of a call (real or probe)."""
+        self._state = (ok, "ok" if ok else detail, self.clock())
+
+    async def check(self, probe: Callable[[], Awaitable[object]]) -> tuple[bool, str]:
+        """(ok, reason): the recent outcome, or one rate-limited probe when there is none."""
+        if self._fresh():
+            return self._verdict()
+        async with self._lock:
+            now = self.clock()
+            due = self._last_probe is None or now - self._last_probe >= self.probe_interval_s
+            if not self._fresh() and due:
+                self._last_probe = now
+                self.probes += 1
+                try:
+                    await probe()
+                except Exception as exc:  # readiness reports any failure as a state
+                    self.record(False, _reason(exc))
+                else:
+                    self.record(True)
+        return self._verdict()
+
+    def _fresh(self) -> bool:
+        return self._state is not None and self.clock() - self._state[2] < self.fresh_s
+
+    def _verdict(self) -> tuple[bool, str]:
+        if self._state is None:
+            return True, "ok"  # nothing known yet: the boot probe passed
+        return self._state[0], self._state[1]
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, EmbeddingError):
+        return f"embeddings failing ({type(exc).__name__}: {exc})"[:300]
+    return f"embeddings failing ({type(exc).__name__})"
+
+
+class ObservedBackend:
+    """An `EmbeddingsBackend` that reports each call's outcome to an `EmbeddingsHealth`."""
+
+    def __init__(self, backend: EmbeddingsBackend, health: EmbeddingsHealth) -> None:
+        self._backend = backend
+        self._health = health
+
+    async def create_embeddings(
+        self, texts: Sequence[str], *, model: str, dimensions: int | None
+    ) -> list[list[float]]:
+        try:
+            vectors = await self._backend.create_embeddings(
+                texts, model=model, dimensions=dimensions
+            )
+        except EmbeddingError as exc:
+            self._health.record(False, _reason(exc))
+            raise
+        self._health.record(True)
+        return vectors

@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.errors import (
@@ -33,6 +34,8 @@ from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.metrics import EmfEmitter
 from kb_mcp.runtime.handshake import write_ready_line
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
+from kb_mcp.server.limits import HttpLimits
+from kb_mcp.server.stdio import run_stdio
 
 __all__ = ["OnStarted", "ServerStarted", "run_serve", "serve"]
 
@@ -214,7 +217,8 @@ async def _run_transport(
         tasks.create_task(runtime.refresher.run(stop))
         tasks.create_task(emitter.run(stop, settings.metrics_flush_interval_s))
         if transport == "stdio":
-            stdio = tasks.create_task(_stopping_when_done(built.mcp.run_stdio_async(), stop))
+            # run_stdio answers malformed lines with a JSON-RPC parse error.
+            stdio = tasks.create_task(_stopping_when_done(run_stdio(built.mcp), stop))
             started(0)
             await stop.wait()
             stdio.cancel()
@@ -232,6 +236,8 @@ async def _run_transport(
                 lifespan="on",
                 timeout_graceful_shutdown=int(settings.drain_timeout_s),
                 access_log=False,
+                # Connection cap, header/keep-alive timeouts, head size (kb_mcp.server.limits).
+                **HttpLimits().uvicorn_options(H11Protocol),
             )
             server = _Server(config, on_listening=lambda: started(bound_port))
             tasks.create_task(_stopping_when_done(server.serve(sockets=[sock]), stop))

@@ -34,7 +34,7 @@ from kb_mcp.db.pool import InitConnection, PoolManager
 from kb_mcp.embeddings.holder import OpenAIClientHolder
 from kb_mcp.hotswap import Observer, Refresher, background_group
 from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.runtime.health import RuntimeHealth, SecretHealth, probe_quietly
+from kb_mcp.runtime.health import EmbeddingsHealth, RuntimeHealth, SecretHealth, probe_quietly
 from kb_mcp.runtime.tokens import AuthTokenHolder
 from kb_mcp.secrets.factory import open_secrets_provider
 from kb_mcp.secrets.port import LoadedSecret, SecretsProvider
@@ -62,6 +62,7 @@ class Runtime:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once to stop: by a signal, by the transport ending, or by the caller."""
     started_at: float = field(default_factory=time.monotonic)
+    embeddings_health: EmbeddingsHealth = field(default_factory=EmbeddingsHealth)
 
     @property
     def stopping(self) -> bool:
@@ -88,15 +89,31 @@ class Runtime:
         loaded = {s.name for s in secrets}
         all_loaded = all(name in loaded for name in self.settings.required_secret_names)
         degraded = any(s.stale and s.stale_for_s > self.settings.max_staleness_s for s in secrets)
+        embeddings_ok, embeddings_detail = await self.embeddings_health.check(
+            lambda: asyncio.wait_for(self._probe_embeddings(), probe_timeout_s)
+        )
         return RuntimeHealth(
             ready=db_ok and all_loaded and not self.stopping,
-            degraded=degraded,
+            degraded=degraded or not embeddings_ok,
             stopping=self.stopping,
             database_ok=db_ok,
             database_detail=db_detail,
             secrets_source=self.provider.source,
             secrets=secrets,
+            embeddings_ok=embeddings_ok,
+            embeddings_detail=embeddings_detail,
         )
+
+    async def _probe_embeddings(self) -> None:
+        """One embedding of a short text, checked like any answer (readiness, rate-limited)."""
+        from kb_mcp.embeddings.embedder import Embedder
+
+        embedder = Embedder(
+            self.openai,
+            model=self.settings.embedding_model,
+            dimensions=self.settings.embedding_dimensions,
+        )
+        await embedder.embed_one("readiness probe")
 
 
 @asynccontextmanager

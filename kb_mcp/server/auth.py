@@ -10,7 +10,8 @@
   `Host` outside the allowed list when there is one. A pattern is `host`, `host:port` or
   `host:*` (origins: `scheme://host[:port|:*]`); `:*` allows any port or none, and a
   pattern without a port allows only a value without one (an origin on its default port).
-  Requests without an `Origin` (every non-browser client) pass the origin check.
+  Requests without an `Origin` (every non-browser client) pass the origin check. Values
+  are parsed strictly (`_split_host`): no userinfo, ports of ASCII digits 1-65535 only.
 - `check_bind_policy` refuses a non-loopback bind without a token unless the operator
   said `--allow-unauthenticated` (a private subnet behind a load balancer).
 """
@@ -21,6 +22,7 @@ import hashlib
 import hmac
 import inspect
 import ipaddress
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -85,19 +87,40 @@ class BearerAuth:
         return None if matched else "invalid"
 
 
-def _split_host(value: str) -> tuple[str, str | None]:
-    """("example.com", "8080") from "example.com:8080"; IPv6 stays bracketed."""
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?", re.ASCII)
+_IPV6 = re.compile(r"\[[0-9a-f:.]+\]", re.ASCII)
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*", re.ASCII)
+
+
+def _split_host(value: str, *, pattern: bool = False) -> tuple[str, str | None] | None:
+    """("example.com", "8080") from "example.com:8080"; None when malformed.
+
+    Strict: a DNS name or IPv4 address (letters, digits, dots, hyphens) or a bracketed
+    IPv6 address, then optionally `:` and a port of ASCII digits from 1 to 65535 (`*` in
+    a pattern). Userinfo (`@`), paths, spaces and empty ports are malformed.
+    """
     text = value.strip().lower()
     if text.startswith("["):
         end = text.find("]")
-        if end == -1:
-            return text, None
-        rest = text[end + 1 :]
-        return text[: end + 1], rest[1:] if rest.startswith(":") else None
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
+        host, rest = text[: end + 1], text[end + 1 :]
+        if end == -1 or not _IPV6.fullmatch(host):
+            return None
+    else:
+        host, sep, port_text = text.partition(":")
+        rest = sep + port_text
+        if not _HOST_NAME.fullmatch(host):
+            return None
+    if not rest:
+        return host, None
+    if not rest.startswith(":"):
+        return None
+    port = rest[1:]
+    if pattern and port == "*":
         return host, port
-    return text, None
+    if not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535:
+        return None
+    return host, str(int(port))
 
 
 def _port_matches(pattern: str | None, actual: str | None) -> bool:
@@ -138,10 +161,16 @@ class OriginPolicy:
             return True
         if not host:
             return False
-        name, port = _split_host(host)
+        parsed = _split_host(host)
+        if parsed is None:
+            return False
         for pattern in self.allowed_hosts:
-            p_name, p_port = _split_host(pattern)
-            if p_name == name and _port_matches(p_port, port):
+            wanted = _split_host(pattern, pattern=True)
+            if (
+                wanted is not None
+                and wanted[0] == parsed[0]
+                and _port_matches(wanted[1], parsed[1])
+            ):
                 return True
         return False
 
@@ -154,7 +183,7 @@ class OriginPolicy:
         if parsed is None:
             return False
         for pattern in self.allowed_origins:
-            wanted = _parse_origin(pattern)
+            wanted = _parse_origin(pattern, pattern=True)
             if wanted is None:
                 continue
             if wanted[:2] == parsed[:2] and _port_matches(wanted[2], parsed[2]):
@@ -162,16 +191,16 @@ class OriginPolicy:
         return False
 
 
-def _parse_origin(value: str) -> tuple[str, str, str | None] | None:
+def _parse_origin(value: str, *, pattern: bool = False) -> tuple[str, str, str | None] | None:
     """(scheme, host, port) of an origin or origin pattern; None when malformed."""
     text = value.strip().lower()
     scheme, sep, rest = text.partition("://")
-    if not sep or not scheme or not rest or "/" in rest:
+    if not sep or not _SCHEME.fullmatch(scheme) or not rest or "/" in rest:
         return None
-    host, port = _split_host(rest)
-    if not host:
+    parsed = _split_host(rest, pattern=pattern)
+    if parsed is None:
         return None
-    return scheme, host, port
+    return scheme, parsed[0], parsed[1]
 
 
 def is_loopback(host: str) -> bool:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.port import ConnectionSource
 from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.secrets.port import CacheEntryStatus
+from kb_mcp.server.cursors import CursorSigner
 
 __all__ = [
     "AppContext",
@@ -79,6 +80,8 @@ class AppContext:
     db: ConnectionSource
     embedder: Embedder
     readiness: Readiness | None = None
+    cursors: CursorSigner = field(default_factory=CursorSigner)
+    """Signs `kb_list` cursors with the knowledge base's key (read once)."""
 
     @property
     def documents(self) -> DocumentStore:

@@ -6,7 +6,13 @@
 This is the one place our errors become MCP tool errors (`is_error` results): a rejected
 argument (`ToolInputError`) is reported with its message; a failing dependency
 (`EmbeddingError`, `DatabaseError`) with a generic message naming it, the detail going to
-the log only. Argument types are enforced by each tool's JSON schema (pydantic).
+the log only; a write whose commit was cut off says "outcome unknown" and how to retry.
+
+Argument types and sizes are enforced by pydantic before a tool runs, strictly: `limit`
+is a JSON integer (`true`, `"5"` and `1.0` are refused), strings are strings, and every
+list and string carries its limit (`max_length`), so pydantic refuses a 400k-tag list
+after reading 33 items rather than validating them all. The validators then check what
+a type cannot say.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
 from mcp.server.mcpserver import Context, MCPServer
@@ -22,10 +28,19 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from kb_mcp.errors import DatabaseError, EmbeddingError, ResourceClosedError, ToolInputError
+from kb_mcp.errors import (
+    DatabaseError,
+    DatabaseOutcomeUnknownError,
+    EmbeddingError,
+    ResourceClosedError,
+    ToolInputError,
+)
 from kb_mcp.server.context import AppContext, ContextFactory
+from kb_mcp.server.cursors import MAX_CURSOR_CHARS, decode_cursor, encode_cursor
 from kb_mcp.server.validation import (
     MAX_CONTENT_CHARS,
+    MAX_EXTERNAL_ID_CHARS,
+    MAX_ID_CHARS,
     MAX_LIMIT,
     MAX_METADATA_BYTES,
     MAX_QUERY_CHARS,
@@ -33,13 +48,12 @@ from kb_mcp.server.validation import (
     MAX_TAGS,
     MAX_TITLE_CHARS,
     check_content,
+    check_external_id,
     check_limit,
     check_metadata,
     check_query,
     check_tags,
     check_title,
-    decode_cursor,
-    encode_cursor,
     parse_document_id,
 )
 
@@ -61,8 +75,14 @@ ToolContext = Context[AppContext, Any]
 
 
 class AddResult(BaseModel):
-    id: str = Field(description="The new document's id (a UUID).")
+    id: str = Field(description="The document's id (a UUID).")
     chunks: int = Field(description="How many passages the content was split into.")
+    status: Literal["created", "updated", "unchanged"] = Field(
+        description=(
+            "created: a new document; with an external_id already stored, updated (replaced "
+            "in place, same id) or unchanged (identical, nothing written)."
+        )
+    )
 
 
 class SearchHit(BaseModel):
@@ -113,6 +133,8 @@ class DeleteResult(BaseModel):
 _Title = Annotated[
     str,
     Field(
+        strict=True,
+        max_length=MAX_TITLE_CHARS * 2,
         description=f"Document title, 1-{MAX_TITLE_CHARS} characters.",
         json_schema_extra={"minLength": 1, "maxLength": MAX_TITLE_CHARS},
     ),
@@ -120,38 +142,70 @@ _Title = Annotated[
 _Content = Annotated[
     str,
     Field(
+        strict=True,
+        max_length=MAX_CONTENT_CHARS * 2,
+        json_schema_extra={"minLength": 1, "maxLength": MAX_CONTENT_CHARS},
         description=(
             f"The document's full text, at most {MAX_CONTENT_CHARS} characters. Long text is "
             "split into passages, each embedded, so search finds the right passage."
         ),
-        json_schema_extra={"minLength": 1, "maxLength": MAX_CONTENT_CHARS},
     ),
 ]
+_Tag = Annotated[str, Field(strict=True, max_length=MAX_TAG_CHARS * 2)]
 _Tags = Annotated[
-    list[str],
+    list[_Tag],
     Field(
+        strict=True,
         default_factory=list,
+        max_length=MAX_TAGS,
         description=f"Up to {MAX_TAGS} tags, each 1-{MAX_TAG_CHARS} characters.",
-        json_schema_extra={"maxItems": MAX_TAGS},
+        json_schema_extra={"items": {"type": "string", "maxLength": MAX_TAG_CHARS}},
     ),
 ]
 _Metadata = Annotated[
     dict[str, Any],
     Field(
+        strict=True,
         default_factory=dict,
+        max_length=MAX_METADATA_BYTES // 2,
         description=f"Any JSON object, at most {MAX_METADATA_BYTES} bytes serialized.",
     ),
 ]
 _TagFilter = Annotated[
-    list[str] | None,
-    Field(description="Only documents having every one of these tags."),
+    list[_Tag] | None,
+    Field(
+        strict=True,
+        max_length=MAX_TAGS,
+        description=f"Only documents having every one of these tags (at most {MAX_TAGS}).",
+    ),
 ]
-_Id = Annotated[str, Field(description="Document id, as kb_add or kb_search returned it.")]
+_Id = Annotated[
+    str,
+    Field(
+        strict=True,
+        max_length=MAX_ID_CHARS,
+        description="Document id, as kb_add or kb_search returned it.",
+    ),
+]
+_ExternalId = Annotated[
+    str | None,
+    Field(
+        strict=True,
+        max_length=MAX_EXTERNAL_ID_CHARS * 2,
+        description=(
+            "Your own key for this document, unique in the knowledge base "
+            f"(1-{MAX_EXTERNAL_ID_CHARS} characters). Adding again with the same key "
+            "updates the document instead of storing a copy, so a retry is always safe."
+        ),
+        json_schema_extra={"maxLength": MAX_EXTERNAL_ID_CHARS},
+    ),
+]
 
 
 def _limit(what: str) -> Any:
     return Field(
-        description=f"How many {what}, 1-{MAX_LIMIT}.",
+        strict=True,
+        description=f"How many {what}, an integer from 1 to {MAX_LIMIT}.",
         json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
     )
 
@@ -160,17 +214,27 @@ def _limit(what: str) -> Any:
 
 
 async def kb_add(
-    ctx: ToolContext, title: _Title, content: _Content, tags: _Tags, metadata: _Metadata
+    ctx: ToolContext,
+    title: _Title,
+    content: _Content,
+    tags: _Tags,
+    metadata: _Metadata,
+    external_id: _ExternalId = None,
 ) -> AddResult:
-    """Store a document; its content is split into passages and embedded for search."""
+    """Store a document; its content is split into passages and embedded for search.
+
+    With external_id, adding the same key again updates that document (or leaves it
+    alone when nothing changed): retrying a failed or unknown add never makes a copy.
+    """
     with _reported("kb_add", failure="nothing was stored"):
         added = await _app(ctx).documents.add_document(
             title=check_title(title),
             content=check_content(content),
             tags=check_tags(tags),
             metadata=check_metadata(metadata),
+            external_id=check_external_id(external_id),
         )
-    return AddResult(id=str(added.id), chunks=added.chunks)
+    return AddResult(id=str(added.id), chunks=added.chunks, status=added.status)
 
 
 async def kb_search(
@@ -178,6 +242,8 @@ async def kb_search(
     query: Annotated[
         str,
         Field(
+            strict=True,
+            max_length=MAX_QUERY_CHARS * 2,
             description=f"What to look for, in natural language (1-{MAX_QUERY_CHARS} chars).",
             json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS},
         ),
@@ -221,14 +287,22 @@ async def kb_list(
     ctx: ToolContext,
     limit: Annotated[int, _limit("documents per page")] = 20,
     cursor: Annotated[
-        str | None, Field(description="next_cursor of the previous page; omit for the first.")
+        str | None,
+        Field(
+            strict=True,
+            max_length=MAX_CURSOR_CHARS,
+            description="next_cursor of the previous page; omit for the first.",
+        ),
     ] = None,
     tags: _TagFilter = None,
 ) -> ListResult:
     """Documents, newest first, a page at a time, optionally only those with given tags."""
     with _reported("kb_list"):
-        page = await _app(ctx).documents.list_documents(
-            limit=check_limit(limit), cursor=decode_cursor(cursor), tags=check_tags(tags)
+        app = _app(ctx)
+        limit, tag_filter = check_limit(limit), check_tags(tags)
+        key = await app.cursors.key(app.documents.cursor_key)
+        page = await app.documents.list_documents(
+            limit=limit, cursor=decode_cursor(cursor, key=key), tags=tag_filter
         )
     return ListResult(
         documents=[
@@ -242,7 +316,7 @@ async def kb_list(
             for d in page.documents
         ],
         total=page.total,
-        next_cursor=encode_cursor(page.next_cursor) if page.next_cursor else None,
+        next_cursor=encode_cursor(page.next_cursor, key=key) if page.next_cursor else None,
     )
 
 
@@ -314,6 +388,13 @@ def _reported(tool: str, *, failure: str = "") -> Iterator[None]:
             detail=str(exc),
         )
         raise ToolError(f"the embeddings service failed{suffix}; try again later") from exc
+    except DatabaseOutcomeUnknownError as exc:
+        log.error("tool.failed", tool=tool, dependency="database", error=type(exc).__name__)
+        raise ToolError(
+            "the database connection was lost while committing: the outcome is unknown (the "
+            "document may or may not be stored); retry with the same external_id to store "
+            "it exactly once"
+        ) from exc
     except DatabaseError as exc:
         log.error(
             "tool.failed",

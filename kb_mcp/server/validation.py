@@ -1,42 +1,51 @@
 """Checks on MCP tool arguments, with messages a model (or a person) can act on.
 
-The JSON schema of each tool already fixes the types (pydantic rejects a tag that is not a
-string, metadata that is not an object); these functions check what a type cannot say:
-sizes, ranges, emptiness, identifiers and cursors. Each raises `ToolInputError`.
+The JSON schema of each tool fixes the types and, through pydantic, the sizes (a list
+longer than its limit is refused after reading limit + 1 items); these functions check
+what a type cannot say: emptiness, ranges, identifiers, storable text. Each raises
+`ToolInputError`.
+
+Every check refuses by the limit before it looks at the items: the cost of refusing an
+input never grows with the input (a 400k-tag list is refused by its length, a deep or
+huge metadata object by a walk that stops at the limit).
 
 Text must be storable as-is: PostgreSQL refuses NUL characters and unpaired surrogates,
 so they are rejected here with a clear message rather than failing deep in the database.
+Metadata integers must be exact in a double (|n| <= 2**53): PostgreSQL's jsonb keeps
+numbers as decimals, and `kb_get` reads an integral number beyond that range back as the
+float it was.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
+import math
+import re
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from kb_mcp.db.documents import PageCursor
 from kb_mcp.errors import ToolInputError
 
 __all__ = [
     "MAX_CONTENT_CHARS",
+    "MAX_EXTERNAL_ID_CHARS",
+    "MAX_ID_CHARS",
     "MAX_LIMIT",
     "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "MAX_QUERY_CHARS",
+    "MAX_SAFE_INTEGER",
     "MAX_TAGS",
     "MAX_TAG_CHARS",
     "MAX_TITLE_CHARS",
     "check_content",
+    "check_external_id",
     "check_limit",
     "check_metadata",
     "check_query",
     "check_tags",
     "check_title",
-    "decode_cursor",
-    "encode_cursor",
     "parse_document_id",
 ]
 
@@ -47,8 +56,22 @@ MAX_TAGS = 32
 MAX_TAG_CHARS = 64
 MAX_METADATA_BYTES = 16 * 1024
 """Largest metadata object, measured as compact UTF-8 JSON."""
+MAX_METADATA_DEPTH = 16
+"""Deepest nesting of objects and arrays inside metadata (the object itself is depth 1)."""
+MAX_SAFE_INTEGER = 2**53
 MAX_QUERY_CHARS = 4_000
 MAX_LIMIT = 50
+MAX_ID_CHARS = 64
+"""Longer than any document id in any accepted spelling (36 characters and spaces)."""
+MAX_EXTERNAL_ID_CHARS = 256
+
+_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII | re.IGNORECASE
+)
+
+
+def _too_long(what: str, size: int, limit: int, unit: str = "characters") -> ToolInputError:
+    return ToolInputError(f"{what} is {size} {unit}; the limit is {limit}")
 
 
 def _storable(value: str, what: str) -> str:
@@ -61,27 +84,49 @@ def _storable(value: str, what: str) -> str:
     return value
 
 
+def _text(value: object, what: str, limit: int) -> str:
+    """A string of at most `limit` characters (checked first), storable."""
+    if not isinstance(value, str):
+        raise ToolInputError(f"{what} must be a string")
+    if len(value) > limit:
+        raise _too_long(what, len(value), limit)
+    return _storable(value, what)
+
+
 def check_title(title: str) -> str:
     """The title, stripped: 1 to 500 characters."""
-    stripped = _storable(title, "title").strip()
+    # Surrounding spaces do not count, but the unstripped length is bounded first.
+    stripped = _text(title, "title", MAX_TITLE_CHARS * 2).strip()
     if not stripped:
         raise ToolInputError("title must not be empty")
     if len(stripped) > MAX_TITLE_CHARS:
-        raise ToolInputError(f"title is {len(stripped)} characters; the limit is {MAX_TITLE_CHARS}")
+        raise _too_long("title", len(stripped), MAX_TITLE_CHARS)
     return stripped
 
 
 def check_content(content: str) -> str:
     """The content as given (not stripped): some non-space text, at most the limit."""
-    _storable(content, "content")
-    if not content.strip():
-        raise ToolInputError("content must not be empty")
-    if len(content) > MAX_CONTENT_CHARS:
+    if isinstance(content, str) and len(content) > MAX_CONTENT_CHARS:
         raise ToolInputError(
             f"content is {len(content)} characters; the limit is {MAX_CONTENT_CHARS} "
             "(split the document into several)"
         )
+    _text(content, "content", MAX_CONTENT_CHARS)
+    if not content.strip():
+        raise ToolInputError("content must not be empty")
     return content
+
+
+def check_external_id(value: str | None) -> str | None:
+    """The caller's own key for a document (idempotent adds): 1-256 characters, or None."""
+    if value is None:
+        return None
+    stripped = _text(value, "external_id", MAX_EXTERNAL_ID_CHARS * 2).strip()
+    if not stripped:
+        raise ToolInputError("external_id must not be empty (omit it instead)")
+    if len(stripped) > MAX_EXTERNAL_ID_CHARS:
+        raise _too_long("external_id", len(stripped), MAX_EXTERNAL_ID_CHARS)
+    return stripped
 
 
 def check_tags(tags: Sequence[str] | None, *, what: str = "tags") -> list[str]:
@@ -90,98 +135,111 @@ def check_tags(tags: Sequence[str] | None, *, what: str = "tags") -> list[str]:
         return []
     if isinstance(tags, str) or not isinstance(tags, Sequence):
         raise ToolInputError(f"{what} must be a list of strings")
-    cleaned: list[str] = []
+    if len(tags) > MAX_TAGS:
+        raise ToolInputError(f"{what} has {len(tags)} entries; the limit is {MAX_TAGS}")
+    cleaned: dict[str, None] = {}
     for index, tag in enumerate(tags):
-        if not isinstance(tag, str):
-            raise ToolInputError(f"{what}[{index}] must be a string")
-        value = _storable(tag, f"{what}[{index}]").strip()
+        value = _text(tag, f"{what}[{index}]", MAX_TAG_CHARS * 2).strip()
         if not value:
             raise ToolInputError(f"{what}[{index}] must not be empty")
         if len(value) > MAX_TAG_CHARS:
-            raise ToolInputError(
-                f"{what}[{index}] is {len(value)} characters; the limit is {MAX_TAG_CHARS}"
-            )
-        if value not in cleaned:
-            cleaned.append(value)
-    if len(cleaned) > MAX_TAGS:
-        raise ToolInputError(f"{what} has {len(cleaned)} entries; the limit is {MAX_TAGS}")
-    return cleaned
+            raise _too_long(f"{what}[{index}]", len(value), MAX_TAG_CHARS)
+        cleaned.setdefault(value)
+    return list(cleaned)
 
 
 def check_metadata(metadata: Any) -> dict[str, Any]:
-    """A JSON object of at most 16 KB, without NUL characters."""
+    """A JSON object of at most 16 KB and 16 levels, storable, its integers exact."""
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise ToolInputError("metadata must be a JSON object")
+    _walk_metadata(metadata)
     try:
         encoded = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ToolInputError("metadata must hold only JSON values (finite numbers)") from exc
-    _check_strings(metadata)
     size = len(encoded.encode("utf-8"))
     if size > MAX_METADATA_BYTES:
-        raise ToolInputError(f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}")
+        raise _too_long("metadata", size, MAX_METADATA_BYTES, "bytes as JSON")
     return dict(metadata)
 
 
-def _check_strings(value: Any) -> None:
-    """Every key and string inside a JSON value must be storable."""
-    if isinstance(value, str):
-        _storable(value, "metadata")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _storable(str(key), "metadata")
-            _check_strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_strings(item)
+def _walk_metadata(root: dict[str, Any]) -> None:
+    """Check every value, stopping as soon as the size or depth budget is spent.
+
+    `budget` counts a lower bound of the JSON size (one byte per value, the characters
+    of every string and key), so the walk ends within MAX_METADATA_BYTES steps.
+    """
+    budget = MAX_METADATA_BYTES
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        value, depth = stack.pop()
+        budget -= 1
+        if isinstance(value, str):
+            budget -= len(value)
+            if budget >= 0:
+                _storable(value, "metadata")
+        elif isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, int):
+            if abs(value) > MAX_SAFE_INTEGER:
+                raise ToolInputError(
+                    "metadata integers must be within +/-2**53 (store larger ones as strings)"
+                )
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ToolInputError("metadata must hold only JSON values (finite numbers)")
+        elif isinstance(value, dict | list):
+            if depth > MAX_METADATA_DEPTH:
+                raise ToolInputError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+            budget -= len(value)
+            if budget < 0:
+                break
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        raise ToolInputError("metadata keys must be strings")
+                    budget -= len(key)
+                    if budget >= 0:
+                        _storable(key, "metadata")
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in value)
+        else:
+            raise ToolInputError("metadata must hold only JSON values (finite numbers)")
+        if budget < 0:
+            break
+    if budget < 0:
+        raise ToolInputError(
+            f"metadata is over the size limit: the limit is {MAX_METADATA_BYTES} bytes as JSON"
+        )
 
 
 def check_query(query: str) -> str:
     """A search query: some non-space text, at most 4,000 characters."""
-    stripped = _storable(query, "query").strip()
+    stripped = _text(query, "query", MAX_QUERY_CHARS * 2).strip()
     if not stripped:
         raise ToolInputError("query must not be empty")
     if len(stripped) > MAX_QUERY_CHARS:
-        raise ToolInputError(f"query is {len(stripped)} characters; the limit is {MAX_QUERY_CHARS}")
+        raise _too_long("query", len(stripped), MAX_QUERY_CHARS)
     return stripped
 
 
 def check_limit(limit: int) -> int:
-    """A page or result size between 1 and 50."""
+    """A page or result size: an integer (not a bool, float or string) from 1 to 50."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise ToolInputError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
+        shown = repr(limit) if isinstance(limit, bool | int) else type(limit).__name__
+        raise ToolInputError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {shown}")
     return limit
 
 
 def parse_document_id(value: str) -> UUID:
-    """A document id: a UUID in its usual text form."""
-    try:
-        return UUID(str(value).strip())
-    except ValueError:
-        raise ToolInputError(
-            "id must be a document id (a UUID such as the one kb_add returned)"
-        ) from None
-
-
-def encode_cursor(cursor: PageCursor) -> str:
-    """An opaque cursor string for `kb_list`'s next page."""
-    raw = f"{cursor.created_at.isoformat()}|{cursor.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def decode_cursor(value: str | None) -> PageCursor | None:
-    """The position a cursor string names, or None for the first page."""
-    if value is None or not value.strip():
-        return None
+    """A document id: a UUID in its usual text form (ASCII hex, 8-4-4-4-12), any case."""
+    bad = "id must be a document id (a UUID such as the one kb_add returned)"
+    if not isinstance(value, str) or len(value) > MAX_ID_CHARS:
+        raise ToolInputError(bad)
     text = value.strip()
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
-        created, _, ident = raw.partition("|")
-        created_at = datetime.fromisoformat(created)
-        if created_at.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return PageCursor(created_at=created_at, id=UUID(ident))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ToolInputError("cursor is not one kb_list returned") from None
+    if not _UUID.fullmatch(text):
+        raise ToolInputError(bad)
+    return UUID(text)

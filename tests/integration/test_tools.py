@@ -57,7 +57,7 @@ async def test_tools_are_listed_with_typed_described_parameters(kb: KbStack) -> 
         add = tools["kb_add"].input_schema
         assert sorted(add["required"]) == ["content", "title"]
         assert add["properties"]["content"]["maxLength"] == MAX_CONTENT_CHARS
-        assert add["properties"]["tags"]["items"] == {"type": "string"}
+        assert add["properties"]["tags"]["items"] == {"type": "string", "maxLength": 64}
         assert add["properties"]["metadata"]["type"] == "object"
         limit = tools["kb_search"].input_schema["properties"]["limit"]
         assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 50, 5)
@@ -140,7 +140,7 @@ _BAD_ADDS: list[tuple[dict[str, Any], str]] = [
     ({"title": "t", "content": " \n\t "}, "content must not be empty"),
     ({"title": "t", "content": "x" * (MAX_CONTENT_CHARS + 1)}, "limit is 200000"),
     ({"title": "t", "content": "nul\x00here"}, "must not contain NUL"),
-    ({**_GOOD, "tags": [f"t{i}" for i in range(33)]}, "limit is 32"),
+    ({**_GOOD, "tags": [f"t{i}" for i in range(33)]}, "at most 32 items"),
     ({**_GOOD, "tags": ["x" * 65]}, "limit is 64"),
     ({**_GOOD, "tags": ["ok", ""]}, r"tags\[1\] must not be empty"),
     ({**_GOOD, "tags": ["ok", 7]}, "tags.1"),

@@ -206,14 +206,22 @@ class _Uvicorn(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve_asgi(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve `app` on 127.0.0.1:<free port> in this event loop; yields the base URL."""
+async def serve_asgi(app: ASGIApp, **options: Any) -> AsyncIterator[str]:
+    """Serve `app` on 127.0.0.1:<free port> in this event loop; yields the base URL.
+
+    `options` go to `uvicorn.Config` (limits: `HttpLimits().uvicorn_options(...)`).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
     config = uvicorn.Config(
-        app, lifespan="on", log_config=None, access_log=False, timeout_graceful_shutdown=5
+        app,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        **options,
     )
     server = _Uvicorn(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -10,6 +10,7 @@ import pytest
 
 from kb_mcp.db.documents import PageCursor
 from kb_mcp.errors import ToolInputError
+from kb_mcp.server.cursors import decode_cursor, encode_cursor
 from kb_mcp.server.validation import (
     MAX_CONTENT_CHARS,
     MAX_METADATA_BYTES,
@@ -22,10 +23,10 @@ from kb_mcp.server.validation import (
     check_query,
     check_tags,
     check_title,
-    decode_cursor,
-    encode_cursor,
     parse_document_id,
 )
+
+KEY = b"k" * 32
 
 
 def test_good_values_pass_normalised() -> None:
@@ -71,8 +72,8 @@ def test_good_values_pass_normalised() -> None:
         (lambda: check_limit(True), "got True"),
         (lambda: parse_document_id("not-a-uuid"), "id must be a document id"),
         (lambda: parse_document_id(""), "id must be a document id"),
-        (lambda: decode_cursor("%%%"), "cursor is not one kb_list returned"),
-        (lambda: decode_cursor("bm9wZQ"), "cursor is not one kb_list returned"),
+        (lambda: decode_cursor("%%%", key=KEY), "cursor is not one kb_list returned"),
+        (lambda: decode_cursor("bm9wZQ", key=KEY), "cursor is not one kb_list returned"),
     ],
 )
 def test_bad_values_are_rejected_with_a_clear_message(call: Any, message: str) -> None:
@@ -91,9 +92,9 @@ def test_a_multibyte_metadata_object_is_measured_in_bytes() -> None:
 def test_a_cursor_round_trips() -> None:
     """encode_cursor and decode_cursor agree, to the microsecond."""
     cursor = PageCursor(datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), uuid4())
-    assert decode_cursor(encode_cursor(cursor)) == cursor
-    assert decode_cursor(None) is None
-    assert decode_cursor("  ") is None
+    assert decode_cursor(encode_cursor(cursor, key=KEY), key=KEY) == cursor
+    assert decode_cursor(None, key=KEY) is None
+    assert decode_cursor("  ", key=KEY) is None
 
 
 def test_a_document_id_parses_in_any_case() -> None:

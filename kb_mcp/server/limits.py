@@ -1,0 +1,248 @@
+"""Connection and request limits for the HTTP transport: no client can hold the server.
+
+uvicorn on its own keeps every accepted connection until the client leaves: an idle
+connection, one that sends its headers a byte a minute, or a body that never ends all
+stay open, and the open-file limit is the only cap. `HttpLimits` sets what a production
+server sets:
+
+- `max_connections`: connections beyond it are closed as soon as they are accepted;
+  uvicorn's `limit_concurrency` (one above it) answers 503 when requests pile up;
+- `header_timeout_s`: a connection that has not sent a complete request head this long
+  after connecting, or after its previous response, is closed (`guarded_protocol`);
+- `keep_alive_s`: an idle keep-alive connection is closed (uvicorn's timer);
+- `max_header_bytes`: h11's cap on an incomplete request head (431/400 beyond it);
+- `body_timeout_s` and `max_body_bytes`: `BodyLimits` reads the whole body within the
+  deadline before the app sees the request, answering 408 (too slow) or 413 (too large),
+  with `Connection: close`. uvicorn has no body timeout of its own.
+- `max_json_values`: the MCP SDK validates a JSON-RPC message with pydantic at about
+  240 ms per MB of small values (a 4 MiB body of 400k tags would hold the event loop for
+  a second), so `too_many_json_values` refuses a body with more values than any tool
+  takes (32 tags, 16 KB of metadata) with 400, by a scan that stops at the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodyLimits", "HttpLimits", "guarded_protocol"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Limits of one HTTP server; the defaults suit one ECS task behind a load balancer."""
+
+    max_connections: int = 256
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    body_timeout_s: float = 30.0
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 4 * 1024 * 1024
+    """The MCP SDK's own message limit; refused here before it is buffered."""
+    max_json_values: int = 10_000
+    """Commas outside strings (about the number of JSON values) one request may hold."""
+
+    def uvicorn_options(self, protocol: type[Any]) -> dict[str, Any]:
+        """Keyword arguments for `uvicorn.Config`: the guarded protocol and the limits."""
+        return {
+            "http": guarded_protocol(
+                protocol,
+                max_connections=self.max_connections,
+                header_timeout_s=self.header_timeout_s,
+            ),
+            "limit_concurrency": self.max_connections + 1,
+            "timeout_keep_alive": max(1, round(self.keep_alive_s)),
+            "h11_max_incomplete_event_size": self.max_header_bytes,
+        }
+
+
+def guarded_protocol(
+    base: type[Any], *, max_connections: int, header_timeout_s: float
+) -> type[Any]:
+    """A subclass of uvicorn's HTTP protocol `base` with a connection cap and a header timeout.
+
+    Works with uvicorn's h11 and httptools protocols alike: it relies only on what both
+    have (`connections`, `cycle`, `transport`, `loop`).
+    """
+
+    class GuardedProtocol(base):  # type: ignore[misc]  # base is a runtime class
+        _kb_timer: asyncio.TimerHandle | None = None
+        refused_total = 0
+        """Connections closed on arrival at the cap (logged on the first and every 100th)."""
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                cls = type(self)
+                cls.refused_total += 1
+                if cls.refused_total % 100 == 1:
+                    log.warning(
+                        "http.connection_refused",
+                        reason="max_connections",
+                        cap=max_connections,
+                        refused_total=cls.refused_total,
+                    )
+                transport.close()
+                return
+            self._kb_arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._kb_timer is None and self._kb_idle():
+                self._kb_arm()  # bytes of a new request head: it must complete in time
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._kb_disarm()
+            super().connection_lost(exc)
+
+        def _kb_idle(self) -> bool:
+            cycle = self.cycle
+            return cycle is None or bool(cycle.response_complete)
+
+        def _kb_arm(self) -> None:
+            self._kb_disarm()
+            self._kb_timer = self.loop.call_later(header_timeout_s, self._kb_expire, self.cycle)
+
+        def _kb_disarm(self) -> None:
+            if self._kb_timer is not None:
+                self._kb_timer.cancel()
+                self._kb_timer = None
+
+        def _kb_expire(self, cycle: object) -> None:
+            self._kb_timer = None
+            if self.cycle is cycle and self._kb_idle() and not self.transport.is_closing():
+                log.info("http.header_timeout", timeout_s=header_timeout_s)
+                self.transport.close()
+
+    GuardedProtocol.__name__ = f"Guarded{base.__name__}"
+    return GuardedProtocol
+
+
+class BodyLimits:
+    """ASGI middleware: read a request body within a deadline and a size cap, then replay it."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        body_timeout_s: float,
+        max_body_bytes: int,
+        max_json_values: int = 10_000,
+    ) -> None:
+        self._app = app
+        self._timeout_s = body_timeout_s
+        self._max = max_body_bytes
+        self._max_values = max_json_values
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in {"GET", "HEAD", "OPTIONS"}:
+            await self._app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self._max:
+            await _refuse(send, 413, "request body too large")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self._max:
+                        await _refuse(send, 413, "request body too large")
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            log.info("http.body_timeout", timeout_s=self._timeout_s, received_bytes=size)
+            await _refuse(send, 408, "request body not received in time")
+            return
+        body = b"".join(chunks)
+        if too_many_json_values(body, self._max_values):
+            log.info("http.body_refused", reason="too_many_json_values", size=size)
+            await _refuse(
+                send,
+                400,
+                f"request holds more than {self._max_values} JSON values; no tool takes that "
+                "many (at most 32 tags and 16 KB of metadata)",
+            )
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self._app(scope, replay, send)
+
+
+def too_many_json_values(body: bytes, limit: int) -> bool:
+    """True when `body` has more than `limit` commas outside strings (or is too intricate).
+
+    The scan costs at most ~4 * `limit` steps whatever the body's size: commas between
+    strings are counted by `bytes.count`, each string is skipped by `bytes.find`, and a
+    body that spends the step budget on strings or escaped quotes is refused as well.
+    """
+    budget = 4 * limit
+    commas = 0
+    pos, end = 0, len(body)
+    while True:
+        quote = body.find(b'"', pos)
+        stop = end if quote == -1 else quote
+        commas += body.count(b",", pos, stop)
+        if commas > limit:
+            return True
+        if quote == -1:
+            return False
+        pos = quote + 1
+        while True:  # inside a string: find its closing quote
+            quote = body.find(b'"', pos)
+            if quote == -1:
+                return False  # malformed: the SDK reports the parse error
+            slashes = 0
+            while slashes <= budget and body[quote - 1 - slashes] == 0x5C:
+                slashes += 1
+            budget -= 1 + slashes
+            if budget < 0:
+                return True
+            pos = quote + 1
+            if slashes % 2 == 0:
+                break
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isascii() and text.isdigit() else None
+    return None
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = ('{"error": "bad_request", "detail": "' + detail + '"}').encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
