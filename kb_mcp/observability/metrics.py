@@ -49,6 +49,8 @@ METRIC_NAMES = (
     "RotationFailures",
     "RefreshErrors",
     "SecretAgeDays",
+    "SecretsFailovers",
+    "SecretsFailbacks",
 )
 """The metrics kb-mcp emits (alarms in secrets/terraform/alerts.tf refer to these names)."""
 
