@@ -102,12 +102,17 @@ class RegionFailover:
         return [*replicas, ReadAttempt(self.primary)]
 
     def answered(self, region: Region, *, secret: str, after_error: str | None) -> None:
-        """A read succeeded in `region`: move reads there if they were elsewhere."""
+        """A read succeeded in `region`, after an unavailable error elsewhere or not.
+
+        The primary answering moves reads back to it. A replica answering moves reads there
+        only when this read saw an earlier region fail: a read planned before the primary
+        returned, and served by the replica as planned, says nothing new.
+        """
         if region is self._active:
             return
         previous = self._active
-        self._active = region
         if region is self.primary:
+            self._active = region
             self._failbacks.value += 1
             log.info(
                 "secrets.region_returned",
@@ -116,6 +121,9 @@ class RegionFailover:
                 secret=secret,
             )
             return
+        if after_error is None:
+            return
+        self._active = region
         self._failovers.value += 1
         self._next_probe_at = self._clock() + self._failback_interval_s
         log.warning(

@@ -40,6 +40,7 @@ def _provider(
     endpoint_url: str | None = None,
     clock: FakeClock | None = None,
     metrics: MetricsRegistry | None = None,
+    retry_budget_s: float = 0.3,
 ) -> AwsSecretsManagerProvider:
     return AwsSecretsManagerProvider(
         region=PRIMARY,
@@ -47,7 +48,7 @@ def _provider(
         replicas=[Region(REPLICA, regions.replica_endpoint_url)],
         failback_interval_s=FAILBACK_S,
         cache_ttl_s=TTL_S,
-        retry_budget_s=0.3,
+        retry_budget_s=retry_budget_s,
         metrics=metrics,
         clock=clock or FakeClock(),
     )
@@ -143,9 +144,12 @@ async def test_throttling_past_the_retry_budget_fails_over(regions: TwoRegions) 
     metrics = MetricsRegistry()
     with FaultProxy(regions.primary_endpoint_url) as proxy:
         proxy.fail_all(THROTTLING)
-        async with _provider(regions, endpoint_url=proxy.endpoint_url, metrics=metrics) as provider:
+        # A budget above the first backoff's cap (0.4 s): at least one retry, then failover.
+        async with _provider(
+            regions, endpoint_url=proxy.endpoint_url, metrics=metrics, retry_budget_s=1.0
+        ) as provider:
             assert (await provider.get_secret(NAME)).region == REPLICA
-        assert proxy.failed() >= 2  # retried before failing over
+        assert proxy.failed() >= 2
     assert metrics.total("SecretsFailovers") == 1
 
 

@@ -53,6 +53,17 @@ class TwoRegions:
             )
         return version
 
+    async def replicate(self, name: str) -> str:
+        """Copy the primary's AWSCURRENT version of `name` to the replica (same VersionId)."""
+        current = await self.clients[PRIMARY].get_secret_value(
+            SecretId=name, VersionStage="AWSCURRENT"
+        )
+        version = str(current["VersionId"])
+        await self.clients[REPLICA].create_secret(
+            Name=name, SecretString=current["SecretString"], ClientRequestToken=version
+        )
+        return version
+
     async def put(self, name: str, value: str) -> str:
         """A new AWSCURRENT version in both regions (a rotation, replicated)."""
         version = str(uuid.uuid4())
