@@ -6,12 +6,15 @@ the same files with `templatefile(...)`, and `kb-mcp secrets policy` renders the
 They live inside the package so the command works from an installed wheel.
 
 - task role (`task-role-policy.json.tftpl`): `secretsmanager:GetSecretValue` only, on the
-  two runtime secrets (three with the HTTP auth-token secret). Resources end in `-??????`:
+  two runtime secrets (three with the HTTP auth-token secret), in the primary region and in
+  each replica region (`--replica-regions`: read failover). Resources end in `-??????`:
   AWS appends `-` and six random characters to a secret's ARN, and `??????` matches exactly
   those, so `kb-mcp/prod/openai-api-key-??????` cannot also match a later secret named
   `kb-mcp/prod/openai-api-key-old` the way `-*` would. parliament accepts it.
 - operator (`operator-rotation-policy.json.tftpl`): what `kb-mcp secrets rotate/age/seed`
   need, on `kb-mcp/{env}/*` and the alerts topic; never attached to the task role.
+- each secret's resource policy (`secret-resource-policy.json.tftpl`, rendered and linted by
+  `kb_mcp.ops.resource_policy`): deletion protection.
 
 `lint_policy` checks a task-role policy by structure (one action, scoped resources, no
 `Not*` elements) and with parliament; `lint_operator_policy` does the same for the operator
@@ -25,7 +28,7 @@ import json
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -76,6 +79,9 @@ _OPERATOR_RESOURCE_RE = re.compile(
     r"arn:aws(?:-[a-z-]+)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:kb-mcp/[a-z]+/\*"
     r"|arn:aws(?:-[a-z-]+)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+"
 )
+_FOR_RE = re.compile(
+    r"%\{\s*for\s+([A-Za-z_]\w*)\s+in\s+([A-Za-z_]\w*)\s*\}(.*?)%\{\s*endfor\s*\}", re.DOTALL
+)
 _IF_RE = re.compile(r"%\{\s*if\s+([A-Za-z_]\w*)\s*\}(.*?)%\{\s*endif\s*\}", re.DOTALL)
 _VAR_RE = re.compile(r"\$\{\s*([A-Za-z_]\w*)\s*\}")
 
@@ -97,20 +103,38 @@ def template_file(name: str) -> Traversable:
     return resources.files("kb_mcp.ops").joinpath("templates", name)
 
 
-def render_template(text: str, variables: Mapping[str, str | bool]) -> str:
+TemplateValue = str | bool | Sequence[str]
+
+
+def render_template(text: str, variables: Mapping[str, TemplateValue]) -> str:
     """Render the subset of Terraform template syntax our templates use.
 
-    Supported: `${name}` (a string variable) and `%{ if name }...%{ endif }` (a bool
-    variable, not nested, no `~` strip markers), which render exactly as Terraform's
-    `templatefile` renders them. Anything else is refused rather than rendered differently.
+    Supported: `${name}` (a string variable), `%{ if name }...%{ endif }` (a bool variable,
+    no `else`, no `~` strip markers) and `%{ for item in name }...%{ endfor }` (a list of
+    strings; its body may hold `${item}` and ifs, not another for), which render exactly as
+    Terraform's `templatefile` renders them. Anything else is refused rather than rendered
+    differently.
     """
 
-    unsupported = "template uses syntax beyond ${name} and %{ if name }...%{ endif }"
+    unsupported = (
+        "template uses syntax beyond ${name}, %{ if name }...%{ endif } and "
+        "%{ for item in name }...%{ endfor }"
+    )
 
-    def _lookup(name: str) -> str | bool:
+    def _lookup(name: str) -> TemplateValue:
         if name not in variables:
             raise ValueError(f"template variable {name} is not given")
         return variables[name]
+
+    def _for(match: re.Match[str]) -> str:
+        item, values = match.group(1), _lookup(match.group(2))
+        if isinstance(values, str | bool):
+            raise TypeError(f"template loop over {match.group(2)} needs a list of strings")
+        if "%{ for" in match.group(3) or "%{for" in match.group(3):
+            raise ValueError(unsupported)
+        return "".join(
+            render_template(match.group(3), {**variables, item: value}) for value in values
+        )
 
     def _if(match: re.Match[str]) -> str:
         value = _lookup(match.group(1))
@@ -126,7 +150,7 @@ def render_template(text: str, variables: Mapping[str, str | bool]) -> str:
             raise TypeError(f"template variable {match.group(1)} needs a string value")
         return value
 
-    without_ifs = _IF_RE.sub(_if, text)
+    without_ifs = _IF_RE.sub(_if, _FOR_RE.sub(_for, text))
     if "%{" in without_ifs:
         raise ValueError(unsupported)
     rendered = _VAR_RE.sub(_var, without_ifs)
@@ -135,7 +159,7 @@ def render_template(text: str, variables: Mapping[str, str | bool]) -> str:
     return rendered
 
 
-def _validated(account: str, region: str, env: str) -> dict[str, str | bool]:
+def _validated(account: str, region: str, env: str) -> dict[str, TemplateValue]:
     if not _ACCOUNT_RE.fullmatch(account):
         raise ConfigError(
             f"account {account!r} is not a 12-digit aws account id", variable="--account"
@@ -150,18 +174,42 @@ def _validated(account: str, region: str, env: str) -> dict[str, str | bool]:
     return {"account": account, "region": region, "env": env}
 
 
-def _render(name: str, variables: Mapping[str, str | bool]) -> dict[str, Any]:
+def validated_replica_regions(region: str, replica_regions: Sequence[str]) -> list[str]:
+    """Replica regions checked like `--region`: each once, never the primary."""
+    replicas = list(replica_regions)
+    for replica in replicas:
+        if not _REGION_RE.fullmatch(replica):
+            raise ConfigError(
+                f"replica region {replica!r} is not an aws region of the standard partition",
+                variable="--replica-regions",
+            )
+    if region in replicas or len(set(replicas)) != len(replicas):
+        raise ConfigError(
+            "replica regions must be distinct and must not include the primary region",
+            variable="--replica-regions",
+        )
+    return replicas
+
+
+def _render(name: str, variables: Mapping[str, TemplateValue]) -> dict[str, Any]:
     text = template_file(name).read_text(encoding="utf-8")
     policy: dict[str, Any] = json.loads(render_template(text, variables))
     return policy
 
 
 def render_task_policy(
-    *, account: str, region: str, env: str, auth_token_secret: bool = False
+    *,
+    account: str,
+    region: str,
+    env: str,
+    auth_token_secret: bool = False,
+    replica_regions: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ECS task-role policy for one deployment: GetSecretValue on its secrets only."""
+    """The ECS task-role policy for one deployment: GetSecretValue on its secrets only,
+    in its region and in each replica region."""
     variables = _validated(account, region, env)
     variables["auth_token_secret"] = auth_token_secret
+    variables["replica_regions"] = validated_replica_regions(region, replica_regions)
     return _render(TASK_TEMPLATE, variables)
 
 
@@ -313,6 +361,7 @@ def _run(args: argparse.Namespace) -> int:
                 region=args.region,
                 env=args.env,
                 auth_token_secret=args.with_auth_token,
+                replica_regions=[r.strip() for r in args.replica_regions.split(",") if r.strip()],
             )
     except ValueError as exc:
         print(f"kb-mcp secrets policy: error: {exc}", file=sys.stderr)
@@ -344,6 +393,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--with-auth-token",
         action="store_true",
         help="also allow reading kb-mcp/{env}/mcp-auth-token (HTTP bearer token)",
+    )
+    parser.add_argument(
+        "--replica-regions",
+        default="",
+        metavar="REGION[,REGION...]",
+        help="regions holding replicas of the secrets (read failover), comma-separated",
     )
     parser.add_argument(
         "--kind",

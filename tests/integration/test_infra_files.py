@@ -18,7 +18,13 @@ from typing import Any
 
 import pytest
 
-from kb_mcp.ops.policy import TASK_TEMPLATE, lint_policy, render_template, template_file
+from kb_mcp.ops.policy import (
+    TASK_TEMPLATE,
+    lint_policy,
+    render_task_policy,
+    render_template,
+    template_file,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO / "secrets" / "terraform"
@@ -84,16 +90,18 @@ def test_terraform_task_policy_is_the_python_template() -> None:
     path, names = _task_template_reference()
     assert path.is_file()
     assert path.samefile(Path(str(template_file(TASK_TEMPLATE))))
-    assert names == {"account", "region", "env", "auth_token_secret"}
+    assert names == {"account", "region", "env", "auth_token_secret", "replica_regions"}
     text = path.read_text(encoding="utf-8")
     for with_token in (False, True):
-        variables = {
-            "account": "123456789012",
-            "region": "eu-central-1",
-            "env": "staging",
-            "auth_token_secret": with_token,
-        }
-        assert lint_policy(json.loads(render_template(text, variables))) == []
+        for replicas in ([], ["eu-west-1", "us-west-2"]):
+            variables = {
+                "account": "123456789012",
+                "region": "eu-central-1",
+                "env": "staging",
+                "auth_token_secret": with_token,
+                "replica_regions": replicas,
+            }
+            assert lint_policy(json.loads(render_template(text, variables))) == []
 
 
 def _terraform() -> str:
@@ -121,17 +129,27 @@ def test_terraform_fmt_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+RENDER_CASES = [
+    (token, replicas) for token in (False, True) for replicas in ((), ("us-west-2", "eu-west-1"))
+]
+
+
 def test_terraform_renders_the_template_byte_for_byte_like_python(tmp_path: Path) -> None:
-    """Terraform's own templatefile() output equals render_template(), with and without token."""
+    """Terraform's templatefile() equals render_template(): token or not, replicas or not."""
     path, _ = _task_template_reference()
     base = {"account": "123456789012", "region": "us-east-1", "env": "prod"}
     hcl_vars = ", ".join(f'{key} = "{value}"' for key, value in base.items())
+
+    def hcl_list(items: tuple[str, ...]) -> str:
+        return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
     renders = ", ".join(
         f'base64encode(templatefile("{path.as_posix()}", '
-        f"{{ {hcl_vars}, auth_token_secret = {flag} }}))"
-        for flag in ("false", "true")
+        f"{{ {hcl_vars}, auth_token_secret = {str(token).lower()}, "
+        f"replica_regions = {hcl_list(replicas)} }}))"
+        for token, replicas in RENDER_CASES
     )
-    # A piped console prints only its last result: one expression joining both renders.
+    # A piped console prints only its last result: one expression joining every render.
     result = subprocess.run(
         [_terraform(), "console"],
         input=f'join(",", [{renders}])\n',
@@ -146,9 +164,19 @@ def test_terraform_renders_the_template_byte_for_byte_like_python(tmp_path: Path
     match = re.search(r'^"([A-Za-z0-9+/=,]+)"$', result.stdout, re.MULTILINE)
     assert match, result.stdout
     text = path.read_text(encoding="utf-8")
-    for flag, value in zip((False, True), match.group(1).split(","), strict=True):
-        expected = render_template(text, {**base, "auth_token_secret": flag})
+    values = match.group(1).split(",")
+    for (token, replicas), value in zip(RENDER_CASES, values, strict=True):
+        variables = {**base, "auth_token_secret": token, "replica_regions": list(replicas)}
+        expected = render_template(text, variables)
         assert base64.b64decode(value).decode("utf-8") == expected
+        # ...and is what `kb-mcp secrets policy` prints for the same deployment.
+        assert json.loads(expected) == render_task_policy(
+            account=base["account"],
+            region=base["region"],
+            env=base["env"],
+            auth_token_secret=token,
+            replica_regions=replicas,
+        )
 
 
 def _alarms() -> dict[str, str]:
