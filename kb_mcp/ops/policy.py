@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from kb_mcp.errors import EXIT_OK, EXIT_USAGE, ConfigError
+from kb_mcp.ops.tftemplate import TemplateValue, render_template
 
 __all__ = [
     "ENVIRONMENTS",
@@ -46,6 +47,7 @@ __all__ = [
     "lint_policy",
     "register",
     "render_operator_policy",
+    "render_policy_file",
     "render_task_policy",
     "render_template",
     "template_file",
@@ -79,11 +81,6 @@ _OPERATOR_RESOURCE_RE = re.compile(
     r"arn:aws(?:-[a-z-]+)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:kb-mcp/[a-z]+/\*"
     r"|arn:aws(?:-[a-z-]+)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+"
 )
-_FOR_RE = re.compile(
-    r"%\{\s*for\s+([A-Za-z_]\w*)\s+in\s+([A-Za-z_]\w*)\s*\}(.*?)%\{\s*endfor\s*\}", re.DOTALL
-)
-_IF_RE = re.compile(r"%\{\s*if\s+([A-Za-z_]\w*)\s*\}(.*?)%\{\s*endif\s*\}", re.DOTALL)
-_VAR_RE = re.compile(r"\$\{\s*([A-Za-z_]\w*)\s*\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,62 +98,6 @@ class PolicyFinding:
 def template_file(name: str) -> Traversable:
     """The packaged template `name` (what Terraform's `templatefile` reads too)."""
     return resources.files("kb_mcp.ops").joinpath("templates", name)
-
-
-TemplateValue = str | bool | Sequence[str]
-
-
-def render_template(text: str, variables: Mapping[str, TemplateValue]) -> str:
-    """Render the subset of Terraform template syntax our templates use.
-
-    Supported: `${name}` (a string variable), `%{ if name }...%{ endif }` (a bool variable,
-    no `else`, no `~` strip markers) and `%{ for item in name }...%{ endfor }` (a list of
-    strings; its body may hold `${item}` and ifs, not another for), which render exactly as
-    Terraform's `templatefile` renders them. Anything else is refused rather than rendered
-    differently.
-    """
-
-    unsupported = (
-        "template uses syntax beyond ${name}, %{ if name }...%{ endif } and "
-        "%{ for item in name }...%{ endfor }"
-    )
-
-    def _lookup(name: str) -> TemplateValue:
-        if name not in variables:
-            raise ValueError(f"template variable {name} is not given")
-        return variables[name]
-
-    def _for(match: re.Match[str]) -> str:
-        item, values = match.group(1), _lookup(match.group(2))
-        if isinstance(values, str | bool):
-            raise TypeError(f"template loop over {match.group(2)} needs a list of strings")
-        if "%{ for" in match.group(3) or "%{for" in match.group(3):
-            raise ValueError(unsupported)
-        return "".join(
-            render_template(match.group(3), {**variables, item: value}) for value in values
-        )
-
-    def _if(match: re.Match[str]) -> str:
-        value = _lookup(match.group(1))
-        if not isinstance(value, bool):
-            raise TypeError(f"template condition {match.group(1)} needs a bool variable")
-        if "%{" in match.group(2):  # `else` or a nested directive
-            raise ValueError(unsupported)
-        return match.group(2) if value else ""
-
-    def _var(match: re.Match[str]) -> str:
-        value = _lookup(match.group(1))
-        if not isinstance(value, str):
-            raise TypeError(f"template variable {match.group(1)} needs a string value")
-        return value
-
-    without_ifs = _IF_RE.sub(_if, _FOR_RE.sub(_for, text))
-    if "%{" in without_ifs:
-        raise ValueError(unsupported)
-    rendered = _VAR_RE.sub(_var, without_ifs)
-    if "${" in rendered:
-        raise ValueError(unsupported)
-    return rendered
 
 
 def _validated(account: str, region: str, env: str) -> dict[str, TemplateValue]:
@@ -191,7 +132,8 @@ def validated_replica_regions(region: str, replica_regions: Sequence[str]) -> li
     return replicas
 
 
-def _render(name: str, variables: Mapping[str, TemplateValue]) -> dict[str, Any]:
+def render_policy_file(name: str, variables: Mapping[str, TemplateValue]) -> dict[str, Any]:
+    """The packaged template `name` rendered with `variables`, parsed as JSON."""
     text = template_file(name).read_text(encoding="utf-8")
     policy: dict[str, Any] = json.loads(render_template(text, variables))
     return policy
@@ -210,12 +152,12 @@ def render_task_policy(
     variables = _validated(account, region, env)
     variables["auth_token_secret"] = auth_token_secret
     variables["replica_regions"] = validated_replica_regions(region, replica_regions)
-    return _render(TASK_TEMPLATE, variables)
+    return render_policy_file(TASK_TEMPLATE, variables)
 
 
 def render_operator_policy(*, account: str, region: str, env: str) -> dict[str, Any]:
     """The operator policy for `kb-mcp secrets rotate/age/seed` in one environment."""
-    return _render(OPERATOR_TEMPLATE, _validated(account, region, env))
+    return render_policy_file(OPERATOR_TEMPLATE, _validated(account, region, env))
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -352,8 +294,22 @@ def lint_operator_policy(policy: Mapping[str, Any]) -> list[PolicyFinding]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Imported here: the resource-policy module builds on this one.
+    from kb_mcp.ops.resource_policy import lint_resource_policy, render_resource_policy
+
     try:
-        if args.kind == "operator":
+        if args.kind == "resource":
+            if not args.operator_role_arn:
+                raise ConfigError(
+                    "--kind resource needs --operator-role-arn", variable="--operator-role-arn"
+                )
+            _validated(args.account, args.region, args.env)
+            if args.operator_role_arn.split(":")[4:5] != [args.account]:
+                raise ConfigError(
+                    "--operator-role-arn is not a role of --account", variable="--operator-role-arn"
+                )
+            policy = render_resource_policy(operator_role_arn=args.operator_role_arn)
+        elif args.kind == "operator":
             policy = render_operator_policy(account=args.account, region=args.region, env=args.env)
         else:
             policy = render_task_policy(
@@ -369,7 +325,11 @@ def _run(args: argparse.Namespace) -> int:
     sys.stdout.write(json.dumps(policy, indent=2) + "\n")
     if not args.check:
         return EXIT_OK
-    lint = lint_operator_policy if args.kind == "operator" else lint_policy
+    lint = {
+        "operator": lint_operator_policy,
+        "resource": lint_resource_policy,
+        "task": lint_policy,
+    }[args.kind]
     findings = lint(policy)
     for finding in findings:
         print(finding, file=sys.stderr)
@@ -402,9 +362,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--kind",
-        choices=("task", "operator"),
+        choices=("task", "operator", "resource"),
         default="task",
-        help="task: the ECS task role (default); operator: rotate/age/seed tooling",
+        help=(
+            "task: the ECS task role (default); operator: rotate/age/seed tooling; "
+            "resource: each secret's deletion-protection resource policy"
+        ),
+    )
+    parser.add_argument(
+        "--operator-role-arn",
+        metavar="ARN",
+        help="with --kind resource: the one role allowed to delete or write the secrets",
     )
     parser.add_argument(
         "--check",

@@ -25,6 +25,7 @@ from kb_mcp.ops.policy import (
     render_template,
     template_file,
 )
+from kb_mcp.ops.tftemplate import TemplateValue
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO / "secrets" / "terraform"
@@ -166,7 +167,11 @@ def test_terraform_renders_the_template_byte_for_byte_like_python(tmp_path: Path
     text = path.read_text(encoding="utf-8")
     values = match.group(1).split(",")
     for (token, replicas), value in zip(RENDER_CASES, values, strict=True):
-        variables = {**base, "auth_token_secret": token, "replica_regions": list(replicas)}
+        variables: dict[str, TemplateValue] = {
+            **base,
+            "auth_token_secret": token,
+            "replica_regions": list(replicas),
+        }
         expected = render_template(text, variables)
         assert base64.b64decode(value).decode("utf-8") == expected
         # ...and is what `kb-mcp secrets policy` prints for the same deployment.
