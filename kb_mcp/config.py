@@ -6,10 +6,18 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kb_mcp.errors import ConfigError
@@ -56,6 +64,18 @@ class Settings(BaseSettings):
     )
     secrets_retry_budget_s: float = Field(
         default=8.0, ge=0, validation_alias="KB_MCP_SECRETS_RETRY_BUDGET_S"
+    )
+
+    # Replica regions (read failover): ordered, comma-separated; per-region endpoints are for
+    # emulators ("us-west-2=http://127.0.0.1:4567,..."), real regions need none.
+    secrets_replica_regions_list: str = Field(
+        default="", validation_alias="KB_MCP_SECRETS_REPLICA_REGIONS"
+    )
+    secrets_region_endpoints_list: str = Field(
+        default="", validation_alias="KB_MCP_SECRETS_REGION_ENDPOINTS"
+    )
+    secrets_failback_interval_s: float = Field(
+        default=30.0, gt=0, validation_alias="KB_MCP_SECRETS_FAILBACK_INTERVAL_S"
     )
 
     # Secret names (derived from env unless overridden)
@@ -131,6 +151,44 @@ class Settings(BaseSettings):
             raise ValueError("must be one of auto, json, console")
         return lower
 
+    @field_validator("secrets_replica_regions_list")
+    @classmethod
+    def _check_replicas(cls, value: str, info: ValidationInfo) -> str:
+        regions = _split(value)
+        if info.data.get("aws_region") in regions:
+            raise ValueError("must not include the primary region (aws_region)")
+        for region in regions:
+            if not _REGION_RE.fullmatch(region):
+                raise ValueError(f"{region!r} is not an aws region name (like us-west-2)")
+        if len(set(regions)) != len(regions):
+            raise ValueError("lists a region twice")
+        return ",".join(regions)
+
+    @field_validator("secrets_region_endpoints_list")
+    @classmethod
+    def _check_endpoints(cls, value: str) -> str:
+        pairs = _split(value)
+        for pair in pairs:
+            region, sep, url = pair.partition("=")
+            if not sep or not _REGION_RE.fullmatch(region.strip()):
+                raise ValueError("must be region=url pairs separated by commas")
+            if not url.strip().startswith(("http://", "https://")):
+                raise ValueError(f"endpoint of {region.strip()} is not an http(s) url")
+        return ",".join(pairs)
+
+    @property
+    def secrets_replica_regions(self) -> tuple[str, ...]:
+        """Regions holding replicas of the secrets, in failover order."""
+        return tuple(_split(self.secrets_replica_regions_list))
+
+    def secrets_endpoint_for(self, region: str) -> str | None:
+        """The Secrets Manager endpoint of `region`: its own override, else AWS_ENDPOINT_URL."""
+        for pair in _split(self.secrets_region_endpoints_list):
+            name, _, url = pair.partition("=")
+            if name.strip() == region:
+                return url.strip()
+        return self.aws_endpoint_url
+
     @property
     def openai_secret_name(self) -> str:
         """Name of the OpenAI API key secret."""
@@ -155,6 +213,13 @@ class Settings(BaseSettings):
         if self.log_format == "auto":
             return self.env is not Environment.DEVELOPMENT
         return self.log_format == "json"
+
+
+_REGION_RE = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _variable_name(loc: tuple[int | str, ...]) -> str:

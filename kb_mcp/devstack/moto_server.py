@@ -23,7 +23,10 @@ _RESET_TIMEOUT_S = 10.0
 
 
 class MotoSecretsServer:
-    """A started-on-demand ``ThreadedMotoServer`` bound to 127.0.0.1 on a free port."""
+    """A started-on-demand ``ThreadedMotoServer`` bound to 127.0.0.1 on a free port.
+
+    Started again after ``stop()``, it binds the port it had: clients keep their endpoint.
+    """
 
     def __init__(self) -> None:
         self._server: ThreadedMotoServer | None = None
@@ -46,7 +49,7 @@ class MotoSecretsServer:
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("moto server is already running")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
         server.start()
         _, port = server.get_host_and_port()
         self._server, self._port = server, int(port)

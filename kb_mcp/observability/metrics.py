@@ -55,6 +55,8 @@ METRIC_NAMES = (
     "PoolReleaseFailures",
     "OpenAIClientSwaps",
     "SecretAgeDays",
+    "SecretsFailovers",
+    "SecretsFailbacks",
 )
 """Every metric kb-mcp emits (alarms in secrets/terraform/alerts.tf refer to these names;
 `tests/integration/runtime` checks a booted runtime registers no other)."""

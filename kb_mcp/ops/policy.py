@@ -6,12 +6,15 @@ the same files with `templatefile(...)`, and `kb-mcp secrets policy` renders the
 They live inside the package so the command works from an installed wheel.
 
 - task role (`task-role-policy.json.tftpl`): `secretsmanager:GetSecretValue` only, on the
-  two runtime secrets (three with the HTTP auth-token secret). Resources end in `-??????`:
+  two runtime secrets (three with the HTTP auth-token secret), in the primary region and in
+  each replica region (`--replica-regions`: read failover). Resources end in `-??????`:
   AWS appends `-` and six random characters to a secret's ARN, and `??????` matches exactly
   those, so `kb-mcp/prod/openai-api-key-??????` cannot also match a later secret named
   `kb-mcp/prod/openai-api-key-old` the way `-*` would. parliament accepts it.
 - operator (`operator-rotation-policy.json.tftpl`): what `kb-mcp secrets rotate/age/seed`
   need, on `kb-mcp/{env}/*` and the alerts topic; never attached to the task role.
+- each secret's resource policy (`secret-resource-policy.json.tftpl`, rendered and linted by
+  `kb_mcp.ops.resource_policy`): deletion protection.
 
 `lint_policy` checks a task-role policy by structure (one action, scoped resources, no
 `Not*` elements) and with parliament; `lint_operator_policy` does the same for the operator
@@ -25,7 +28,7 @@ import json
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from kb_mcp.errors import EXIT_OK, EXIT_USAGE, ConfigError
+from kb_mcp.ops.tftemplate import TemplateValue, render_template
 
 __all__ = [
     "ENVIRONMENTS",
@@ -43,6 +47,7 @@ __all__ = [
     "lint_policy",
     "register",
     "render_operator_policy",
+    "render_policy_file",
     "render_task_policy",
     "render_template",
     "template_file",
@@ -76,8 +81,6 @@ _OPERATOR_RESOURCE_RE = re.compile(
     r"arn:aws(?:-[a-z-]+)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:kb-mcp/[a-z]+/\*"
     r"|arn:aws(?:-[a-z-]+)?:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+"
 )
-_IF_RE = re.compile(r"%\{\s*if\s+([A-Za-z_]\w*)\s*\}(.*?)%\{\s*endif\s*\}", re.DOTALL)
-_VAR_RE = re.compile(r"\$\{\s*([A-Za-z_]\w*)\s*\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,45 +100,7 @@ def template_file(name: str) -> Traversable:
     return resources.files("kb_mcp.ops").joinpath("templates", name)
 
 
-def render_template(text: str, variables: Mapping[str, str | bool]) -> str:
-    """Render the subset of Terraform template syntax our templates use.
-
-    Supported: `${name}` (a string variable) and `%{ if name }...%{ endif }` (a bool
-    variable, not nested, no `~` strip markers), which render exactly as Terraform's
-    `templatefile` renders them. Anything else is refused rather than rendered differently.
-    """
-
-    unsupported = "template uses syntax beyond ${name} and %{ if name }...%{ endif }"
-
-    def _lookup(name: str) -> str | bool:
-        if name not in variables:
-            raise ValueError(f"template variable {name} is not given")
-        return variables[name]
-
-    def _if(match: re.Match[str]) -> str:
-        value = _lookup(match.group(1))
-        if not isinstance(value, bool):
-            raise TypeError(f"template condition {match.group(1)} needs a bool variable")
-        if "%{" in match.group(2):  # `else` or a nested directive
-            raise ValueError(unsupported)
-        return match.group(2) if value else ""
-
-    def _var(match: re.Match[str]) -> str:
-        value = _lookup(match.group(1))
-        if not isinstance(value, str):
-            raise TypeError(f"template variable {match.group(1)} needs a string value")
-        return value
-
-    without_ifs = _IF_RE.sub(_if, text)
-    if "%{" in without_ifs:
-        raise ValueError(unsupported)
-    rendered = _VAR_RE.sub(_var, without_ifs)
-    if "${" in rendered:
-        raise ValueError(unsupported)
-    return rendered
-
-
-def _validated(account: str, region: str, env: str) -> dict[str, str | bool]:
+def _validated(account: str, region: str, env: str) -> dict[str, TemplateValue]:
     if not _ACCOUNT_RE.fullmatch(account):
         raise ConfigError(
             f"account {account!r} is not a 12-digit aws account id", variable="--account"
@@ -150,24 +115,49 @@ def _validated(account: str, region: str, env: str) -> dict[str, str | bool]:
     return {"account": account, "region": region, "env": env}
 
 
-def _render(name: str, variables: Mapping[str, str | bool]) -> dict[str, Any]:
+def validated_replica_regions(region: str, replica_regions: Sequence[str]) -> list[str]:
+    """Replica regions checked like `--region`: each once, never the primary."""
+    replicas = list(replica_regions)
+    for replica in replicas:
+        if not _REGION_RE.fullmatch(replica):
+            raise ConfigError(
+                f"replica region {replica!r} is not an aws region of the standard partition",
+                variable="--replica-regions",
+            )
+    if region in replicas or len(set(replicas)) != len(replicas):
+        raise ConfigError(
+            "replica regions must be distinct and must not include the primary region",
+            variable="--replica-regions",
+        )
+    return replicas
+
+
+def render_policy_file(name: str, variables: Mapping[str, TemplateValue]) -> dict[str, Any]:
+    """The packaged template `name` rendered with `variables`, parsed as JSON."""
     text = template_file(name).read_text(encoding="utf-8")
     policy: dict[str, Any] = json.loads(render_template(text, variables))
     return policy
 
 
 def render_task_policy(
-    *, account: str, region: str, env: str, auth_token_secret: bool = False
+    *,
+    account: str,
+    region: str,
+    env: str,
+    auth_token_secret: bool = False,
+    replica_regions: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ECS task-role policy for one deployment: GetSecretValue on its secrets only."""
+    """The ECS task-role policy for one deployment: GetSecretValue on its secrets only,
+    in its region and in each replica region."""
     variables = _validated(account, region, env)
     variables["auth_token_secret"] = auth_token_secret
-    return _render(TASK_TEMPLATE, variables)
+    variables["replica_regions"] = validated_replica_regions(region, replica_regions)
+    return render_policy_file(TASK_TEMPLATE, variables)
 
 
 def render_operator_policy(*, account: str, region: str, env: str) -> dict[str, Any]:
     """The operator policy for `kb-mcp secrets rotate/age/seed` in one environment."""
-    return _render(OPERATOR_TEMPLATE, _validated(account, region, env))
+    return render_policy_file(OPERATOR_TEMPLATE, _validated(account, region, env))
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -304,8 +294,22 @@ def lint_operator_policy(policy: Mapping[str, Any]) -> list[PolicyFinding]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Imported here: the resource-policy module builds on this one.
+    from kb_mcp.ops.resource_policy import lint_resource_policy, render_resource_policy
+
     try:
-        if args.kind == "operator":
+        if args.kind == "resource":
+            if not args.operator_role_arn:
+                raise ConfigError(
+                    "--kind resource needs --operator-role-arn", variable="--operator-role-arn"
+                )
+            _validated(args.account, args.region, args.env)
+            if args.operator_role_arn.split(":")[4:5] != [args.account]:
+                raise ConfigError(
+                    "--operator-role-arn is not a role of --account", variable="--operator-role-arn"
+                )
+            policy = render_resource_policy(operator_role_arn=args.operator_role_arn)
+        elif args.kind == "operator":
             policy = render_operator_policy(account=args.account, region=args.region, env=args.env)
         else:
             policy = render_task_policy(
@@ -313,6 +317,7 @@ def _run(args: argparse.Namespace) -> int:
                 region=args.region,
                 env=args.env,
                 auth_token_secret=args.with_auth_token,
+                replica_regions=[r.strip() for r in args.replica_regions.split(",") if r.strip()],
             )
     except ValueError as exc:
         print(f"kb-mcp secrets policy: error: {exc}", file=sys.stderr)
@@ -320,7 +325,11 @@ def _run(args: argparse.Namespace) -> int:
     sys.stdout.write(json.dumps(policy, indent=2) + "\n")
     if not args.check:
         return EXIT_OK
-    lint = lint_operator_policy if args.kind == "operator" else lint_policy
+    lint = {
+        "operator": lint_operator_policy,
+        "resource": lint_resource_policy,
+        "task": lint_policy,
+    }[args.kind]
     findings = lint(policy)
     for finding in findings:
         print(finding, file=sys.stderr)
@@ -346,10 +355,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also allow reading kb-mcp/{env}/mcp-auth-token (HTTP bearer token)",
     )
     parser.add_argument(
+        "--replica-regions",
+        default="",
+        metavar="REGION[,REGION...]",
+        help="regions holding replicas of the secrets (read failover), comma-separated",
+    )
+    parser.add_argument(
         "--kind",
-        choices=("task", "operator"),
+        choices=("task", "operator", "resource"),
         default="task",
-        help="task: the ECS task role (default); operator: rotate/age/seed tooling",
+        help=(
+            "task: the ECS task role (default); operator: rotate/age/seed tooling; "
+            "resource: each secret's deletion-protection resource policy"
+        ),
+    )
+    parser.add_argument(
+        "--operator-role-arn",
+        metavar="ARN",
+        help="with --kind resource: the one role allowed to delete or write the secrets",
     )
     parser.add_argument(
         "--check",

@@ -41,6 +41,7 @@ class SecretHealth:
     stale: bool
     stale_for_s: float
     last_error: str | None
+    region: str | None = None
 
     @classmethod
     def from_status(cls, status: CacheEntryStatus, in_service: str | None) -> SecretHealth:
@@ -52,6 +53,7 @@ class SecretHealth:
             stale=status.stale,
             stale_for_s=round(status.stale_for_s, 3),
             last_error=status.last_error,
+            region=status.region,
         )
 
 
@@ -94,6 +96,7 @@ class RuntimeHealth:
                     "stale": s.stale,
                     "stale_for_s": s.stale_for_s,
                     "last_error": s.last_error,
+                    "region": s.region,
                 }
                 for s in self.secrets
             ],

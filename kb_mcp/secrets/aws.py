@@ -5,6 +5,10 @@ One long-lived client per provider. Every read names a version stage
 value after `update_secret_version_stage`). Unavailability (unreachable endpoint,
 timeouts, throttling, 5xx) is retried with exponential backoff and full jitter within a
 bounded budget; the SDK's own retries are off so that budget is the only one.
+
+With replica regions, a read the primary cannot serve (the unavailable class only) goes to
+the same secret's replica in the next region, and back to the primary once it answers
+again (`kb_mcp.secrets.regions`). Each `SecretVersion` names the region it was read from.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
@@ -21,12 +25,13 @@ import structlog
 from aiobotocore.config import AioConfig
 from pydantic import SecretStr
 
-from kb_mcp.errors import ResourceClosedError, SecretFormatError
+from kb_mcp.errors import ResourceClosedError, SecretFormatError, SecretsError
 from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.observability.redaction import SecretValueRegistry, secret_registry
 from kb_mcp.secrets.cache import SecretCache
 from kb_mcp.secrets.classify import classify_aws_error, is_retryable
 from kb_mcp.secrets.port import AWSCURRENT, CacheEntryStatus, LoadedSecret, SecretVersion
+from kb_mcp.secrets.regions import Region, RegionFailover
 from kb_mcp.secrets.schemas import SecretModel, parse_secret
 
 __all__ = ["AwsSecretsManagerProvider"]
@@ -42,8 +47,9 @@ BACKOFF_CAP_S = 2.0
 class AwsSecretsManagerProvider:
     """Reads secrets from Secrets Manager, caching the current version of each.
 
-    `clock` (default `time.monotonic`) drives the cache's TTL; tests inject a fake one.
-    The retry budget always runs on the real monotonic clock.
+    `clock` (default `time.monotonic`) drives the cache's TTL and the failback interval;
+    tests inject a fake one. The retry budget always runs on the real monotonic clock.
+    `replicas` are the regions holding replicas of the secrets, in failover order.
     """
 
     source = "aws-secrets-manager"
@@ -61,11 +67,21 @@ class AwsSecretsManagerProvider:
         registry: SecretValueRegistry | None = None,
         session: aioboto3.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
+        replicas: Sequence[Region] = (),
+        failback_interval_s: float = 30.0,
     ) -> None:
         self.region = region
         self.endpoint_url = endpoint_url
         self.metrics = metrics or MetricsRegistry()
+        self.failover = RegionFailover(
+            Region(region, endpoint_url),
+            replicas,
+            failback_interval_s=failback_interval_s,
+            metrics=self.metrics,
+            clock=clock,
+        )
         self._retry_budget_s = retry_budget_s
+        self._probe_timeout_s = connect_timeout_s
         self._config = AioConfig(
             connect_timeout=connect_timeout_s,
             read_timeout=read_timeout_s,
@@ -74,7 +90,7 @@ class AwsSecretsManagerProvider:
         self._registry = registry or secret_registry()
         self._session = session or aioboto3.Session()
         self._stack = AsyncExitStack()
-        self._client: Any = None
+        self._clients: dict[str, Any] = {}
         self._open_lock = asyncio.Lock()
         self._closed = False
         self._clock = clock
@@ -138,7 +154,7 @@ class AwsSecretsManagerProvider:
         self._closed = True
         await self._cache.aclose()
         await self._stack.aclose()
-        self._client = None
+        self._clients.clear()
         self._parsed.clear()
         self._loaded.clear()
 
@@ -150,60 +166,113 @@ class AwsSecretsManagerProvider:
                 model,
                 version.value.get_secret_value(),
                 secret_name=version.name,
-                region=self.region,
+                region=version.region or self.region,
             )
             self._registry.register(*cached.sensitive_values())
             self._parsed[key] = cached
         return cached  # type: ignore[return-value]
 
-    async def _ensure_client(self) -> Any:
+    async def _ensure_client(self, region: Region | None = None) -> Any:
         if self._closed:
             raise ResourceClosedError("secrets provider is closed")
-        if self._client is None:
+        region = region or self.failover.primary
+        client = self._clients.get(region.name)
+        if client is None:
             async with self._open_lock:
-                if self._client is None:
-                    self._client = await self._stack.enter_async_context(
+                client = self._clients.get(region.name)
+                if client is None:
+                    client = await self._stack.enter_async_context(
                         self._session.client(
                             "secretsmanager",
-                            region_name=self.region,
-                            endpoint_url=self.endpoint_url,
+                            region_name=region.name,
+                            endpoint_url=region.endpoint_url,
                             config=self._config,
                         )
                     )
-        return self._client
+                    self._clients[region.name] = client
+        return client
 
     async def _fetch_current(self, name: str) -> SecretVersion:
         return await self._fetch(name, AWSCURRENT)
 
     async def _fetch(self, name: str, stage: str) -> SecretVersion:
-        client = await self._ensure_client()
+        if not self.failover.replicas:
+            return await self._fetch_in(self.failover.primary, name, stage)
+        first_error: SecretsError | None = None
+        for attempt in self.failover.plan():
+            try:
+                version = await self._fetch_in(
+                    attempt.region, name, stage, probe=attempt.probe, yields=attempt.yields
+                )
+            except SecretsError as error:
+                if not is_retryable(error):
+                    raise  # not-found, access-denied, malformed: a real answer, never failed over
+                first_error = first_error or error
+                continue
+            self.failover.answered(
+                attempt.region,
+                secret=name,
+                after_error=None if first_error is None else first_error.aws_error,
+            )
+            return version
+        if first_error is None:  # pragma: no cover - plan() always names the primary
+            raise RuntimeError("no region to read from")
+        raise first_error
+
+    async def _fetch_in(
+        self,
+        region: Region,
+        name: str,
+        stage: str,
+        *,
+        probe: bool = False,
+        yields: bool = False,
+    ) -> SecretVersion:
+        """Read from one region: retried within the budget, or one short attempt (`probe`).
+
+        With `yields`, retrying stops as soon as another read has failed over.
+        """
+        client = await self._ensure_client(region)
         deadline = time.monotonic() + self._retry_budget_s
         attempt = 0
         while True:
             attempt += 1
             self._api_calls.value += 1
             try:
-                response = await client.get_secret_value(SecretId=name, VersionStage=stage)
+                if probe:
+                    async with asyncio.timeout(self._probe_timeout_s):
+                        response = await client.get_secret_value(SecretId=name, VersionStage=stage)
+                else:
+                    response = await client.get_secret_value(SecretId=name, VersionStage=stage)
             except Exception as exc:
                 error = classify_aws_error(
-                    exc, secret_name=name, region=self.region, endpoint_url=self.endpoint_url
+                    exc, secret_name=name, region=region.name, endpoint_url=region.endpoint_url
                 )
                 delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # noqa: S311 - jitter, not security
-                if not is_retryable(error) or time.monotonic() + delay > deadline:
+                if (
+                    probe
+                    or not is_retryable(error)
+                    or time.monotonic() + delay > deadline
+                    # Another read already moved to a replica: stop spending budget here.
+                    or (yields and self.failover.failed_over)
+                ):
                     raise error from exc
                 log.info(
                     "secrets.retrying",
                     secret=name,
                     stage=stage,
+                    region=region.name,
                     attempt=attempt,
                     error=error.aws_error,
                     delay_s=round(delay, 3),
                 )
                 await asyncio.sleep(delay)
                 continue
-            return self._to_version(name, stage, response)
+            return self._to_version(name, stage, response, region.name)
 
-    def _to_version(self, name: str, stage: str, response: dict[str, Any]) -> SecretVersion:
+    def _to_version(
+        self, name: str, stage: str, response: dict[str, Any], region: str
+    ) -> SecretVersion:
         raw = response.get("SecretString")
         if raw is None:
             binary = response.get("SecretBinary")
@@ -213,9 +282,9 @@ class AwsSecretsManagerProvider:
                 raw = None
             if raw is None:
                 raise SecretFormatError(
-                    f"secret {name} has no string value in {self.region}",
+                    f"secret {name} has no string value in {region}",
                     secret_name=name,
-                    region=self.region,
+                    region=region,
                     aws_error="MalformedSecret",
                     hint="store the value as SecretString (text or JSON), not binary",
                 )
@@ -227,4 +296,5 @@ class AwsSecretsManagerProvider:
             created_at=response.get("CreatedDate"),
             stages=tuple(response.get("VersionStages", ()) or (stage,)),
             fetched_at=self._clock(),
+            region=region,
         )

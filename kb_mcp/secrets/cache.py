@@ -131,6 +131,7 @@ class SecretCache:
                 stale_for_s=0.0 if entry.stale_since is None else now - entry.stale_since,
                 last_error=entry.last_error,
                 created_at=entry.version.created_at,
+                region=entry.version.region,
             )
             for name, entry in sorted(self._entries.items())
         ]

@@ -18,6 +18,7 @@ from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.secrets.aws import AwsSecretsManagerProvider
 from kb_mcp.secrets.env import EnvSecretsProvider
 from kb_mcp.secrets.port import SecretsProvider
+from kb_mcp.secrets.regions import Region
 
 __all__ = ["FALLBACK_WARNING", "open_secrets_provider"]
 
@@ -29,10 +30,15 @@ FALLBACK_WARNING = (
 
 
 def build_aws_provider(settings: Settings, metrics: MetricsRegistry) -> AwsSecretsManagerProvider:
-    """The Secrets Manager adapter configured from settings."""
+    """The Secrets Manager adapter configured from settings, with its replica regions."""
     return AwsSecretsManagerProvider(
         region=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
+        endpoint_url=settings.secrets_endpoint_for(settings.aws_region),
+        replicas=[
+            Region(name, settings.secrets_endpoint_for(name))
+            for name in settings.secrets_replica_regions
+        ],
+        failback_interval_s=settings.secrets_failback_interval_s,
         cache_ttl_s=settings.cache_ttl_s,
         metrics=metrics,
         retry_budget_s=settings.secrets_retry_budget_s,

@@ -42,6 +42,8 @@ class SecretVersion:
     stages: tuple[str, ...] = ()
     fetched_at: float = 0.0
     """`time.monotonic()` when it was read."""
+    region: str | None = None
+    """The region it was read from (a replica's during failover); None: no region (env)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,8 @@ class CacheEntryStatus:
     stale_for_s: float
     last_error: str | None
     created_at: datetime | None
+    region: str | None = None
+    """The region the cached version was read from (None for the environment fallback)."""
 
 
 class SecretsProvider(Protocol):

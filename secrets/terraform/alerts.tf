@@ -3,8 +3,11 @@
 # Every alarm notifies the alerts topic; ../RUNBOOK.md says what to do for each.
 
 resource "aws_sns_topic" "alerts" {
-  # `kb-mcp secrets age` publishes here too; the operator policy allows sns:Publish on it.
-  name = "${local.name}-alerts"
+  # `kb-mcp secrets age` publishes here too (the scheduled age check's role and the
+  # operator policy allow sns:Publish on it). Encrypted with the module's key (kms.tf),
+  # whose policy lets CloudWatch alarms publish.
+  name              = "${local.name}-alerts"
+  kms_master_key_id = local.kms_key_arn
 }
 
 resource "aws_sns_topic_subscription" "alerts_email" {
@@ -72,7 +75,8 @@ resource "aws_sns_topic" "billing_alerts" {
   count    = var.create_billing_alarm ? 1 : 0
   provider = aws.us_east_1
 
-  name = "${local.name}-billing-alerts"
+  name              = "${local.name}-billing-alerts"
+  kms_master_key_id = local.billing_kms_key_arn
 }
 
 resource "aws_sns_topic_subscription" "billing_email" {

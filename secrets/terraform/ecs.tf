@@ -3,9 +3,11 @@
 # container (that file is the stand-alone version for `aws ecs register-task-definition`).
 
 resource "aws_cloudwatch_log_group" "service" {
-  # The EMF metrics (namespace KbMcp) are extracted from this group at ingestion.
-  name              = "/ecs/${local.name}"
+  # The EMF metrics (namespace KbMcp) are extracted from this group at ingestion; the
+  # scheduled age check writes here too.
+  name              = local.log_group_name
   retention_in_days = var.log_retention_days
+  kms_key_id        = local.kms_key_arn
 }
 
 locals {
@@ -24,6 +26,7 @@ locals {
       { name = "AWS_REGION", value = var.region },
       { name = "SECRETS_CACHE_TTL_SECONDS", value = tostring(var.cache_ttl_seconds) },
       { name = "KB_MCP_DRAIN_TIMEOUT_S", value = tostring(var.drain_timeout_s) },
+      { name = "KB_MCP_SECRETS_REPLICA_REGIONS", value = join(",", var.replica_regions) },
       { name = "PYTHONDONTWRITEBYTECODE", value = "1" },
     ],
     var.enable_auth_token ? [{ name = "KB_MCP_AUTH_TOKEN_SECRET", value = local.secret_names.auth_token }] : [],
@@ -95,6 +98,7 @@ resource "aws_ecs_task_definition" "server" {
 }
 
 resource "aws_lb_target_group" "server" {
+  #checkov:skip=CKV_AWS_378:TLS terminates at the internal ALB (its listener is var.alb_listener_arn); the hop to the task stays in the VPC's private subnets, from the ALB's security group only, and the task serves no TLS
   name        = local.name
   port        = local.container_port
   protocol    = "HTTP"

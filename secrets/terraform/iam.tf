@@ -35,7 +35,8 @@ resource "aws_iam_role" "task" {
 }
 
 # The same template `kb-mcp secrets policy` renders (kb_mcp/ops/policy.py); the resources
-# match the secret names in secrets.tf with AWS's six-character ARN suffix (-??????).
+# match the secret names in secrets.tf with AWS's six-character ARN suffix (-??????), in
+# var.region and in each replica region (the server fails over to them for reads).
 resource "aws_iam_role_policy" "task_secrets" {
   name = "read-kb-mcp-secrets"
   role = aws_iam_role.task.id
@@ -44,6 +45,7 @@ resource "aws_iam_role_policy" "task_secrets" {
     region            = var.region
     env               = var.environment
     auth_token_secret = var.enable_auth_token
+    replica_regions   = var.replica_regions
   })
 }
 

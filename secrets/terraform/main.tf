@@ -23,6 +23,11 @@ locals {
     auth_token = "kb-mcp/${var.environment}/mcp-auth-token"
   }
 
+  log_group_name = "/ecs/${local.name}"
+
+  # var.cluster is a name or an ARN; the scheduler needs the ARN.
+  cluster_arn = startswith(var.cluster, "arn:") ? var.cluster : "arn:aws:ecs:${var.region}:${data.aws_caller_identity.current.account_id}:cluster/${var.cluster}"
+
   container_name = "kb-mcp"
   container_port = 8080
 

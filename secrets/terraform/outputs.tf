@@ -48,3 +48,18 @@ output "target_group_arn" {
   description = "Target group health-checking /readyz."
   value       = aws_lb_target_group.server.arn
 }
+
+output "age_check_schedule_name" {
+  description = "EventBridge Scheduler schedule running `kb-mcp secrets age` (RUNBOOK.md: the scheduled age check)."
+  value       = aws_scheduler_schedule.age_check.name
+}
+
+output "age_check_role_arn" {
+  description = "Role of the scheduled age check: secret metadata reads and sns:Publish only."
+  value       = aws_iam_role.age_check.arn
+}
+
+output "kms_key_arn" {
+  description = "Key encrypting the service log group and the alerts topic."
+  value       = local.kms_key_arn
+}

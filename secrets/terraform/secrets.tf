@@ -5,23 +5,94 @@
 # No kms_key_id: Secrets Manager encrypts with the AWS-managed key aws/secretsmanager,
 # which any principal of the account allowed to call GetSecretValue may decrypt through
 # Secrets Manager, so the task role needs no KMS statement.
+#
+# Deletion protection, three layers: `prevent_destroy` (Terraform refuses to plan their
+# destruction), a resource policy on each secret denying DeleteSecret and value writes to
+# every principal but var.operator_role_arn (the template kb-mcp secrets policy --kind
+# resource renders and lints), and the recovery window (a deleted secret can be restored
+# for var.recovery_window_days: ../RUNBOOK.md, "Restoring a deleted secret").
+#
+# Replicas: each secret is replicated to var.replica_regions (same name, same versions),
+# where the server reads it when var.region is unavailable.
 
 resource "aws_secretsmanager_secret" "openai" {
+  #checkov:skip=CKV_AWS_149:the AWS-managed key aws/secretsmanager is deliberate (the story's non-goal: no customer-managed key, no kms:Decrypt in the task role)
+  #checkov:skip=CKV2_AWS_57:rotation is manual by design (kb-mcp secrets rotate, zero-downtime), its age checked daily by the scheduled age check
   name                    = local.secret_names.openai
   description             = "kb-mcp ${var.environment}: OpenAI API key (a plain string)"
   recovery_window_in_days = var.recovery_window_days
+
+  dynamic "replica" {
+    for_each = var.replica_regions
+    content {
+      region = replica.value
+    }
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 resource "aws_secretsmanager_secret" "postgres" {
+  #checkov:skip=CKV_AWS_149:the AWS-managed key aws/secretsmanager is deliberate (the story's non-goal: no customer-managed key, no kms:Decrypt in the task role)
+  #checkov:skip=CKV2_AWS_57:rotation is manual by design (kb-mcp secrets rotate, zero-downtime), its age checked daily by the scheduled age check
   name                    = local.secret_names.postgres
   description             = "kb-mcp ${var.environment}: PostgreSQL credentials (JSON: username, password, host, port, database)"
   recovery_window_in_days = var.recovery_window_days
+
+  dynamic "replica" {
+    for_each = var.replica_regions
+    content {
+      region = replica.value
+    }
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 resource "aws_secretsmanager_secret" "auth_token" {
+  #checkov:skip=CKV_AWS_149:the AWS-managed key aws/secretsmanager is deliberate (the story's non-goal: no customer-managed key, no kms:Decrypt in the task role)
+  #checkov:skip=CKV2_AWS_57:rotation is manual by design (kb-mcp secrets rotate, zero-downtime), its age checked daily by the scheduled age check
   count = var.enable_auth_token ? 1 : 0
 
   name                    = local.secret_names.auth_token
   description             = "kb-mcp ${var.environment}: bearer token clients present on /mcp"
   recovery_window_in_days = var.recovery_window_days
+
+  dynamic "replica" {
+    for_each = var.replica_regions
+    content {
+      region = replica.value
+    }
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+locals {
+  # The same template `kb-mcp secrets policy --kind resource` renders and lints.
+  secret_resource_policy = templatefile("${local.policy_templates}/secret-resource-policy.json.tftpl", {
+    operator_role_arn = var.operator_role_arn
+  })
+
+  protected_secret_arns = merge(
+    {
+      openai   = aws_secretsmanager_secret.openai.arn
+      postgres = aws_secretsmanager_secret.postgres.arn
+    },
+    var.enable_auth_token ? { auth_token = aws_secretsmanager_secret.auth_token[0].arn } : {},
+  )
+}
+
+resource "aws_secretsmanager_secret_policy" "protect" {
+  for_each = local.protected_secret_arns
+
+  secret_arn          = each.value
+  policy              = local.secret_resource_policy
+  block_public_policy = true
 }

@@ -128,13 +128,56 @@ variable "enable_auth_token" {
 }
 
 variable "recovery_window_days" {
-  description = "Days a deleted secret can still be restored (0 deletes at once, else 7 to 30)."
+  description = "Days a deleted secret can still be restored with restore-secret (7 to 30; an immediate delete, 0, is not offered: it is what deletion protection prevents)."
   type        = number
   default     = 30
 
   validation {
-    condition     = var.recovery_window_days == 0 || (var.recovery_window_days >= 7 && var.recovery_window_days <= 30)
-    error_message = "recovery_window_days must be 0 or between 7 and 30."
+    condition     = var.recovery_window_days >= 7 && var.recovery_window_days <= 30
+    error_message = "recovery_window_days must be between 7 and 30."
+  }
+}
+
+variable "replica_regions" {
+  description = "Regions that hold read replicas of the secrets, in the order the server fails over to them (KB_MCP_SECRETS_REPLICA_REGIONS); the task role may read them there."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.replica_regions : can(regex("^[a-z]{2}-[a-z]+-[0-9]{1,2}$", r)) && !startswith(r, "cn-") && !startswith(r, "us-gov-")])
+    error_message = "replica_regions must be regions of the standard aws partition, like us-west-2."
+  }
+
+  validation {
+    condition     = !contains(var.replica_regions, var.region) && length(distinct(var.replica_regions)) == length(var.replica_regions)
+    error_message = "replica_regions must be distinct and must not include var.region."
+  }
+}
+
+variable "operator_role_arn" {
+  description = "The one role allowed to delete the secrets or write their values (kb-mcp secrets rotate/seed, restore): every other principal is denied by each secret's resource policy. Apply changes to the secrets under this role."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws:iam::[0-9]{12}:role/.+$", var.operator_role_arn))
+    error_message = "operator_role_arn must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key (in var.region) for the log group and the alerts topic; null: the module creates one."
+  type        = string
+  default     = null
+}
+
+variable "age_check_schedule" {
+  description = "When the scheduled `kb-mcp secrets age` runs (EventBridge Scheduler expression)."
+  type        = string
+  default     = "rate(1 day)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.age_check_schedule))
+    error_message = "age_check_schedule must be a rate(...) or cron(...) expression."
   }
 }
 
@@ -180,9 +223,14 @@ variable "cpu_architecture" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the service's CloudWatch log group (the EMF metrics are extracted at ingestion, so retention does not affect them)."
+  description = "Retention of the service's CloudWatch log group, one year by default (the EMF metrics are extracted at ingestion, so retention does not affect them)."
   type        = number
-  default     = 30
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653)."
+  }
 }
 
 variable "tags" {

@@ -18,7 +18,19 @@ from typing import Any
 
 import pytest
 
-from kb_mcp.ops.policy import TASK_TEMPLATE, lint_policy, render_template, template_file
+from kb_mcp.ops.policy import (
+    TASK_TEMPLATE,
+    lint_policy,
+    render_task_policy,
+    render_template,
+    template_file,
+)
+from kb_mcp.ops.resource_policy import (
+    RESOURCE_TEMPLATE,
+    lint_resource_policy,
+    render_resource_policy,
+)
+from kb_mcp.ops.tftemplate import TemplateValue
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO / "secrets" / "terraform"
@@ -84,16 +96,18 @@ def test_terraform_task_policy_is_the_python_template() -> None:
     path, names = _task_template_reference()
     assert path.is_file()
     assert path.samefile(Path(str(template_file(TASK_TEMPLATE))))
-    assert names == {"account", "region", "env", "auth_token_secret"}
+    assert names == {"account", "region", "env", "auth_token_secret", "replica_regions"}
     text = path.read_text(encoding="utf-8")
     for with_token in (False, True):
-        variables = {
-            "account": "123456789012",
-            "region": "eu-central-1",
-            "env": "staging",
-            "auth_token_secret": with_token,
-        }
-        assert lint_policy(json.loads(render_template(text, variables))) == []
+        for replicas in ([], ["eu-west-1", "us-west-2"]):
+            variables = {
+                "account": "123456789012",
+                "region": "eu-central-1",
+                "env": "staging",
+                "auth_token_secret": with_token,
+                "replica_regions": replicas,
+            }
+            assert lint_policy(json.loads(render_template(text, variables))) == []
 
 
 def _terraform() -> str:
@@ -121,17 +135,27 @@ def test_terraform_fmt_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+RENDER_CASES = [
+    (token, replicas) for token in (False, True) for replicas in ((), ("us-west-2", "eu-west-1"))
+]
+
+
 def test_terraform_renders_the_template_byte_for_byte_like_python(tmp_path: Path) -> None:
-    """Terraform's own templatefile() output equals render_template(), with and without token."""
+    """Terraform's templatefile() equals render_template(): token or not, replicas or not."""
     path, _ = _task_template_reference()
     base = {"account": "123456789012", "region": "us-east-1", "env": "prod"}
     hcl_vars = ", ".join(f'{key} = "{value}"' for key, value in base.items())
+
+    def hcl_list(items: tuple[str, ...]) -> str:
+        return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
     renders = ", ".join(
         f'base64encode(templatefile("{path.as_posix()}", '
-        f"{{ {hcl_vars}, auth_token_secret = {flag} }}))"
-        for flag in ("false", "true")
+        f"{{ {hcl_vars}, auth_token_secret = {str(token).lower()}, "
+        f"replica_regions = {hcl_list(replicas)} }}))"
+        for token, replicas in RENDER_CASES
     )
-    # A piped console prints only its last result: one expression joining both renders.
+    # A piped console prints only its last result: one expression joining every render.
     result = subprocess.run(
         [_terraform(), "console"],
         input=f'join(",", [{renders}])\n',
@@ -146,9 +170,23 @@ def test_terraform_renders_the_template_byte_for_byte_like_python(tmp_path: Path
     match = re.search(r'^"([A-Za-z0-9+/=,]+)"$', result.stdout, re.MULTILINE)
     assert match, result.stdout
     text = path.read_text(encoding="utf-8")
-    for flag, value in zip((False, True), match.group(1).split(","), strict=True):
-        expected = render_template(text, {**base, "auth_token_secret": flag})
+    values = match.group(1).split(",")
+    for (token, replicas), value in zip(RENDER_CASES, values, strict=True):
+        variables: dict[str, TemplateValue] = {
+            **base,
+            "auth_token_secret": token,
+            "replica_regions": list(replicas),
+        }
+        expected = render_template(text, variables)
         assert base64.b64decode(value).decode("utf-8") == expected
+        # ...and is what `kb-mcp secrets policy` prints for the same deployment.
+        assert json.loads(expected) == render_task_policy(
+            account=base["account"],
+            region=base["region"],
+            env=base["env"],
+            auth_token_secret=token,
+            replica_regions=replicas,
+        )
 
 
 def _alarms() -> dict[str, str]:
@@ -292,3 +330,96 @@ def test_task_definition_health_check_and_shutdown() -> None:
     assert container["readonlyRootFilesystem"] is True
     mounts = {mount["containerPath"] for mount in container["mountPoints"]}
     assert "/tmp" in mounts
+
+
+def _iam_actions(python_method: str) -> str:
+    """`list_secret_version_ids` -> `ListSecretVersionIds`."""
+    return "".join(part.capitalize() for part in python_method.split("_"))
+
+
+def test_secrets_replicate_and_are_protected_from_deletion() -> None:
+    """Each secret: replica blocks from var.replica_regions, prevent_destroy, recovery window,
+    and the deletion-protection resource policy rendered from the packaged template."""
+    secrets_tf = _tf("secrets.tf")
+    bodies = _blocks(secrets_tf, "resource", "aws_secretsmanager_secret")
+    for name, body in bodies.items():
+        assert 'dynamic "replica"' in body, name
+        assert "for_each = var.replica_regions" in body, name
+        assert re.search(r"prevent_destroy\s*=\s*true", body), name
+        assert _attr(body, "recovery_window_in_days") == "var.recovery_window_days", name
+    assert _variable_default("recovery_window_days") == "30"
+    policy = _blocks(secrets_tf, "resource", "aws_secretsmanager_secret_policy")["protect"]
+    assert _attr(policy, "for_each") == "local.protected_secret_arns"
+    assert _attr(policy, "block_public_policy") == "true"
+    assert "secret-resource-policy.json.tftpl" in secrets_tf
+    assert (
+        TERRAFORM_DIR / "../../kb_mcp/ops/templates/secret-resource-policy.json.tftpl"
+    ).is_file()
+
+
+def test_terraform_renders_the_resource_policy_like_python(tmp_path: Path) -> None:
+    """Terraform's templatefile() of the resource policy equals Python's, which lints clean."""
+    role = "arn:aws:iam::123456789012:role/kb-mcp-prod-operator"
+    path = Path(str(template_file(RESOURCE_TEMPLATE)))
+    result = subprocess.run(
+        [_terraform(), "console"],
+        input=(
+            f'base64encode(templatefile("{path.as_posix()}", {{ operator_role_arn = "{role}" }}))\n'
+        ),
+        cwd=tmp_path,
+        env=_terraform_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    match = re.search(r'^"([A-Za-z0-9+/=]+)"$', result.stdout, re.MULTILINE)
+    assert match, result.stdout
+    rendered = base64.b64decode(match.group(1)).decode("utf-8")
+    text = path.read_text(encoding="utf-8")
+    assert rendered == render_template(text, {"operator_role_arn": role})
+    policy = json.loads(rendered)
+    assert policy == render_resource_policy(operator_role_arn=role)
+    assert lint_resource_policy(policy) == []
+
+
+def test_the_age_check_runs_on_a_schedule_with_its_own_least_privilege_role() -> None:
+    """Scheduler runs the task definition with `kb-mcp secrets age`, under a role allowed
+    exactly the calls age.py makes (plus the topic's key), and the alarm watches its metric."""
+    schedule_tf = _tf("schedule.tf")
+    schedule = _blocks(schedule_tf, "resource", "aws_scheduler_schedule")["age_check"]
+    assert _attr(schedule, "schedule_expression") == "var.age_check_schedule"
+    assert "task_definition_arn = aws_ecs_task_definition.server.arn" in schedule
+    assert re.search(r'command\s*=\s*\["kb-mcp", "secrets", "age", "--sns-topic-arn"', schedule)
+    assert "taskRoleArn = aws_iam_role.age_check.arn" in schedule
+
+    role_policy = _blocks(schedule_tf, "data", "aws_iam_policy_document")["age_check"]
+    granted = set(re.findall(r'"((?:secretsmanager|sns|kms):\w+)"', role_policy))
+    age_source = (REPO / "kb_mcp" / "ops" / "age.py").read_text(encoding="utf-8")
+    called = {
+        f"secretsmanager:{_iam_actions(m)}" for m in re.findall(r"client\.(\w+)\(", age_source)
+    }
+    called |= {f"sns:{_iam_actions(m)}" for m in re.findall(r"sns\.(\w+)\(", age_source)}
+    assert called == {
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:ListSecretVersionIds",
+        "sns:Publish",
+    }
+    # The alerts topic is encrypted: publishing needs its key, nothing else is granted.
+    assert granted == called | {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert "resources = [aws_sns_topic.alerts.arn]" in role_policy
+    assert "SecretAgeDays" in _alarms()
+
+
+def test_logs_and_topics_are_encrypted_and_kept_a_year() -> None:
+    """The log group and both topics use the module's KMS key; retention defaults to 365."""
+    log_group = _blocks(_tf("ecs.tf"), "resource", "aws_cloudwatch_log_group")["service"]
+    assert _attr(log_group, "kms_key_id") == "local.kms_key_arn"
+    assert _attr(log_group, "retention_in_days") == "var.log_retention_days"
+    assert _variable_default("log_retention_days") == "365"
+    topics = _blocks(_tf("alerts.tf"), "resource", "aws_sns_topic")
+    assert _attr(topics["alerts"], "kms_master_key_id") == "local.kms_key_arn"
+    assert _attr(topics["billing_alerts"], "kms_master_key_id") == "local.billing_kms_key_arn"
+    key = _blocks(_tf("kms.tf"), "resource", "aws_kms_key")["this"]
+    assert _attr(key, "enable_key_rotation") == "true"

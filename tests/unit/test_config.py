@@ -168,3 +168,39 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.cache_ttl_s = 1
+
+
+def test_replica_regions_and_their_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KB_MCP_SECRETS_REPLICA_REGIONS keeps its order; a region's endpoint overrides the
+    shared one, others fall back to AWS_ENDPOINT_URL."""
+    monkeypatch.setenv("KB_MCP_SECRETS_REPLICA_REGIONS", " us-west-2, eu-west-1 ")
+    monkeypatch.setenv("KB_MCP_SECRETS_REGION_ENDPOINTS", "us-west-2=http://127.0.0.1:4567")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    monkeypatch.setenv("KB_MCP_SECRETS_FAILBACK_INTERVAL_S", "5")
+    settings = load_settings()
+    assert settings.secrets_replica_regions == ("us-west-2", "eu-west-1")
+    assert settings.secrets_endpoint_for("us-west-2") == "http://127.0.0.1:4567"
+    assert settings.secrets_endpoint_for("eu-west-1") == "http://127.0.0.1:5000"
+    assert settings.secrets_failback_interval_s == 5.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    [
+        ("KB_MCP_SECRETS_REPLICA_REGIONS", "us-east-1", "primary region"),
+        ("KB_MCP_SECRETS_REPLICA_REGIONS", "us-west-2,us-west-2", "twice"),
+        ("KB_MCP_SECRETS_REPLICA_REGIONS", "west", "not an aws region"),
+        ("KB_MCP_SECRETS_REGION_ENDPOINTS", "us-west-2", "region=url"),
+        ("KB_MCP_SECRETS_REGION_ENDPOINTS", "us-west-2=ftp://x", "not an http"),
+        ("KB_MCP_SECRETS_FAILBACK_INTERVAL_S", "0", "greater than 0"),
+    ],
+)
+def test_bad_replica_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, needle: str
+) -> None:
+    """Each bad replica setting is a ConfigError naming its variable and what is wrong."""
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=needle) as raised:
+        load_settings()
+    assert raised.value.variable == variable

@@ -65,6 +65,57 @@ def test_rendered_policy_allows_only_get_secret_value_on_named_secrets() -> None
     ]
 
 
+@pytest.mark.parametrize("auth_token_secret", [False, True])
+def test_replica_regions_add_the_same_secrets_in_each_region(auth_token_secret: bool) -> None:
+    """--replica-regions: the same ARNs in each replica region, still one action, lint clean."""
+    replicas = ("us-west-2", "eu-west-1")
+    policy = render_task_policy(
+        account=ACCOUNT,
+        region=REGION,
+        env="prod",
+        auth_token_secret=auth_token_secret,
+        replica_regions=replicas,
+    )
+    assert lint_policy(policy) == []
+    (statement,) = policy["Statement"]
+    assert statement["Action"] == TASK_ACTION
+    primary = render_task_policy(
+        account=ACCOUNT, region=REGION, env="prod", auth_token_secret=auth_token_secret
+    )["Statement"][0]["Resource"]
+    expected = [*primary]
+    for replica in replicas:
+        expected += [arn.replace(f":{REGION}:", f":{replica}:") for arn in primary]
+    assert statement["Resource"] == expected
+
+
+@pytest.mark.parametrize(
+    ("replicas", "needle"),
+    [
+        (["us-east-1"], "must not include the primary"),
+        (["us-west-2", "us-west-2"], "distinct"),
+        (["mars-1"], "not an aws region"),
+        (["cn-north-1"], "standard partition"),
+    ],
+)
+def test_bad_replica_regions_are_refused(replicas: list[str], needle: str) -> None:
+    """A replica equal to the primary, listed twice, or not a standard region: ValueError."""
+    with pytest.raises(ValueError, match=needle):
+        render_task_policy(account=ACCOUNT, region=REGION, env="prod", replica_regions=replicas)
+
+
+def test_cli_replica_regions_prints_a_policy_that_passes_parliament(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`policy --replica-regions us-west-2,eu-west-1 --check` exits 0 with the replica ARNs."""
+    argv = ["policy", "--account", ACCOUNT, "--region", REGION, "--env", "prod"]
+    assert _run_cli([*argv, "--replica-regions", "us-west-2,eu-west-1", "--check"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out) == render_task_policy(
+        account=ACCOUNT, region=REGION, env="prod", replica_regions=["us-west-2", "eu-west-1"]
+    )
+    assert out.err == ""
+
+
 def test_auth_token_secret_adds_third_resource() -> None:
     """--with-auth-token adds exactly the mcp-auth-token secret and nothing else."""
     without = render_task_policy(account=ACCOUNT, region=REGION, env="prod")
@@ -201,8 +252,13 @@ def test_template_renderer_matches_terraform_directives() -> None:
     text = 'a%{ if on }, "b"%{ endif } ${name}'
     assert render_template(text, {"on": True, "name": "n"}) == 'a, "b" n'
     assert render_template(text, {"on": False, "name": "n"}) == "a n"
+    loop = '[%{ for x in xs }"${x}"%{ if on },%{ endif }%{ endfor }]'
+    assert render_template(loop, {"xs": ["a", "b"], "on": True}) == '["a","b",]'
+    assert render_template(loop, {"xs": [], "on": True}) == "[]"
+    with pytest.raises(TypeError, match="list of strings"):
+        render_template(loop, {"xs": "a", "on": True})
     with pytest.raises(ValueError, match="beyond"):
-        render_template("%{ for x in xs }${x}%{ endfor }", {})
+        render_template("%{ for x in xs }%{ for y in xs }${y}%{ endfor }%{ endfor }", {"xs": []})
     with pytest.raises(ValueError, match="beyond"):
         render_template("a%{ if on ~}b%{ endif ~}", {"on": True})
     with pytest.raises(ValueError, match="beyond"):
