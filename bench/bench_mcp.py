@@ -1,0 +1,405 @@
+"""The MCP request path against the SDK's own floor, with the official client over HTTP.
+
+Starts, each in its own process: the local stack (PostgreSQL, moto; `bench._stack`), the
+product's local embeddings endpoint (`python -m kb_mcp.devstack.embeddings_server`), and
+for each HTTP stack measured a floor server (`bench._floor`: a trivial `kb_search`-shaped
+tool on the same SDK and transport settings) and a real `kb-mcp serve --transport http`
+(production settings, 1536 dimensions, seeded with documents through `kb_add`). The HTTP
+stacks: `uvloop+httptools` (what `kb-mcp serve` picks when both are installed) and
+`asyncio+h11` (the same code with both made unimportable: the fallback).
+
+The same MCP client (`mcp.Client`, streamable HTTP, one session per simulated client)
+then drives, at 1, 16 and 64 concurrent clients, the floor, `kb_search` (a different
+query every call, so the query cache misses) and `kb_add` (one chunk, different every
+call), phase after phase, in rounds in which the order is shuffled, so background load
+hits each alike. It prints req/s, p50/p99, errors and the ratio to the floor of the same
+HTTP stack at the same concurrency, and the client process's CPU share (on 2 cores the
+client shares the machine with the servers: figures are for comparing side by side).
+Readiness is a poll of `/readyz`; ports are picked free on 127.0.0.1 before a server is
+started (`kb-mcp serve` only reports its port 0 binding in a log line).
+
+    python -m bench.bench_mcp [--quick] [--json] [--seconds 3] [--rounds 2]
+        [--clients 1,16,64] [--stacks uvloop+httptools,asyncio+h11]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from mcp import Client
+
+from bench import bench_parser, finish, latency_summary, machine, print_table
+from bench._stack import BenchStack, open_stack
+from kb_mcp.observability.logging import configure_logging
+
+READY_TIMEOUT_S = 60.0
+DIMENSIONS = 1536
+STACKS = {
+    "uvloop+httptools": "",
+    "asyncio+h11": "import sys; sys.modules['uvloop'] = None; sys.modules['httptools'] = None; ",
+}
+"""Python prologues: None in sys.modules makes `import uvloop` raise ImportError."""
+ROOT = Path(__file__).resolve().parents[1]
+_RUN = secrets.token_hex(4)
+
+
+def free_port() -> int:
+    """A port the OS reports free on 127.0.0.1 (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def http_status(port: int, path: str) -> int:
+    """The status of GET `path` on 127.0.0.1:`port`; 0 when it cannot connect."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return 0
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        parts = (await reader.readline()).split()
+        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+    except OSError:
+        return 0
+    finally:
+        writer.close()
+
+
+@dataclass
+class Server:
+    """A child process serving HTTP on `port`; its stderr goes to a temporary file."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    port: int
+    log: IO[bytes] = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tail(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
+
+
+@contextlib.asynccontextmanager
+async def spawn(
+    name: str, argv: list[str], env: dict[str, str], port: int, ready_path: str
+) -> AsyncIterator[Server]:
+    """Start `argv`, poll `ready_path` until 200, stop it with SIGTERM at the end."""
+    with tempfile.NamedTemporaryFile(prefix=f"bench-mcp-{name}-", suffix=".log") as log:
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
+        )
+        server = Server(name, process, port, log)
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while await http_status(port, ready_path) != 200:
+                if process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} never became ready:\n{server.tail()}")
+                await asyncio.sleep(0.02)
+            yield server
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 30)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+def python_argv(prologue: str, entry: str, *args: str) -> list[str]:
+    """`python -c` running `entry` (module:function) after `prologue`, with `args`."""
+    module, function = entry.split(":")
+    code = f"{prologue}import sys; from {module} import {function}; sys.exit({function}())"
+    return [sys.executable, "-c", code, *args]
+
+
+# -- load --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to drive: a tool on a server, with arguments made per call."""
+
+    stack: str
+    kind: str  # floor | kb_search | kb_add
+    url: str
+    tool: str
+    arguments: Callable[[int], dict[str, Any]]
+
+
+_SEQUENCE = iter(range(10**12))
+
+
+def search_arguments(_n: int) -> dict[str, Any]:
+    return {"query": f"rotating database credentials {next(_SEQUENCE)} {_RUN}", "limit": 5}
+
+
+def add_arguments(_n: int) -> dict[str, Any]:
+    n = next(_SEQUENCE)
+    return {
+        "title": f"note {n} of run {_RUN}",
+        "content": f"Alternate between two login roles so the old password keeps working ({n}).",
+        "tags": ["bench"],
+    }
+
+
+@dataclass
+class Sample:
+    """What one phase measured."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+    client_cpu_s: float = 0.0
+
+
+async def phase(target: Target, clients: int, seconds: float) -> Sample:
+    """`clients` MCP sessions calling `target` back to back for `seconds`."""
+    sample = Sample()
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [
+            await stack.enter_async_context(Client(f"{target.url}/mcp", cache=None))
+            for _ in range(clients)
+        ]
+        for session in sessions:  # warm: the client fetches tools/list lazily
+            await session.call_tool(target.tool, target.arguments(0))
+        start_event = asyncio.Event()
+        deadline = 0.0
+
+        async def drive(session: Client) -> None:
+            await start_event.wait()
+            while (now := time.perf_counter()) < deadline:
+                try:
+                    result = await session.call_tool(target.tool, target.arguments(0))
+                except Exception:  # every failure counts, none stops the phase
+                    sample.errors += 1
+                    continue
+                if result.is_error:
+                    sample.errors += 1
+                sample.latencies.append(time.perf_counter() - now)
+
+        async with asyncio.TaskGroup() as tasks:
+            for session in sessions:
+                tasks.create_task(drive(session))
+            await asyncio.sleep(0)
+            cpu = time.process_time()
+            began = time.perf_counter()
+            deadline = began + seconds
+            start_event.set()
+        sample.seconds = time.perf_counter() - began
+        sample.client_cpu_s = time.process_time() - cpu
+    return sample
+
+
+async def seed(url: str, documents: int) -> None:
+    """`documents` documents through kb_add, a few writers at a time."""
+    async with Client(f"{url}/mcp", cache=None) as client:
+        for n in range(documents):
+            result = await client.call_tool(
+                "kb_add",
+                {
+                    "title": f"seed document {n}",
+                    "content": " ".join(
+                        f"passage {n} sentence {i} about credentials and rotation." for i in range(8)
+                    ),
+                    "tags": ["seed", f"group-{n % 10}"],
+                },
+            )
+            if result.is_error:
+                raise RuntimeError(f"seeding failed: {result.content}")
+
+
+# -- the run -------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def servers(
+    stack: BenchStack, stacks: list[str], seed_documents: int
+) -> AsyncIterator[list[Target]]:
+    """The embeddings endpoint, then a floor and a kb-mcp per HTTP stack; the targets."""
+    key = stack.keys[0]
+    async with contextlib.AsyncExitStack() as own:
+        port = free_port()
+        embeddings = await own.enter_async_context(
+            spawn(
+                "embeddings",
+                [sys.executable, "-m", "kb_mcp.devstack.embeddings_server", "--port", str(port)],
+                {**os.environ, "OPENAI_API_KEY": key, "KB_MCP_LOG_LEVEL": "WARNING"},
+                port,
+                "/healthz",
+            )
+        )
+        env = stack.environment(
+            OPENAI_BASE_URL=f"{embeddings.url}/v1",
+            KB_MCP_EMBEDDING_DIMENSIONS=str(DIMENSIONS),
+            PYTHONPATH=str(ROOT),
+        )
+        targets: list[Target] = []
+        for name in stacks:
+            prologue = STACKS[name]
+            floor_port, kb_port = free_port(), free_port()
+            floor = await own.enter_async_context(
+                spawn(
+                    f"floor-{name}",
+                    python_argv(prologue, "bench._floor:main", "--port", str(floor_port)),
+                    env,
+                    floor_port,
+                    "/readyz",
+                )
+            )
+            kb = await own.enter_async_context(
+                spawn(
+                    f"kb-mcp-{name}",
+                    python_argv(
+                        prologue,
+                        "kb_mcp.cli:main",
+                        *("serve", "--transport", "http", "--port", str(kb_port)),
+                    ),
+                    env,
+                    kb_port,
+                    "/readyz",
+                )
+            )
+            targets += [
+                Target(name, "floor", floor.url, "kb_search", search_arguments),
+                Target(name, "kb_search", kb.url, "kb_search", search_arguments),
+                Target(name, "kb_add", kb.url, "kb_add", add_arguments),
+            ]
+        # One database behind both kb-mcp processes: seed it once.
+        await seed(next(t.url for t in targets if t.kind == "kb_add"), seed_documents)
+        yield targets
+
+
+async def run(
+    *, stacks: list[str], levels: list[int], seconds: float, rounds: int, seed_documents: int
+) -> dict[str, Any]:
+    configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
+    samples: dict[tuple[str, str, int], list[Sample]] = {}
+    rng = random.Random(13)
+    async with open_stack() as stack, servers(stack, stacks, seed_documents) as targets:
+        for _ in range(rounds):
+            for clients in levels:
+                order = list(targets)
+                rng.shuffle(order)
+                for target in order:
+                    sample = await phase(target, clients, seconds)
+                    samples.setdefault((target.stack, target.kind, clients), []).append(sample)
+    rows: list[dict[str, Any]] = []
+    for (name, kind, clients), taken in samples.items():
+        latencies = [x for s in taken for x in s.latencies]
+        wall = sum(s.seconds for s in taken)
+        rows.append(
+            {
+                "stack": name,
+                "target": kind,
+                "clients": clients,
+                "requests": len(latencies),
+                "errors": sum(s.errors for s in taken),
+                "req_per_s": round(len(latencies) / wall, 1) if wall else 0.0,
+                "latency": latency_summary(latencies),
+                "client_cpu_share": round(sum(s.client_cpu_s for s in taken) / wall, 2),
+            }
+        )
+    floors = {(r["stack"], r["clients"]): r["req_per_s"] for r in rows if r["target"] == "floor"}
+    for row in rows:
+        floor = floors.get((row["stack"], row["clients"])) or 0.0
+        row["ratio_to_floor"] = round(row["req_per_s"] / floor, 3) if floor else None
+    rows.sort(key=lambda r: (stacks.index(r["stack"]), r["clients"], r["target"]))
+    return {
+        "seconds_per_phase": seconds,
+        "rounds": rounds,
+        "seed_documents": seed_documents,
+        "dimensions": DIMENSIONS,
+        "rows": rows,
+        "errors": sum(r["errors"] for r in rows),
+    }
+
+
+def report(figures: dict[str, Any]) -> None:
+    rows = [
+        [
+            r["stack"],
+            r["clients"],
+            r["target"],
+            r["requests"],
+            r["errors"],
+            r["req_per_s"],
+            r["latency"]["p50_ms"],
+            r["latency"]["p99_ms"],
+            r["ratio_to_floor"],
+            r["client_cpu_share"],
+        ]
+        for r in figures["rows"]
+    ]
+    print_table(
+        f"MCP over streamable HTTP (mcp.Client), {figures['rounds']} round(s) x "
+        f"{figures['seconds_per_phase']:g} s per phase, {figures['seed_documents']} documents, "
+        f"{figures['dimensions']} dimensions",
+        [
+            "http stack",
+            "clients",
+            "target",
+            "requests",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "x floor",
+            "client cpu",
+        ],
+        rows,
+    )
+
+
+def main() -> int:
+    parser = bench_parser(__doc__.splitlines()[0] if __doc__ else "MCP benchmark")
+    parser.add_argument("--seconds", type=float, default=None, help="per phase")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--clients", default=None, help="comma-separated concurrency levels")
+    parser.add_argument("--stacks", default=",".join(STACKS), help="HTTP stacks to measure")
+    parser.add_argument("--documents", type=int, default=None, help="documents seeded first")
+    args = parser.parse_args()
+    quick = bool(args.quick)
+    stacks = [s for s in args.stacks.split(",") if s]
+    unknown = [s for s in stacks if s not in STACKS]
+    if unknown or not stacks:
+        parser.error(f"--stacks: choose from {', '.join(STACKS)}")
+    levels = [int(c) for c in (args.clients or ("1,4" if quick else "1,16,64")).split(",")]
+    if not levels or min(levels) < 1:
+        parser.error("--clients: positive integers")
+    host = machine()
+    figures = asyncio.run(
+        run(
+            stacks=stacks,
+            levels=levels,
+            seconds=args.seconds or (0.4 if quick else 3.0),
+            rounds=args.rounds or (1 if quick else 2),
+            seed_documents=args.documents if args.documents is not None else (10 if quick else 300),
+        )
+    )
+    report(figures)
+    finish("mcp", figures, quick=quick, as_json=bool(args.json), host=host)
+    return 0 if figures["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
