@@ -24,6 +24,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from kb_mcp.runtime.eventloop import event_loop_factory
 
@@ -66,11 +67,11 @@ def build_floor() -> MCPServer[object]:
         """Five fixed hits, whatever the query."""
         return _HITS
 
-    @server.custom_route("/readyz", methods=["GET"])
-    async def readyz(_request: Request) -> Response:
-        return JSONResponse({"status": "ready"})
-
     return server
+
+
+async def readyz(_request: Request) -> Response:
+    return JSONResponse({"status": "ready"})
 
 
 async def _serve(port: int) -> None:
@@ -80,6 +81,7 @@ async def _serve(port: int) -> None:
         json_response=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
+    app.router.routes.append(Route("/readyz", readyz, methods=["GET"]))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))

@@ -20,6 +20,7 @@ started (`kb-mcp serve` only reports its port 0 binding in a log line).
 
     python -m bench.bench_mcp [--quick] [--json] [--seconds 3] [--rounds 2]
         [--clients 1,16,64] [--stacks uvloop+httptools,asyncio+h11]
+        [--targets floor,kb_search,kb_add] [--documents 300]
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ STACKS = {
     "uvloop+httptools": "",
     "asyncio+h11": "import sys; sys.modules['uvloop'] = None; sys.modules['httptools'] = None; ",
 }
+if os.environ.get("BENCH_MCP_TRACE"):
+    STACKS["traced"] = STACKS["asyncio+h11"] + "exec(open('/tmp/i13/trace_exec.py').read()); "
 """Python prologues: None in sys.modules makes `import uvloop` raise ImportError."""
+KINDS = ("floor", "kb_search", "kb_add")
 ROOT = Path(__file__).resolve().parents[1]
 _RUN = secrets.token_hex(4)
 
@@ -70,7 +74,9 @@ async def http_status(port: int, path: str) -> int:
     except OSError:
         return 0
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
         await writer.drain()
         parts = (await reader.readline()).split()
         return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
@@ -219,7 +225,8 @@ async def seed(url: str, documents: int) -> None:
                 {
                     "title": f"seed document {n}",
                     "content": " ".join(
-                        f"passage {n} sentence {i} about credentials and rotation." for i in range(8)
+                        f"passage {n} sentence {i} about credentials and rotation."
+                        for i in range(8)
                     ),
                     "tags": ["seed", f"group-{n % 10}"],
                 },
@@ -290,7 +297,13 @@ async def servers(
 
 
 async def run(
-    *, stacks: list[str], levels: list[int], seconds: float, rounds: int, seed_documents: int
+    *,
+    stacks: list[str],
+    kinds: list[str],
+    levels: list[int],
+    seconds: float,
+    rounds: int,
+    seed_documents: int,
 ) -> dict[str, Any]:
     configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
     samples: dict[tuple[str, str, int], list[Sample]] = {}
@@ -298,7 +311,7 @@ async def run(
     async with open_stack() as stack, servers(stack, stacks, seed_documents) as targets:
         for _ in range(rounds):
             for clients in levels:
-                order = list(targets)
+                order = [t for t in targets if t.kind in kinds]
                 rng.shuffle(order)
                 for target in order:
                     sample = await phase(target, clients, seconds)
@@ -377,12 +390,16 @@ def main() -> int:
     parser.add_argument("--clients", default=None, help="comma-separated concurrency levels")
     parser.add_argument("--stacks", default=",".join(STACKS), help="HTTP stacks to measure")
     parser.add_argument("--documents", type=int, default=None, help="documents seeded first")
+    parser.add_argument("--targets", default=",".join(KINDS), help="of floor,kb_search,kb_add")
     args = parser.parse_args()
     quick = bool(args.quick)
     stacks = [s for s in args.stacks.split(",") if s]
     unknown = [s for s in stacks if s not in STACKS]
     if unknown or not stacks:
         parser.error(f"--stacks: choose from {', '.join(STACKS)}")
+    kinds = [k for k in args.targets.split(",") if k]
+    if not kinds or any(k not in KINDS for k in kinds):
+        parser.error(f"--targets: choose from {', '.join(KINDS)}")
     levels = [int(c) for c in (args.clients or ("1,4" if quick else "1,16,64")).split(",")]
     if not levels or min(levels) < 1:
         parser.error("--clients: positive integers")
@@ -390,6 +407,7 @@ def main() -> int:
     figures = asyncio.run(
         run(
             stacks=stacks,
+            kinds=kinds,
             levels=levels,
             seconds=args.seconds or (0.4 if quick else 3.0),
             rounds=args.rounds or (1 if quick else 2),

@@ -20,6 +20,7 @@ from typing import TypeVar
 import openai
 import structlog
 
+from kb_mcp.embeddings import lean
 from kb_mcp.errors import (
     EmbeddingAuthError,
     EmbeddingError,
@@ -130,16 +131,7 @@ class OpenAIClientHolder:
         """Embeddings for `texts` in order (the `EmbeddingsBackend` port)."""
 
         async def call(client: openai.AsyncOpenAI) -> list[list[float]]:
-            if dimensions is None:
-                response = await client.embeddings.create(
-                    input=list(texts), model=model, encoding_format="float"
-                )
-            else:
-                response = await client.embeddings.create(
-                    input=list(texts), model=model, dimensions=dimensions, encoding_format="float"
-                )
-            ordered = sorted(response.data, key=lambda item: item.index)
-            return [list(item.embedding) for item in ordered]
+            return await lean.create_embeddings(client, texts, model=model, dimensions=dimensions)
 
         return await self.call(call)
 

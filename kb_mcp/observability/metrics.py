@@ -49,6 +49,9 @@ METRIC_NAMES = (
     "RotationFailures",
     "RefreshErrors",
     "SecretAgeDays",
+    "EmbeddingCacheHits",
+    "EmbeddingCacheMisses",
+    "EmbeddingCacheEvictions",
 )
 """The metrics kb-mcp emits (alarms in secrets/terraform/alerts.tf refer to these names)."""
 
