@@ -1,11 +1,15 @@
-"""Boot time to ready and memory of the idle server, as a real `kb-mcp serve` process.
+"""Boot time to ready, CPU spent booting and memory of the idle server; `--help`; stdio.
 
 Against the local stack (PostgreSQL, moto, the fake OpenAI endpoint), each run spawns
-`python -m kb_mcp serve --transport http --port 0` with production settings and measures
-the time from spawn to the `server.listening` log line and to the first `/readyz` 200.
-The runtime's own boot (`booted_in_s`, logged) is part of it; the rest before it is
-interpreter start, imports and settings. It then reads VmRSS (and the peak, VmHWM) from
-/proc after 2 s idle (0.5 s with --quick), sends SIGTERM and times the exit (code 0).
+`python -m kb_mcp serve --transport http --port P` (P picked free on 127.0.0.1) with
+production settings and measures the time from spawn to the first `/readyz` 200 (a poll;
+nothing is read from the logs), and the CPU seconds the process used by then (user +
+system, from /proc: on a shared machine wall time grows with the load, CPU time much
+less). It then reads VmRSS (and the peak, VmHWM) after 2 s idle (0.5 s with --quick),
+sends SIGTERM and times the exit (code 0). Then, per run: `kb-mcp --help` (spawn to exit)
+and the stdio transport as a desktop client starts it: the SDK's stdio client
+(`mcp.Client(StdioServerParameters(...))`) from spawn to a completed handshake and a
+`tools/list` answer.
 
     python -m bench.bench_boot [--quick] [--json] [--runs 5]
 """
@@ -13,38 +17,24 @@ interpreter start, imports and settings. It then reads VmRSS (and the peak, VmHW
 from __future__ import annotations
 
 import asyncio
-import json
+import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from mcp import Client, StdioServerParameters
+
 from bench import bench_parser, finish, machine, percentile, print_table
 from bench._stack import BenchStack, open_stack
+from bench.bench_mcp import free_port, http_status
 from kb_mcp.observability.logging import configure_logging
 
 IDLE_S = 2.0
 READY_TIMEOUT_S = 60.0
-
-
-async def _status(port: int, path: str) -> int:
-    """The HTTP status of GET `path` on 127.0.0.1:`port` (0 when it cannot connect)."""
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return 0
-    try:
-        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        writer.write(request.encode())
-        await writer.drain()
-        line = await reader.readline()
-        parts = line.split()
-        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
-    except OSError:
-        return 0
-    finally:
-        writer.close()
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _memory_kib(pid: int) -> dict[str, int]:
@@ -56,65 +46,49 @@ def _memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
-async def _listening(process: asyncio.subprocess.Process, tail: list[str]) -> dict[str, Any]:
-    """Read stderr until the `server.listening` event; keep the lines for diagnosis."""
-    assert process.stderr is not None
-    while raw := await process.stderr.readline():
-        line = raw.decode(errors="replace").rstrip()
-        tail.append(line)
-        del tail[:-40]
-        if '"server.listening"' in line:
-            event: dict[str, Any] = json.loads(line)
-            return event
-    raise RuntimeError("server exited before listening:\n" + "\n".join(tail))
-
-
-async def _drain(process: asyncio.subprocess.Process, tail: list[str]) -> None:
-    assert process.stderr is not None
-    while raw := await process.stderr.readline():
-        tail.append(raw.decode(errors="replace").rstrip())
-        del tail[:-40]
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (fields 14 and 15 of its stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 async def one_boot(stack: BenchStack, idle_s: float) -> dict[str, Any]:
-    """Spawn, wait for ready, idle, measure, stop."""
-    tail: list[str] = []
-    spawned = time.perf_counter()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "kb_mcp", "serve", "--transport", "http", "--port", "0"),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=stack.environment(),
-    )
-    try:
-        event = await asyncio.wait_for(_listening(process, tail), READY_TIMEOUT_S)
-        listening = time.perf_counter() - spawned
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(_drain(process, tail))
-            port = int(event["port"])
+    """Spawn, poll /readyz until 200, idle, measure, stop."""
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        spawned = time.perf_counter()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "kb_mcp", "serve", "--transport", "http", "--port", str(port)),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+            env=stack.environment(),
+        )
+        try:
             deadline = time.monotonic() + READY_TIMEOUT_S
-            while await _status(port, "/readyz") != 200:
+            while await http_status(port, "/readyz") != 200:
                 if time.monotonic() > deadline or process.returncode is not None:
-                    raise RuntimeError("server never became ready:\n" + "\n".join(tail))
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace")[-3000:]
+                    raise RuntimeError(f"server never became ready:\n{tail}")
                 await asyncio.sleep(0.005)
             ready = time.perf_counter() - spawned
+            cpu = _cpu_s(process.pid)
             await asyncio.sleep(idle_s)
             memory = _memory_kib(process.pid)
             stopping = time.perf_counter()
             process.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(process.wait(), READY_TIMEOUT_S)
             stopped = time.perf_counter() - stopping
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
     return {
-        "listening_s": round(listening, 3),
         "ready_s": round(ready, 3),
-        "runtime_booted_s": event.get("booted_in_s"),
-        "before_boot_s": round(listening - float(event.get("booted_in_s") or 0.0), 3),
+        "cpu_to_ready_s": round(cpu, 3),
         "rss_mib": round(memory["VmRSS"] / 1024, 1),
         "peak_rss_mib": round(memory["VmHWM"] / 1024, 1),
         "sigterm_to_exit_s": round(stopped, 3),
@@ -122,19 +96,52 @@ async def one_boot(stack: BenchStack, idle_s: float) -> dict[str, Any]:
     }
 
 
+async def help_time() -> float:
+    """Seconds from spawning `kb-mcp --help` to its exit (code 0 required)."""
+    began = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kb_mcp", "--help", stdout=asyncio.subprocess.DEVNULL
+    )
+    if await process.wait() != 0:
+        raise RuntimeError("kb-mcp --help failed")
+    return round(time.perf_counter() - began, 3)
+
+
+async def stdio_handshake(stack: BenchStack) -> float:
+    """Seconds from spawning `kb-mcp serve` (stdio) to the handshake and a tools/list."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "kb_mcp", "serve", "--transport", "stdio"],
+        env=stack.environment(),
+    )
+    began = time.perf_counter()
+    async with Client(params) as client:
+        tools = await client.list_tools()
+        taken = time.perf_counter() - began
+    if not tools.tools:
+        raise RuntimeError("the stdio server listed no tools")
+    return round(taken, 3)
+
+
 async def run(runs: int, idle_s: float) -> dict[str, Any]:
     configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
     async with open_stack() as stack:
         boots = [await one_boot(stack, idle_s) for _ in range(runs)]
-    keys: tuple[str, ...] = ("listening_s", "ready_s", "runtime_booted_s", "before_boot_s")
-    keys += ("rss_mib", "peak_rss_mib")
+        helps = [await help_time() for _ in range(runs)]
+        stdio = [await stdio_handshake(stack) for _ in range(runs)]
+    for boot, help_s, stdio_s in zip(boots, helps, stdio, strict=True):
+        boot["help_s"] = help_s
+        boot["stdio_handshake_s"] = stdio_s
+    keys: tuple[str, ...] = ("ready_s", "cpu_to_ready_s", "rss_mib", "peak_rss_mib")
+    keys = (*keys, "sigterm_to_exit_s")
+    keys = (*keys, "help_s", "stdio_handshake_s")
     summary = {
         key: {
             "p50": percentile([float(b[key]) for b in boots], 50),
             "min": min(float(b[key]) for b in boots),
             "max": max(float(b[key]) for b in boots),
         }
-        for key in (*keys, "sigterm_to_exit_s")
+        for key in keys
     }
     return {
         "idle_s": idle_s,
@@ -146,13 +153,13 @@ async def run(runs: int, idle_s: float) -> dict[str, Any]:
 
 def report(figures: dict[str, Any]) -> None:
     labels = {
-        "listening_s": "spawn -> server.listening (s)",
         "ready_s": "spawn -> /readyz 200 (s)",
-        "runtime_booted_s": "  of which boot_runtime (s)",
-        "before_boot_s": "  of which interpreter + imports (s)",
+        "cpu_to_ready_s": "  CPU used by then, user + system (s)",
         "rss_mib": f"RSS after {figures['idle_s']:g} s idle (MiB)",
         "peak_rss_mib": "peak RSS (MiB)",
         "sigterm_to_exit_s": "SIGTERM -> exit (s)",
+        "help_s": "kb-mcp --help, spawn -> exit (s)",
+        "stdio_handshake_s": "stdio: spawn -> handshake + tools/list (s)",
     }
     rows = [
         [
