@@ -11,8 +11,9 @@ stacks: `uvloop+httptools` (what `kb-mcp serve` picks when both are installed) a
 The same MCP client (`mcp.Client`, streamable HTTP, one session per simulated client)
 then drives, at 1, 16 and 64 concurrent clients, the floor, `kb_search` (a different
 query every call, so the query cache misses) and `kb_add` (one chunk, different every
-call), phase after phase, in rounds in which the order is shuffled, so background load
-hits each alike. It prints req/s, p50/p99, errors and the ratio to the floor of the same
+call; `--targets` adds `kb_search_repeat`, 20 queries asked over and over, which the
+query-embedding cache answers), phase after phase, in rounds in which the order is
+shuffled, so background load hits each alike. It prints req/s, p50/p99, errors and the ratio to the floor of the same
 HTTP stack at the same concurrency, and the client process's CPU share (on 2 cores the
 client shares the machine with the servers: figures are for comparing side by side).
 Readiness is a poll of `/readyz`; ports are picked free on 127.0.0.1 before a server is
@@ -56,6 +57,8 @@ if os.environ.get("BENCH_MCP_TRACE"):
     STACKS["traced"] = STACKS["asyncio+h11"] + "exec(open('/tmp/i13/trace_exec.py').read()); "
 """Python prologues: None in sys.modules makes `import uvloop` raise ImportError."""
 KINDS = ("floor", "kb_search", "kb_add")
+OPTIONAL_KINDS = ("kb_search_repeat",)
+"""`kb_search` over 20 queries asked again and again: the query cache answers."""
 ROOT = Path(__file__).resolve().parents[1]
 _RUN = secrets.token_hex(4)
 
@@ -157,6 +160,13 @@ _SEQUENCE = iter(range(10**12))
 
 def search_arguments(_n: int) -> dict[str, Any]:
     return {"query": f"rotating database credentials {next(_SEQUENCE)} {_RUN}", "limit": 5}
+
+
+_REPEATED = [f"how do I rotate credential number {n}" for n in range(20)]
+
+
+def repeat_arguments(_n: int) -> dict[str, Any]:
+    return {"query": _REPEATED[next(_SEQUENCE) % len(_REPEATED)], "limit": 5}
 
 
 def add_arguments(_n: int) -> dict[str, Any]:
@@ -290,6 +300,7 @@ async def servers(
                 Target(name, "floor", floor.url, "kb_search", search_arguments),
                 Target(name, "kb_search", kb.url, "kb_search", search_arguments),
                 Target(name, "kb_add", kb.url, "kb_add", add_arguments),
+                Target(name, "kb_search_repeat", kb.url, "kb_search", repeat_arguments),
             ]
         # One database behind both kb-mcp processes: seed it once.
         await seed(next(t.url for t in targets if t.kind == "kb_add"), seed_documents)
@@ -398,8 +409,8 @@ def main() -> int:
     if unknown or not stacks:
         parser.error(f"--stacks: choose from {', '.join(STACKS)}")
     kinds = [k for k in args.targets.split(",") if k]
-    if not kinds or any(k not in KINDS for k in kinds):
-        parser.error(f"--targets: choose from {', '.join(KINDS)}")
+    if not kinds or any(k not in (*KINDS, *OPTIONAL_KINDS) for k in kinds):
+        parser.error(f"--targets: choose from {', '.join((*KINDS, *OPTIONAL_KINDS))}")
     levels = [int(c) for c in (args.clients or ("1,4" if quick else "1,16,64")).split(",")]
     if not levels or min(levels) < 1:
         parser.error("--clients: positive integers")
