@@ -13,9 +13,10 @@ then drives, at 1, 16 and 64 concurrent clients, the floor, `kb_search` (a diffe
 query every call, so the query cache misses) and `kb_add` (one chunk, different every
 call; `--targets` adds `kb_search_repeat`, 20 queries asked over and over, which the
 query-embedding cache answers), phase after phase, in rounds in which the order is
-shuffled, so background load hits each alike. It prints req/s, p50/p99, errors and the ratio to the floor of the same
-HTTP stack at the same concurrency, and the client process's CPU share (on 2 cores the
-client shares the machine with the servers: figures are for comparing side by side).
+shuffled, so background load hits each alike. It prints req/s, p50/p99, errors and the
+ratio to the floor of the same HTTP stack at the same concurrency, and the client
+process's CPU share (on 2 cores the client shares the machine with the servers: figures
+are for comparing side by side).
 Readiness is a poll of `/readyz`; ports are picked free on 127.0.0.1 before a server is
 started (`kb-mcp serve` only reports its port 0 binding in a log line).
 
