@@ -190,20 +190,26 @@ class Sample:
 
 
 async def phase(target: Target, clients: int, seconds: float) -> Sample:
-    """`clients` MCP sessions calling `target` back to back for `seconds`."""
-    sample = Sample()
-    async with contextlib.AsyncExitStack() as stack:
-        sessions = [
-            await stack.enter_async_context(Client(f"{target.url}/mcp", cache=None))
-            for _ in range(clients)
-        ]
-        for session in sessions:  # warm: the client fetches tools/list lazily
-            await session.call_tool(target.tool, target.arguments(0))
-        start_event = asyncio.Event()
-        deadline = 0.0
+    """`clients` MCP sessions calling `target` back to back for `seconds`.
 
-        async def drive(session: Client) -> None:
-            await start_event.wait()
+    Each session lives in its own task (the SDK's client must be left in the task that
+    entered it); all open and make one warm call (the client fetches tools/list lazily)
+    before the clock starts.
+    """
+    sample = Sample()
+    opened = 0
+    all_open = asyncio.Event()
+    start = asyncio.Event()
+    deadline = 0.0
+
+    async def drive() -> None:
+        nonlocal opened
+        async with Client(f"{target.url}/mcp", cache=None) as session:
+            await session.call_tool(target.tool, target.arguments(0))
+            opened += 1
+            if opened == clients:
+                all_open.set()
+            await start.wait()
             while (now := time.perf_counter()) < deadline:
                 try:
                     result = await session.call_tool(target.tool, target.arguments(0))
@@ -213,17 +219,20 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
                 if result.is_error:
                     sample.errors += 1
                 sample.latencies.append(time.perf_counter() - now)
+            stopped.append((time.perf_counter(), time.process_time()))
 
-        async with asyncio.TaskGroup() as tasks:
-            for session in sessions:
-                tasks.create_task(drive(session))
-            await asyncio.sleep(0)
-            cpu = time.process_time()
-            began = time.perf_counter()
-            deadline = began + seconds
-            start_event.set()
-        sample.seconds = time.perf_counter() - began
-        sample.client_cpu_s = time.process_time() - cpu
+    stopped: list[tuple[float, float]] = []  # (wall, cpu) as each session's loop ends
+    async with asyncio.TaskGroup() as tasks:
+        for _ in range(clients):
+            tasks.create_task(drive())
+        await all_open.wait()
+        cpu = time.process_time()
+        began = time.perf_counter()
+        deadline = began + seconds
+        start.set()
+    last_wall, last_cpu = max(stopped)  # closing the sessions is not part of the phase
+    sample.seconds = last_wall - began
+    sample.client_cpu_s = last_cpu - cpu
     return sample
 
 
