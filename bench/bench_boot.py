@@ -28,8 +28,8 @@ from typing import Any
 from mcp import Client, StdioServerParameters
 
 from bench import bench_parser, finish, machine, percentile, print_table
+from bench._procs import free_port, http_status
 from bench._stack import BenchStack, open_stack
-from bench.bench_mcp import free_port, http_status
 from kb_mcp.observability.logging import configure_logging
 
 IDLE_S = 2.0

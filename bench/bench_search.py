@@ -27,18 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-import resource
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
 
 from bench import bench_parser, finish, latency_summary, machine, print_table
+from bench._search_measures import own_peak_rss_mib, postgres_rss_mib, recall, storage_mib
 from bench._stack import BenchDatabase, _postmaster_pid, open_database
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.migrate import apply_migrations
@@ -217,81 +216,6 @@ async def _uses_index(pool: asyncpg.Pool[Any], store: DocumentStore, query: str)
     return "chunks_embedding_hnsw_idx" in str(plan)
 
 
-_CHUNKS_NEAREST = (
-    "SELECT document_id, ordinal FROM chunks  ORDER BY embedding <=> $1::text::vector({n}) LIMIT $2"
-)
-
-
-async def _recall(
-    pool: asyncpg.Pool[Any], store: DocumentStore, queries: list[str]
-) -> dict[str, float]:
-    """Recall@LIMIT of the HNSW index against exact search, on the same query vectors.
-
-    `chunks`: the index at the default `hnsw.ef_search` against an exact scan of chunks.
-    `documents`: `DocumentStore.search`'s unfiltered statement (the index, ef_search raised
-    to its candidate count, as the store sets it) against its exact statement.
-    """
-    chunk_sql = _CHUNKS_NEAREST.format(n=DIMENSIONS)
-    candidates = max(40, LIMIT * 10)
-    chunk_hits = document_hits = 0
-    async with pool.acquire() as conn:
-        default_ef = int(await conn.fetchval("SHOW hnsw.ef_search"))
-        for query in queries:
-            vector = vector_literal(hashed_embedding(query, DIMENSIONS))
-            approximate = {tuple(r) for r in await conn.fetch(chunk_sql, vector, LIMIT)}
-            async with conn.transaction():
-                await conn.execute("SET LOCAL enable_indexscan = off")
-                exact = {tuple(r) for r in await conn.fetch(chunk_sql, vector, LIMIT)}
-            chunk_hits += len(approximate & exact)
-            async with conn.transaction():
-                await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(candidates))
-                found = await conn.fetch(store._sql.nearest, vector, candidates, LIMIT)
-            truth = await conn.fetch(store._sql.exact, vector, LIMIT)
-            document_hits += len({r["id"] for r in found} & {r["id"] for r in truth})
-    total = LIMIT * len(queries)
-    return {
-        "default_ef_search": default_ef,
-        "chunks_recall": round(chunk_hits / total, 4),
-        "documents_recall": round(document_hits / total, 4),
-        "documents_ef_search": candidates,
-    }
-
-
-def _postgres_rss_mib(pg_pid: int | None) -> float | None:
-    """Resident memory of the postmaster and its children (shared pages counted once each)."""
-    if pg_pid is None:
-        return None
-    total_kib = 0
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(
-                line.split(":", 1) for line in status.read_text(encoding="utf-8").splitlines()
-            )
-        except (OSError, ValueError):
-            continue
-        pid, parent = int(fields["Pid"]), int(fields["PPid"])
-        if pg_pid in (pid, parent) and "VmRSS" in fields:
-            total_kib += int(fields["VmRSS"].split()[0])
-    return round(total_kib / 1024, 1)
-
-
-def _own_rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-async def _storage_mib(pool: asyncpg.Pool[Any]) -> dict[str, float]:
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT pg_total_relation_size('chunks') AS chunks,"
-            " coalesce(pg_relation_size(to_regclass('chunks_embedding_hnsw_idx')), 0) AS idx"
-        )
-    assert row is not None
-    return {
-        "chunks_total_mib": round(row["chunks"] / 2**20, 1),
-        "hnsw_index_mib": round(row["idx"] / 2**20, 1),
-    }
-
-
 class VectorOpsCrash(RuntimeError):
     """pgvector's distance functions kill the server process on this machine."""
 
@@ -337,8 +261,8 @@ async def run(sizes: list[int], queries: int, chunk_target: int | None) -> dict[
                 steps.append((0, chunk_target))
             for size, until_chunks in steps:
                 before = {
-                    "postgres_rss_mib": _postgres_rss_mib(pg_pid),
-                    "bench_rss": _own_rss_mib(),
+                    "postgres_rss_mib": postgres_rss_mib(pg_pid),
+                    "bench_rss": own_peak_rss_mib(),
                 }
                 built_in: float | None = None
                 if loaded == 0:
@@ -355,7 +279,7 @@ async def run(sizes: list[int], queries: int, chunk_target: int | None) -> dict[
                 asked = _queries(rng, contents, queries)
                 latencies = await _time_searches(store, embedder, asked)
                 index_used = await _uses_index(pool, store, asked[0])
-                recall = await _recall(pool, store, asked)
+                recalled = await recall(pool, store, asked, dimensions=DIMENSIONS, limit=LIMIT)
                 results.append(
                     {
                         "documents": loaded,
@@ -366,13 +290,13 @@ async def run(sizes: list[int], queries: int, chunk_target: int | None) -> dict[
                         "hnsw_build_s": None if built_in is None else round(built_in, 1),
                         "search": latency_summary(latencies),
                         "hnsw_index_used": index_used,
-                        "recall_at_10": recall,
-                        "storage": await _storage_mib(pool),
+                        "recall_at_10": recalled,
+                        "storage": await storage_mib(pool),
                         "memory": {
                             "postgres_rss_mib_before": before["postgres_rss_mib"],
-                            "postgres_rss_mib_after": _postgres_rss_mib(pg_pid),
+                            "postgres_rss_mib_after": postgres_rss_mib(pg_pid),
                             "bench_peak_rss_mib_before": before["bench_rss"],
-                            "bench_peak_rss_mib_after": _own_rss_mib(),
+                            "bench_peak_rss_mib_after": own_peak_rss_mib(),
                         },
                     }
                 )
