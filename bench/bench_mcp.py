@@ -110,44 +110,56 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
     """`clients` MCP sessions calling `target` back to back for `seconds`.
 
     Each session lives in its own task (the SDK's client must be left in the task that
-    entered it); all open and make one warm call (the client fetches tools/list lazily)
-    before the clock starts.
+    entered it). All open and make one warm call (the client fetches tools/list lazily);
+    then each pings, so no connection has sat idle near uvicorn's 5 s keep-alive limit
+    when the clock starts. A failure outside a call (a session that could not open or
+    close) is counted as an error too; it ends the phase early rather than hanging it.
     """
     sample = Sample()
-    opened = 0
-    all_open = asyncio.Event()
+    opened = asyncio.Barrier(clients + 1)
+    pinged = asyncio.Barrier(clients + 1)
     start = asyncio.Event()
     deadline = 0.0
+    stopped: list[tuple[float, float]] = []  # (wall, cpu) as each session's loop ends
 
     async def drive() -> None:
-        nonlocal opened
-        async with Client(f"{target.url}/mcp", cache=None) as session:
-            await session.call_tool(target.tool, target.arguments(0))
-            opened += 1
-            if opened == clients:
-                all_open.set()
-            await start.wait()
-            while (now := time.perf_counter()) < deadline:
-                try:
-                    result = await session.call_tool(target.tool, target.arguments(0))
-                except Exception:  # every failure counts, none stops the phase
-                    sample.errors += 1
-                    continue
-                if result.is_error:
-                    sample.errors += 1
-                sample.latencies.append(time.perf_counter() - now)
-            stopped.append((time.perf_counter(), time.process_time()))
+        try:
+            async with Client(f"{target.url}/mcp", cache=None) as session:
+                await session.call_tool(target.tool, target.arguments(0))
+                await opened.wait()
+                await session.send_ping()
+                await pinged.wait()
+                await start.wait()
+                while (now := time.perf_counter()) < deadline:
+                    try:
+                        result = await session.call_tool(target.tool, target.arguments(0))
+                    except Exception:  # every failure counts, none stops the phase
+                        sample.errors += 1
+                        continue
+                    if result.is_error:
+                        sample.errors += 1
+                    sample.latencies.append(time.perf_counter() - now)
+                stopped.append((time.perf_counter(), time.process_time()))
+        except Exception:  # a session lost outside a call: counted, and the phase goes on
+            sample.errors += 1
+            await opened.abort()
+            await pinged.abort()
 
-    stopped: list[tuple[float, float]] = []  # (wall, cpu) as each session's loop ends
+    cpu = began = time.perf_counter()
     async with asyncio.TaskGroup() as tasks:
         for _ in range(clients):
             tasks.create_task(drive())
-        await all_open.wait()
+        try:
+            await opened.wait()
+            await pinged.wait()
+        except asyncio.BrokenBarrierError:
+            pass
         cpu = time.process_time()
         began = time.perf_counter()
         deadline = began + seconds
         start.set()
-    last_wall, last_cpu = max(stopped)  # closing the sessions is not part of the phase
+    # Closing the sessions is not part of the phase: it ends with the last call.
+    last_wall, last_cpu = max(stopped, default=(began, cpu))
     sample.seconds = last_wall - began
     sample.client_cpu_s = last_cpu - cpu
     return sample
