@@ -111,8 +111,8 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
 
     Each session lives in its own task (the SDK's client must be left in the task that
     entered it). All open and make one warm call (the client fetches tools/list lazily);
-    then each pings, so no connection has sat idle near uvicorn's 5 s keep-alive limit
-    when the clock starts. A failure outside a call (a session that could not open or
+    then each lists the tools, so no connection has sat idle near uvicorn's 5 s keep-alive
+    limit when the clock starts. A failure outside a call (a session that could not open or
     close) is counted as an error too; it ends the phase early rather than hanging it.
     """
     sample = Sample()
@@ -127,7 +127,7 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
             async with Client(f"{target.url}/mcp", cache=None) as session:
                 await session.call_tool(target.tool, target.arguments(0))
                 await opened.wait()
-                await session.send_ping()
+                await session.list_tools()  # cache=None: a real, cheap request
                 await pinged.wait()
                 await start.wait()
                 while (now := time.perf_counter()) < deadline:
