@@ -106,29 +106,45 @@ class Sample:
     client_cpu_s: float = 0.0
 
 
+class _Gate:
+    """Opens once `parties` tasks have arrived (a session that failed arrives too)."""
+
+    def __init__(self, parties: int) -> None:
+        self._left = parties
+        self._open = asyncio.Event()
+
+    def arrive(self) -> None:
+        self._left -= 1
+        if self._left <= 0:
+            self._open.set()
+
+    async def wait(self) -> None:
+        await self._open.wait()
+
+
 async def phase(target: Target, clients: int, seconds: float) -> Sample:
     """`clients` MCP sessions calling `target` back to back for `seconds`.
 
     Each session lives in its own task (the SDK's client must be left in the task that
     entered it). All open and make one warm call (the client fetches tools/list lazily);
     then each lists the tools, so no connection has sat idle near uvicorn's 5 s keep-alive
-    limit when the clock starts. A failure outside a call (a session that could not open or
-    close) is counted as an error too; it ends the phase early rather than hanging it.
+    limit when the clock starts. A failure outside a call (a session that could not open
+    or close) is counted as an error; the other sessions go on.
     """
     sample = Sample()
-    opened = asyncio.Barrier(clients + 1)
-    pinged = asyncio.Barrier(clients + 1)
-    start = asyncio.Event()
+    opened, warmed, start = _Gate(clients), _Gate(clients), asyncio.Event()
     deadline = 0.0
     stopped: list[tuple[float, float]] = []  # (wall, cpu) as each session's loop ends
 
     async def drive() -> None:
+        gates = [opened, warmed]
         try:
             async with Client(f"{target.url}/mcp", cache=None) as session:
                 await session.call_tool(target.tool, target.arguments(0))
+                gates.pop(0).arrive()
                 await opened.wait()
                 await session.list_tools()  # cache=None: a real, cheap request
-                await pinged.wait()
+                gates.pop(0).arrive()
                 await start.wait()
                 while (now := time.perf_counter()) < deadline:
                     try:
@@ -140,20 +156,15 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
                         sample.errors += 1
                     sample.latencies.append(time.perf_counter() - now)
                 stopped.append((time.perf_counter(), time.process_time()))
-        except Exception:  # a session lost outside a call: counted, and the phase goes on
+        except Exception:  # a session lost outside a call: counted, the others go on
             sample.errors += 1
-            await opened.abort()
-            await pinged.abort()
+            for gate in gates:
+                gate.arrive()
 
-    cpu = began = time.perf_counter()
     async with asyncio.TaskGroup() as tasks:
         for _ in range(clients):
             tasks.create_task(drive())
-        try:
-            await opened.wait()
-            await pinged.wait()
-        except asyncio.BrokenBarrierError:
-            pass
+        await warmed.wait()
         cpu = time.process_time()
         began = time.perf_counter()
         deadline = began + seconds
@@ -279,7 +290,9 @@ async def run(
                 "errors": sum(s.errors for s in taken),
                 "req_per_s": round(len(latencies) / wall, 1) if wall else 0.0,
                 "latency": latency_summary(latencies),
-                "client_cpu_share": round(sum(s.client_cpu_s for s in taken) / wall, 2),
+                "client_cpu_share": (
+                    round(sum(s.client_cpu_s for s in taken) / wall, 2) if wall else None
+                ),
             }
         )
     floors = {(r["stack"], r["clients"]): r["req_per_s"] for r in rows if r["target"] == "floor"}
