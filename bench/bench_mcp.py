@@ -50,8 +50,6 @@ STACKS = {
     "uvloop+httptools": "",
     "asyncio+h11": "import sys; sys.modules['uvloop'] = None; sys.modules['httptools'] = None; ",
 }
-if os.environ.get("BENCH_MCP_TRACE"):
-    STACKS["traced"] = STACKS["asyncio+h11"] + "exec(open('/tmp/i13/trace_exec.py').read()); "
 """Python prologues: None in sys.modules makes `import uvloop` raise ImportError."""
 KINDS = ("floor", "kb_search", "kb_add")
 OPTIONAL_KINDS = ("kb_search_repeat",)
