@@ -1,11 +1,15 @@
-"""Boot time to ready and memory of the idle server, as a real `kb-mcp serve` process.
+"""Boot time to ready, CPU spent booting and memory of the idle server; `--help`; stdio.
 
 Against the local stack (PostgreSQL, moto, the fake OpenAI endpoint), each run spawns
 `python -m kb_mcp serve --transport http --port 0` with production settings and measures
-the time from spawn to the `--ready-fd` started line and to the first `/readyz` 200.
-The runtime's own boot (`booted_in_s`, logged) is part of it; the rest before it is
-interpreter start, imports and settings. It then reads VmRSS (and the peak, VmHWM) from
-/proc after 2 s idle (0.5 s with --quick), sends SIGTERM and times the exit (code 0).
+the time from spawn to the `--ready-fd` started line and to the first `/readyz` 200 (a
+poll; nothing is read from the logs), and the CPU seconds the process used by then (user +
+system, from /proc: on a shared machine wall time grows with the load, CPU time much
+less). It then reads VmRSS (and the peak, VmHWM) after 2 s idle (0.5 s with --quick),
+sends SIGTERM and times the exit (code 0). Then, per run: `kb-mcp --help` (spawn to exit)
+and the stdio transport as a desktop client starts it: the SDK's stdio client
+(`mcp.Client(StdioServerParameters(...))`) from spawn to a completed handshake and a
+`tools/list` answer.
 
     python -m bench.bench_boot [--quick] [--json] [--runs 5]
 """
@@ -21,12 +25,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mcp import Client, StdioServerParameters
+
 from bench import bench_parser, finish, machine, percentile, print_table
 from bench._stack import BenchStack, open_stack
 from kb_mcp.observability.logging import configure_logging
 
 IDLE_S = 2.0
 READY_TIMEOUT_S = 60.0
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 async def _status(port: int, path: str) -> int:
@@ -55,6 +62,13 @@ def _memory_kib(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0])
     return values
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (fields 14 and 15 of its stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _started_line(ready_r: int) -> dict[str, Any]:
@@ -105,6 +119,7 @@ async def one_boot(stack: BenchStack, idle_s: float) -> dict[str, Any]:
                     raise RuntimeError("server never became ready:\n" + "\n".join(tail))
                 await asyncio.sleep(0.005)
             ready = time.perf_counter() - spawned
+            cpu = _cpu_s(process.pid)
             await asyncio.sleep(idle_s)
             memory = _memory_kib(process.pid)
             stopping = time.perf_counter()
@@ -118,6 +133,7 @@ async def one_boot(stack: BenchStack, idle_s: float) -> dict[str, Any]:
     return {
         "listening_s": round(listening, 3),
         "ready_s": round(ready, 3),
+        "cpu_to_ready_s": round(cpu, 3),
         "runtime_booted_s": event.get("booted_in_s"),
         "before_boot_s": round(listening - float(event.get("booted_in_s") or 0.0), 3),
         "rss_mib": round(memory["VmRSS"] / 1024, 1),
@@ -127,12 +143,44 @@ async def one_boot(stack: BenchStack, idle_s: float) -> dict[str, Any]:
     }
 
 
+async def help_time() -> float:
+    """Seconds from spawning `kb-mcp --help` to its exit (code 0 required)."""
+    began = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kb_mcp", "--help", stdout=asyncio.subprocess.DEVNULL
+    )
+    if await process.wait() != 0:
+        raise RuntimeError("kb-mcp --help failed")
+    return round(time.perf_counter() - began, 3)
+
+
+async def stdio_handshake(stack: BenchStack) -> float:
+    """Seconds from spawning `kb-mcp serve` (stdio) to the handshake and a tools/list."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "kb_mcp", "serve", "--transport", "stdio"],
+        env=stack.environment(),
+    )
+    began = time.perf_counter()
+    async with Client(params) as client:
+        tools = await client.list_tools()
+        taken = time.perf_counter() - began
+    if not tools.tools:
+        raise RuntimeError("the stdio server listed no tools")
+    return round(taken, 3)
+
+
 async def run(runs: int, idle_s: float) -> dict[str, Any]:
     configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
     async with open_stack() as stack:
         boots = [await one_boot(stack, idle_s) for _ in range(runs)]
-    keys: tuple[str, ...] = ("listening_s", "ready_s", "runtime_booted_s", "before_boot_s")
-    keys += ("rss_mib", "peak_rss_mib")
+        helps = [await help_time() for _ in range(runs)]
+        stdio = [await stdio_handshake(stack) for _ in range(runs)]
+    for boot, help_s, stdio_s in zip(boots, helps, stdio, strict=True):
+        boot["help_s"] = help_s
+        boot["stdio_handshake_s"] = stdio_s
+    keys: tuple[str, ...] = ("listening_s", "ready_s", "cpu_to_ready_s", "runtime_booted_s")
+    keys += ("before_boot_s", "rss_mib", "peak_rss_mib", "help_s", "stdio_handshake_s")
     summary = {
         key: {
             "p50": percentile([float(b[key]) for b in boots], 50),
@@ -155,9 +203,12 @@ def report(figures: dict[str, Any]) -> None:
         "ready_s": "spawn -> /readyz 200 (s)",
         "runtime_booted_s": "  of which boot_runtime (s)",
         "before_boot_s": "  of which interpreter + imports (s)",
+        "cpu_to_ready_s": "CPU used by then, user + system (s)",
         "rss_mib": f"RSS after {figures['idle_s']:g} s idle (MiB)",
         "peak_rss_mib": "peak RSS (MiB)",
         "sigterm_to_exit_s": "SIGTERM -> exit (s)",
+        "help_s": "kb-mcp --help, spawn -> exit (s)",
+        "stdio_handshake_s": "stdio: spawn -> handshake + tools/list (s)",
     }
     rows = [
         [

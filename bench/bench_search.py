@@ -1,4 +1,4 @@
-"""Search latency through the storage layer at 1k and 10k documents (1536 dimensions).
+"""Search latency and HNSW recall through the storage layer, up to 100k chunks (1536 dims).
 
 Documents are synthetic prose drawn from a fixed vocabulary (a few hundred to a few
 thousand characters, so some span several chunks), embedded with the deterministic
@@ -11,7 +11,16 @@ in bulk, with the index dropped and rebuilt (faster). Then `DocumentStore.search
 computed before the clock starts: the figures are the database's share of a search (the
 embedding call is the OpenAI API's latency, measured elsewhere).
 
+At each size it also measures, on the same queries:
+
+- recall@10 of the HNSW index at pgvector's default `hnsw.ef_search` (40): the 10 nearest
+  chunks the index returns against the exact 10 nearest (index scans off), and the same
+  for what `kb_search` returns (documents, `DocumentStore.search`'s own statements);
+- how long the last HNSW build took (bulk sizes), and how storage and memory grew: the
+  chunk table and index sizes, and the PostgreSQL server processes' resident memory.
+
     python -m bench.bench_search [--quick] [--json] [--sizes 1000,10000] [--queries 200]
+    python -m bench.bench_search --sizes 1000 --chunks 100000     # the 100k-chunk figures
 """
 
 from __future__ import annotations
@@ -28,7 +37,8 @@ from typing import Any, cast
 import asyncpg
 
 from bench import bench_parser, finish, latency_summary, machine, print_table
-from bench._stack import BenchDatabase, open_database
+from bench._search_measures import own_peak_rss_mib, postgres_rss_mib, recall, storage_mib
+from bench._stack import BenchDatabase, _postmaster_pid, open_database
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.migrate import apply_migrations
 from kb_mcp.db.vectors import chunk_index_sql, init_connection, vector_literal
@@ -125,20 +135,30 @@ _BULK_CHUNK = (
 
 
 async def _bulk_fill(
-    pool: asyncpg.Pool[Any], rng: random.Random, vocabulary: list[str], start: int, stop: int
-) -> tuple[float, int, list[str]]:
+    pool: asyncpg.Pool[Any],
+    rng: random.Random,
+    vocabulary: list[str],
+    start: int,
+    stop: int,
+    *,
+    until_chunks: int | None = None,
+) -> tuple[float, int, list[str], float]:
     """Rows as `add_document` writes them, loaded without the index, which is then rebuilt.
 
-    Seconds taken (including the index build), chunks written, the contents.
+    Documents start..stop-1, or, with `until_chunks`, as many as it takes to hold that many
+    chunks in all (counting the `start` already there). Seconds taken (including the index
+    build), chunks written, the contents, and the seconds the index build alone took.
     """
     began = time.perf_counter()
     contents: list[str] = []
     chunk_count = 0
     async with pool.acquire() as conn:
+        existing = int(await conn.fetchval("SELECT count(*) FROM chunks"))
         await conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw_idx")
-        for offset in range(start, stop, 500):
+        offset = start
+        while offset < stop if until_chunks is None else existing + chunk_count < until_chunks:
             documents, chunks = [], []
-            for n in range(offset, min(stop, offset + 500)):
+            for n in range(offset, offset + 500 if until_chunks else min(stop, offset + 500)):
                 title, content = _document(rng, vocabulary, n)
                 contents.append(content)
                 doc_id = uuid.uuid4()
@@ -155,10 +175,13 @@ async def _bulk_fill(
                 await conn.executemany(_BULK_DOCUMENT, documents)
                 await conn.executemany(_BULK_CHUNK, chunks)
             chunk_count += len(chunks)
+            offset += 500
         await conn.execute("SET maintenance_work_mem = '1GB'")
+        building = time.perf_counter()
         await conn.execute(chunk_index_sql(DIMENSIONS))
+        built_in = time.perf_counter() - building
         await conn.execute("ANALYZE documents, chunks")
-    return time.perf_counter() - began, chunk_count, contents
+    return time.perf_counter() - began, chunk_count, contents, built_in
 
 
 def _queries(rng: random.Random, contents: list[str], count: int) -> list[str]:
@@ -215,7 +238,7 @@ async def _check_vector_ops(db: BenchDatabase) -> None:
         conn.terminate()
 
 
-async def run(sizes: list[int], queries: int) -> dict[str, Any]:
+async def run(sizes: list[int], queries: int, chunk_target: int | None) -> dict[str, Any]:
     configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
     rng = random.Random(1536)
     vocabulary = _vocabulary(rng)
@@ -223,6 +246,7 @@ async def run(sizes: list[int], queries: int) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     async with open_database() as db:
         await _check_vector_ops(db)
+        pg_pid = _postmaster_pid(db.pg)
         pool = await asyncpg.create_pool(
             **db.connect_kwargs(), min_size=1, max_size=WRITERS, init=init_connection
         )
@@ -232,27 +256,48 @@ async def run(sizes: list[int], queries: int) -> dict[str, Any]:
             store = DocumentStore(source, embedder)
             contents: list[str] = []
             loaded = chunks = 0
-            for size in sorted(sizes):
+            steps: list[tuple[int, int | None]] = [(size, None) for size in sorted(sizes)]
+            if chunk_target is not None:
+                steps.append((0, chunk_target))
+            for size, until_chunks in steps:
+                before = {
+                    "postgres_rss_mib": postgres_rss_mib(pg_pid),
+                    "bench_rss": own_peak_rss_mib(),
+                }
+                built_in: float | None = None
                 if loaded == 0:
                     how = f"DocumentStore.add_document, {WRITERS} writers"
                     seconds, added, texts = await _fill(store, rng, vocabulary, loaded, size)
                 else:
                     how = "bulk rows, then the HNSW index rebuilt"
-                    seconds, added, texts = await _bulk_fill(pool, rng, vocabulary, loaded, size)
+                    seconds, added, texts, built_in = await _bulk_fill(
+                        pool, rng, vocabulary, loaded, size, until_chunks=until_chunks
+                    )
                 contents += texts
                 chunks += added
-                loaded = size
+                loaded += len(texts)
                 asked = _queries(rng, contents, queries)
                 latencies = await _time_searches(store, embedder, asked)
                 index_used = await _uses_index(pool, store, asked[0])
+                recalled = await recall(pool, store, asked, dimensions=DIMENSIONS, limit=LIMIT)
                 results.append(
                     {
-                        "documents": size,
+                        "documents": loaded,
                         "chunks": chunks,
                         "loaded_by": how,
                         "load_docs_per_s": round(len(texts) / seconds, 1),
+                        "load_s": round(seconds, 1),
+                        "hnsw_build_s": None if built_in is None else round(built_in, 1),
                         "search": latency_summary(latencies),
                         "hnsw_index_used": index_used,
+                        "recall_at_10": recalled,
+                        "storage": await storage_mib(pool),
+                        "memory": {
+                            "postgres_rss_mib_before": before["postgres_rss_mib"],
+                            "postgres_rss_mib_after": postgres_rss_mib(pg_pid),
+                            "bench_peak_rss_mib_before": before["bench_rss"],
+                            "bench_peak_rss_mib_after": own_peak_rss_mib(),
+                        },
                     }
                 )
         finally:
@@ -275,6 +320,11 @@ def report(figures: dict[str, Any]) -> None:
             r["search"]["p95_ms"],
             r["search"]["p99_ms"],
             "yes" if r["hnsw_index_used"] else "no (exact scan)",
+            r["recall_at_10"]["chunks_recall"],
+            r["recall_at_10"]["documents_recall"],
+            r["hnsw_build_s"],
+            r["storage"]["hnsw_index_mib"],
+            r["memory"]["postgres_rss_mib_after"],
             r["loaded_by"],
         ]
         for r in figures["sizes"]
@@ -290,22 +340,36 @@ def report(figures: dict[str, Any]) -> None:
             "p95",
             "p99",
             "index",
+            "recall@10 chunks",
+            "recall@10 kb_search",
+            "index build s",
+            "index MiB",
+            "postgres RSS MiB",
             "loaded by",
         ],
         rows,
     )
+    if figures["sizes"]:
+        ef = figures["sizes"][0]["recall_at_10"]
+        print(
+            f"recall: chunks at the default hnsw.ef_search {ef['default_ef_search']}, "
+            f"kb_search at its ef_search {ef['documents_ef_search']}, against exact search"
+        )
 
 
 def main() -> int:
     parser = bench_parser(__doc__.splitlines()[0] if __doc__ else "search benchmark")
     parser.add_argument("--sizes", default=None, help="comma-separated document counts")
     parser.add_argument("--queries", type=int, default=None)
+    parser.add_argument(
+        "--chunks", type=int, default=None, help="then bulk-load up to this many chunks in all"
+    )
     args = parser.parse_args()
     quick = bool(args.quick)
     host = machine()
     sizes = [int(s) for s in (args.sizes or ("200" if quick else "1000,10000")).split(",")]
     try:
-        figures = asyncio.run(run(sizes, args.queries or (50 if quick else 200)))
+        figures = asyncio.run(run(sizes, args.queries or (50 if quick else 200), args.chunks))
     except VectorOpsCrash as exc:
         sys.stderr.write(f"bench_search: {exc}\n")
         return 1

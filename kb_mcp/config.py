@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     )
     openai_timeout_s: float = Field(default=30.0, gt=0, validation_alias="KB_MCP_OPENAI_TIMEOUT_S")
     probe_openai_key: bool = Field(default=True, validation_alias="KB_MCP_PROBE_OPENAI_KEY")
+    # Query-embedding cache (kb_mcp.embeddings.cache): 0 entries turns it off.
+    embedding_cache_entries: int = Field(
+        default=10_000, ge=0, validation_alias="KB_MCP_EMBEDDING_CACHE_ENTRIES"
+    )
+    embedding_cache_mb: float = Field(
+        default=64.0, gt=0, validation_alias="KB_MCP_EMBEDDING_CACHE_MB"
+    )
 
     # HTTP transport (DNS-rebinding protection: Host and Origin allow-lists, comma-separated)
     allowed_hosts: str = Field(default="", validation_alias="KB_MCP_ALLOWED_HOSTS")

@@ -19,6 +19,7 @@ from typing import ClassVar, TypeVar
 
 import openai
 
+from kb_mcp.embeddings import lean
 from kb_mcp.errors import EmbeddingAuthError, EmbeddingError, RotationError
 from kb_mcp.hotswap import AuthFailed, HotSwap, Observer, Recover, SwapEvents, SwapOwner
 from kb_mcp.observability.counters import MetricsRegistry
@@ -125,16 +126,7 @@ class OpenAIClientHolder(SwapOwner[OpenAIKeySecret, openai.AsyncOpenAI]):
         """Embeddings for `texts` in order (the `EmbeddingsBackend` port)."""
 
         async def call(client: openai.AsyncOpenAI) -> list[list[float]]:
-            if dimensions is None:
-                response = await client.embeddings.create(
-                    input=list(texts), model=model, encoding_format="float"
-                )
-            else:
-                response = await client.embeddings.create(
-                    input=list(texts), model=model, dimensions=dimensions, encoding_format="float"
-                )
-            ordered = sorted(response.data, key=lambda item: item.index)
-            return [list(item.embedding) for item in ordered]
+            return await lean.create_embeddings(client, texts, model=model, dimensions=dimensions)
 
         return await self.call(call)
 

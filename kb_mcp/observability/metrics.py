@@ -57,6 +57,9 @@ METRIC_NAMES = (
     "SecretAgeDays",
     "SecretsFailovers",
     "SecretsFailbacks",
+    "EmbeddingCacheHits",
+    "EmbeddingCacheMisses",
+    "EmbeddingCacheEvictions",
 )
 """Every metric kb-mcp emits (alarms in secrets/terraform/alerts.tf refer to these names;
 `tests/integration/runtime` checks a booted runtime registers no other)."""

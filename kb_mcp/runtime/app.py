@@ -14,7 +14,9 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 
+from kb_mcp.embeddings.cache import CachingEmbeddingsBackend, EmbeddingCache
 from kb_mcp.embeddings.embedder import Embedder
+from kb_mcp.embeddings.port import EmbeddingsBackend
 from kb_mcp.runtime.health import ObservedBackend
 from kb_mcp.runtime.supervisor import Runtime
 from kb_mcp.server.auth import BearerAuth, OriginPolicy
@@ -41,10 +43,16 @@ def _split(value: str) -> tuple[str, ...]:
 def build_app(runtime: Runtime, *, host: str) -> BuiltApp:
     """The servers for `runtime`, bound (for Host/Origin checks) to `host`."""
     settings = runtime.settings
+    backend: EmbeddingsBackend = ObservedBackend(runtime.openai, runtime.embeddings_health)
+    if settings.embedding_cache_entries > 0:
+        cache = EmbeddingCache(
+            max_entries=settings.embedding_cache_entries,
+            max_bytes=int(settings.embedding_cache_mb * 2**20),
+            metrics=runtime.metrics,
+        )
+        backend = CachingEmbeddingsBackend(backend, cache)
     embedder = Embedder(
-        ObservedBackend(runtime.openai, runtime.embeddings_health),
-        model=settings.embedding_model,
-        dimensions=settings.embedding_dimensions,
+        backend, model=settings.embedding_model, dimensions=settings.embedding_dimensions
     )
     context = AppContext(db=runtime.pool, embedder=embedder, readiness=runtime.health)
     mcp = build_mcp_server(context)

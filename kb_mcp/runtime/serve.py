@@ -98,16 +98,19 @@ def run_serve(
         report_startup_failure(exc)
         return EXIT_STARTUP_FAILURE
     configure_logging(json_lines=settings.json_logs, level=settings.log_level)
-    code = asyncio.run(
-        serve(
-            settings,
-            transport=transport,
-            host=host,
-            port=port,
-            allow_unauthenticated=allow_unauthenticated,
-            on_started=None if ready_fd is None else _ready_line(ready_fd),
+    from kb_mcp.runtime.eventloop import event_loop_factory
+
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        code = runner.run(
+            serve(
+                settings,
+                transport=transport,
+                host=host,
+                port=port,
+                allow_unauthenticated=allow_unauthenticated,
+                on_started=None if ready_fd is None else _ready_line(ready_fd),
+            )
         )
-    )
     # Everything is closed. Freezing what is left spares the interpreter's final garbage
     # collection (measured at 1-3 s of exit delay after SIGTERM), which ECS would wait for.
     gc.freeze()

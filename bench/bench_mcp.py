@@ -1,0 +1,384 @@
+"""The MCP request path against the SDK's own floor, with the official client over HTTP.
+
+Starts, each in its own process: the local stack (PostgreSQL, moto; `bench._stack`), the
+product's local embeddings endpoint (`python -m kb_mcp.devstack.embeddings_server`), and
+for each HTTP stack measured a floor server (`bench._floor`: a trivial `kb_search`-shaped
+tool on the same SDK and transport settings) and a real `kb-mcp serve --transport http`
+(production settings, 1536 dimensions, seeded with documents through `kb_add`). The HTTP
+stacks: `uvloop+httptools` (what `kb-mcp serve` picks when both are installed) and
+`asyncio+h11` (the same code with both made unimportable: the fallback).
+
+The same MCP client (`mcp.Client`, streamable HTTP, one session per simulated client)
+then drives, at 1, 16 and 64 concurrent clients, the floor, `kb_search` (a different
+query every call, so the query cache misses) and `kb_add` (one chunk, different every
+call; `--targets` adds `kb_search_repeat`, 20 queries asked over and over, which the
+query-embedding cache answers), phase after phase, in rounds in which the order is
+shuffled, so background load hits each alike. It prints req/s, p50/p99, errors and the
+ratio to the floor of the same HTTP stack at the same concurrency, and the client
+process's CPU share (on 2 cores the client shares the machine with the servers: figures
+are for comparing side by side).
+Readiness is a poll of `/readyz`; ports are picked free on 127.0.0.1 before a server is
+started (`kb-mcp serve` only reports its port 0 binding in a log line).
+
+    python -m bench.bench_mcp [--quick] [--json] [--seconds 3] [--rounds 2]
+        [--clients 1,16,64] [--stacks uvloop+httptools,asyncio+h11]
+        [--targets floor,kb_search,kb_add] [--documents 300]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp import Client
+
+from bench import bench_parser, finish, latency_summary, machine, print_table
+from bench._procs import ROOT, free_port, python_argv, spawn
+from bench._stack import BenchStack, open_stack
+from kb_mcp.observability.logging import configure_logging
+
+DIMENSIONS = 1536
+STACKS = {
+    "uvloop+httptools": "",
+    "asyncio+h11": "import sys; sys.modules['uvloop'] = None; sys.modules['httptools'] = None; ",
+}
+"""Python prologues: None in sys.modules makes `import uvloop` raise ImportError."""
+KINDS = ("floor", "kb_search", "kb_add")
+OPTIONAL_KINDS = ("kb_search_repeat",)
+"""`kb_search` over 20 queries asked again and again: the query cache answers."""
+_RUN = secrets.token_hex(4)
+
+
+# -- load --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to drive: a tool on a server, with arguments made per call."""
+
+    stack: str
+    kind: str  # floor | kb_search | kb_add
+    url: str
+    tool: str
+    arguments: Callable[[int], dict[str, Any]]
+
+
+_SEQUENCE = iter(range(10**12))
+
+
+def search_arguments(_n: int) -> dict[str, Any]:
+    return {"query": f"rotating database credentials {next(_SEQUENCE)} {_RUN}", "limit": 5}
+
+
+_REPEATED = [f"how do I rotate credential number {n}" for n in range(20)]
+
+
+def repeat_arguments(_n: int) -> dict[str, Any]:
+    return {"query": _REPEATED[next(_SEQUENCE) % len(_REPEATED)], "limit": 5}
+
+
+def add_arguments(_n: int) -> dict[str, Any]:
+    n = next(_SEQUENCE)
+    return {
+        "title": f"note {n} of run {_RUN}",
+        "content": f"Alternate between two login roles so the old password keeps working ({n}).",
+        "tags": ["bench"],
+    }
+
+
+@dataclass
+class Sample:
+    """What one phase measured."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+    client_cpu_s: float = 0.0
+
+
+class _Gate:
+    """Opens once `parties` tasks have arrived (a session that failed arrives too)."""
+
+    def __init__(self, parties: int) -> None:
+        self._left = parties
+        self._open = asyncio.Event()
+
+    def arrive(self) -> None:
+        self._left -= 1
+        if self._left <= 0:
+            self._open.set()
+
+    async def wait(self) -> None:
+        await self._open.wait()
+
+
+async def phase(target: Target, clients: int, seconds: float) -> Sample:
+    """`clients` MCP sessions calling `target` back to back for `seconds`.
+
+    Each session lives in its own task (the SDK's client must be left in the task that
+    entered it). All open and make one warm call (the client fetches tools/list lazily);
+    then each lists the tools, so no connection has sat idle near uvicorn's 5 s keep-alive
+    limit when the clock starts. A failure outside a call (a session that could not open
+    or close) is counted as an error; the other sessions go on.
+    """
+    sample = Sample()
+    opened, warmed, start = _Gate(clients), _Gate(clients), asyncio.Event()
+    deadline = 0.0
+    stopped: list[tuple[float, float]] = []  # (wall, cpu) as each session's loop ends
+
+    async def drive() -> None:
+        gates = [opened, warmed]
+        try:
+            async with Client(f"{target.url}/mcp", cache=None) as session:
+                await session.call_tool(target.tool, target.arguments(0))
+                gates.pop(0).arrive()
+                await opened.wait()
+                await session.list_tools()  # cache=None: a real, cheap request
+                gates.pop(0).arrive()
+                await start.wait()
+                while (now := time.perf_counter()) < deadline:
+                    try:
+                        result = await session.call_tool(target.tool, target.arguments(0))
+                    except Exception:  # every failure counts, none stops the phase
+                        sample.errors += 1
+                        continue
+                    if result.is_error:
+                        sample.errors += 1
+                    sample.latencies.append(time.perf_counter() - now)
+                stopped.append((time.perf_counter(), time.process_time()))
+        except Exception:  # a session lost outside a call: counted, the others go on
+            sample.errors += 1
+            for gate in gates:
+                gate.arrive()
+
+    async with asyncio.TaskGroup() as tasks:
+        for _ in range(clients):
+            tasks.create_task(drive())
+        await warmed.wait()
+        cpu = time.process_time()
+        began = time.perf_counter()
+        deadline = began + seconds
+        start.set()
+    # Closing the sessions is not part of the phase: it ends with the last call.
+    last_wall, last_cpu = max(stopped, default=(began, cpu))
+    sample.seconds = last_wall - began
+    sample.client_cpu_s = last_cpu - cpu
+    return sample
+
+
+async def seed(url: str, documents: int) -> None:
+    """`documents` documents through kb_add, a few writers at a time."""
+    async with Client(f"{url}/mcp", cache=None) as client:
+        for n in range(documents):
+            result = await client.call_tool(
+                "kb_add",
+                {
+                    "title": f"seed document {n}",
+                    "content": " ".join(
+                        f"passage {n} sentence {i} about credentials and rotation."
+                        for i in range(8)
+                    ),
+                    "tags": ["seed", f"group-{n % 10}"],
+                },
+            )
+            if result.is_error:
+                raise RuntimeError(f"seeding failed: {result.content}")
+
+
+# -- the run -------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def servers(
+    stack: BenchStack, stacks: list[str], seed_documents: int
+) -> AsyncIterator[list[Target]]:
+    """The embeddings endpoint, then a floor and a kb-mcp per HTTP stack; the targets."""
+    key = stack.keys[0]
+    async with contextlib.AsyncExitStack() as own:
+        port = free_port()
+        embeddings = await own.enter_async_context(
+            spawn(
+                "embeddings",
+                [sys.executable, "-m", "kb_mcp.devstack.embeddings_server", "--port", str(port)],
+                {**os.environ, "OPENAI_API_KEY": key, "KB_MCP_LOG_LEVEL": "WARNING"},
+                port,
+                "/healthz",
+            )
+        )
+        env = stack.environment(
+            OPENAI_BASE_URL=f"{embeddings.url}/v1",
+            KB_MCP_EMBEDDING_DIMENSIONS=str(DIMENSIONS),
+            PYTHONPATH=str(ROOT),
+        )
+        targets: list[Target] = []
+        for name in stacks:
+            prologue = STACKS[name]
+            floor_port, kb_port = free_port(), free_port()
+            floor = await own.enter_async_context(
+                spawn(
+                    f"floor-{name}",
+                    python_argv(prologue, "bench._floor:main", "--port", str(floor_port)),
+                    env,
+                    floor_port,
+                    "/readyz",
+                )
+            )
+            kb = await own.enter_async_context(
+                spawn(
+                    f"kb-mcp-{name}",
+                    python_argv(
+                        prologue,
+                        "kb_mcp.cli:main",
+                        *("serve", "--transport", "http", "--port", str(kb_port)),
+                    ),
+                    env,
+                    kb_port,
+                    "/readyz",
+                )
+            )
+            targets += [
+                Target(name, "floor", floor.url, "kb_search", search_arguments),
+                Target(name, "kb_search", kb.url, "kb_search", search_arguments),
+                Target(name, "kb_add", kb.url, "kb_add", add_arguments),
+                Target(name, "kb_search_repeat", kb.url, "kb_search", repeat_arguments),
+            ]
+        # One database behind both kb-mcp processes: seed it once.
+        await seed(next(t.url for t in targets if t.kind == "kb_add"), seed_documents)
+        yield targets
+
+
+async def run(
+    *,
+    stacks: list[str],
+    kinds: list[str],
+    levels: list[int],
+    seconds: float,
+    rounds: int,
+    seed_documents: int,
+) -> dict[str, Any]:
+    configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
+    samples: dict[tuple[str, str, int], list[Sample]] = {}
+    rng = random.Random(13)
+    async with open_stack() as stack, servers(stack, stacks, seed_documents) as targets:
+        for _ in range(rounds):
+            for clients in levels:
+                order = [t for t in targets if t.kind in kinds]
+                rng.shuffle(order)
+                for target in order:
+                    sample = await phase(target, clients, seconds)
+                    samples.setdefault((target.stack, target.kind, clients), []).append(sample)
+    rows: list[dict[str, Any]] = []
+    for (name, kind, clients), taken in samples.items():
+        latencies = [x for s in taken for x in s.latencies]
+        wall = sum(s.seconds for s in taken)
+        rows.append(
+            {
+                "stack": name,
+                "target": kind,
+                "clients": clients,
+                "requests": len(latencies),
+                "errors": sum(s.errors for s in taken),
+                "req_per_s": round(len(latencies) / wall, 1) if wall else 0.0,
+                "latency": latency_summary(latencies),
+                "client_cpu_share": (
+                    round(sum(s.client_cpu_s for s in taken) / wall, 2) if wall else None
+                ),
+            }
+        )
+    floors = {(r["stack"], r["clients"]): r["req_per_s"] for r in rows if r["target"] == "floor"}
+    for row in rows:
+        floor = floors.get((row["stack"], row["clients"])) or 0.0
+        row["ratio_to_floor"] = round(row["req_per_s"] / floor, 3) if floor else None
+    rows.sort(key=lambda r: (stacks.index(r["stack"]), r["clients"], r["target"]))
+    return {
+        "seconds_per_phase": seconds,
+        "rounds": rounds,
+        "seed_documents": seed_documents,
+        "dimensions": DIMENSIONS,
+        "rows": rows,
+        "errors": sum(r["errors"] for r in rows),
+    }
+
+
+def report(figures: dict[str, Any]) -> None:
+    rows = [
+        [
+            r["stack"],
+            r["clients"],
+            r["target"],
+            r["requests"],
+            r["errors"],
+            r["req_per_s"],
+            r["latency"]["p50_ms"],
+            r["latency"]["p99_ms"],
+            r["ratio_to_floor"],
+            r["client_cpu_share"],
+        ]
+        for r in figures["rows"]
+    ]
+    print_table(
+        f"MCP over streamable HTTP (mcp.Client), {figures['rounds']} round(s) x "
+        f"{figures['seconds_per_phase']:g} s per phase, {figures['seed_documents']} documents, "
+        f"{figures['dimensions']} dimensions",
+        [
+            "http stack",
+            "clients",
+            "target",
+            "requests",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "x floor",
+            "client cpu",
+        ],
+        rows,
+    )
+
+
+def main() -> int:
+    parser = bench_parser(__doc__.splitlines()[0] if __doc__ else "MCP benchmark")
+    parser.add_argument("--seconds", type=float, default=None, help="per phase")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--clients", default=None, help="comma-separated concurrency levels")
+    parser.add_argument("--stacks", default=",".join(STACKS), help="HTTP stacks to measure")
+    parser.add_argument("--documents", type=int, default=None, help="documents seeded first")
+    parser.add_argument("--targets", default=",".join(KINDS), help="of floor,kb_search,kb_add")
+    args = parser.parse_args()
+    quick = bool(args.quick)
+    stacks = [s for s in args.stacks.split(",") if s]
+    unknown = [s for s in stacks if s not in STACKS]
+    if unknown or not stacks:
+        parser.error(f"--stacks: choose from {', '.join(STACKS)}")
+    kinds = [k for k in args.targets.split(",") if k]
+    if not kinds or any(k not in (*KINDS, *OPTIONAL_KINDS) for k in kinds):
+        parser.error(f"--targets: choose from {', '.join((*KINDS, *OPTIONAL_KINDS))}")
+    levels = [int(c) for c in (args.clients or ("1,4" if quick else "1,16,64")).split(",")]
+    if not levels or min(levels) < 1:
+        parser.error("--clients: positive integers")
+    host = machine()
+    figures = asyncio.run(
+        run(
+            stacks=stacks,
+            kinds=kinds,
+            levels=levels,
+            seconds=args.seconds or (0.4 if quick else 3.0),
+            rounds=args.rounds or (1 if quick else 2),
+            seed_documents=args.documents if args.documents is not None else (10 if quick else 300),
+        )
+    )
+    report(figures)
+    finish("mcp", figures, quick=quick, as_json=bool(args.json), host=host)
+    return 0 if figures["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
