@@ -28,7 +28,7 @@ Handler = Callable[[argparse.Namespace], int]
 SECRETS_COMMANDS = {
     "verify": ("kb_mcp.ops.verify", "fetch and validate every secret, log in to PostgreSQL"),
     "seed": ("kb_mcp.ops.seed", "create the development secrets in moto or LocalStack"),
-    "rotate": ("kb_mcp.ops.rotate", "rotate a secret (create, set, test, finish; resumable)"),
+    "rotate": ("kb_mcp.ops.rotation", "rotate a secret (create, set, test, finish; resumable)"),
     "age": ("kb_mcp.ops.age", "flag secrets older than the rotation policy allows"),
     "audit": ("kb_mcp.ops.audit", "scan files and git history for secrets"),
     "policy": ("kb_mcp.ops.policy", "print the least-privilege task-role policy"),

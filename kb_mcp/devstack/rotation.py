@@ -20,9 +20,9 @@ from pydantic import SecretStr
 
 from kb_mcp.config import Settings
 from kb_mcp.devstack.fake_openai import FakeOpenAIState
-from kb_mcp.ops.rotate_openai import rotate_openai
-from kb_mcp.ops.rotate_postgres import rotate_postgres
-from kb_mcp.ops.rotate_steps import RotationResult
+from kb_mcp.ops.rotation.openai_key import rotate_openai
+from kb_mcp.ops.rotation.postgres import rotate_postgres
+from kb_mcp.ops.rotation.steps import RotationResult
 
 __all__ = ["KeyRing", "rotate_once", "rotate_periodically"]
 

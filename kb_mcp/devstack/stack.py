@@ -49,8 +49,8 @@ from kb_mcp.devstack.rotation import KeyRing, rotate_periodically
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, KbMcpError
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.redaction import secret_registry
-from kb_mcp.ops.rotate_openai import generate_openai_key
-from kb_mcp.ops.rotate_postgres import default_master_secret_name, other_username
+from kb_mcp.ops.rotation.openai_key import generate_openai_key
+from kb_mcp.ops.rotation.postgres import default_master_secret_name, other_username
 from kb_mcp.ops.seed import seed_secrets
 
 __all__ = ["APP_USERS", "DATABASE", "DevOptions", "DevStackError", "run_dev"]

@@ -43,9 +43,9 @@ from kb_mcp.ops.aws import (
     error_code,
     setup_cli_logging,
 )
-from kb_mcp.ops.rotate_openai import generate_openai_key
-from kb_mcp.ops.rotate_postgres import default_master_secret_name
-from kb_mcp.ops.rotate_steps import read_version
+from kb_mcp.ops.rotation.openai_key import generate_openai_key
+from kb_mcp.ops.rotation.postgres import default_master_secret_name
+from kb_mcp.ops.rotation.steps import read_version
 from kb_mcp.secrets.port import AWSCURRENT
 from kb_mcp.secrets.schemas import (
     AuthTokenSecret,

@@ -24,7 +24,7 @@ from kb_mcp.config import Settings
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, EXIT_USAGE, KbMcpError
 from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.ops.aws import ENV_CHOICES, cli_settings, setup_cli_logging
-from kb_mcp.ops.rotate_openai import probe_openai_key
+from kb_mcp.ops.rotation.openai_key import probe_openai_key
 from kb_mcp.secrets.aws import AwsSecretsManagerProvider
 from kb_mcp.secrets.schemas import (
     AuthTokenSecret,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from kb_mcp.config import Settings
-from kb_mcp.ops.audit_detectors import env_sensitive_values, is_placeholder, is_sensitive_name
+from kb_mcp.ops.audit.detectors import env_sensitive_values, is_placeholder, is_sensitive_name
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"

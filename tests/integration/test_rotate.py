@@ -20,10 +20,10 @@ from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.postgres import PostgresCluster, quote_ident
 from kb_mcp.errors import RotationError, SecretNotFoundError
 from kb_mcp.observability.redaction import secret_registry
-from kb_mcp.ops import rotate
-from kb_mcp.ops.rotate import rollback_openai, rotate_openai, rotate_postgres
-from kb_mcp.ops.rotate_postgres import other_username
-from kb_mcp.ops.rotate_steps import StopAfter
+from kb_mcp.ops import rotation as rotate
+from kb_mcp.ops.rotation.command import rollback_openai, rotate_openai, rotate_postgres
+from kb_mcp.ops.rotation.postgres import other_username
+from kb_mcp.ops.rotation.steps import StopAfter
 from kb_mcp.secrets.schemas import PostgresCredentials
 from tests.conftest import CapturedLogs
 from tests.plugins.servers import AppDatabase

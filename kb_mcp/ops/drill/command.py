@@ -33,9 +33,9 @@ from rich.table import Table
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.errors import EXIT_USAGE, KbMcpError
-from kb_mcp.ops.drill_load import LoadStats, Workload, percentiles, run_worker
-from kb_mcp.ops.rotate_openai import rotate_openai
-from kb_mcp.ops.rotate_postgres import rotate_postgres
+from kb_mcp.ops.drill.load import LoadStats, Workload, percentiles, run_worker
+from kb_mcp.ops.rotation.openai_key import rotate_openai
+from kb_mcp.ops.rotation.postgres import rotate_postgres
 
 __all__ = ["DrillOptions", "DrillReport", "register", "run_drill"]
 

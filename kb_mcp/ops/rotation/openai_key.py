@@ -26,7 +26,7 @@ from kb_mcp.config import Settings
 from kb_mcp.errors import RotationError, SecretFormatError
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.aws import aws_client
-from kb_mcp.ops.rotate_steps import RotationResult, StopAfter, run_rollback, run_rotation
+from kb_mcp.ops.rotation.steps import RotationResult, StopAfter, run_rollback, run_rotation
 from kb_mcp.secrets.schemas import OpenAIKeySecret, parse_secret
 
 __all__ = [
