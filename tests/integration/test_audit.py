@@ -23,8 +23,8 @@ import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; only safe_
 
 from kb_mcp.errors import ConfigError
 from kb_mcp.ops import audit
-from kb_mcp.ops.audit.scan import AuditResult, run_audit
 from kb_mcp.ops.audit.detectors import fingerprint, is_placeholder
+from kb_mcp.ops.audit.scan import AuditResult, run_audit
 from tests.support.fakes import watch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
