@@ -216,7 +216,7 @@ def _print_report(report: VerifyReport) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        settings = cli_settings(args.env)
+        settings = cli_settings(args.env, local_stack="secrets verify")
     except KbMcpError:
         raise
     except ValueError as exc:

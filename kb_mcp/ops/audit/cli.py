@@ -78,9 +78,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handle_audit(args: argparse.Namespace) -> int:
     """Run the audit from parsed arguments; 0 clean, 1 findings, 2 bad allowlist."""
     try:
-        from kb_mcp.ops.audit.scan import run_audit
         from kb_mcp.ops.audit.history import git_root
         from kb_mcp.ops.audit.report import render_markdown, render_summary
+        from kb_mcp.ops.audit.scan import run_audit
     except ModuleNotFoundError as exc:
         if exc.name is None or not exc.name.startswith("detect_secrets"):
             raise

@@ -3,9 +3,10 @@
 Scans the working tree (git's view of it, plus every `.env*` file even when ignored) and
 the last N commits' added lines with the detectors of `detectors`, checks that
 `.env*` files hold no sensitive value and that `.env` is git-ignored, applies the
-allowlist (`.secrets-allowlist.json`: path glob, detector, fingerprint, reason). The command
-(`cli`) exits 1 on any finding and writes a Markdown report (`report`) only when asked. A finding shows at most four characters of a
-value and a sha256 fingerprint prefix, never the value.
+allowlist (`.secrets-allowlist.json`: path glob, detector, fingerprint, reason). The
+command (`cli`) exits 1 on any finding and writes a Markdown report (`report`) only when
+asked. A finding shows at most four characters of a value and a sha256 fingerprint
+prefix, never the value.
 
     kb-mcp secrets audit [--history-depth N] [--files F ...] [--allowlist P]
                          [--report P | --no-report] [--json]
@@ -13,6 +14,7 @@ value and a sha256 fingerprint prefix, never the value.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path

@@ -19,7 +19,15 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-__all__ = ["CallRecord", "LoadStats", "Workload", "mcp_client", "percentiles", "run_worker"]
+__all__ = [
+    "CallRecord",
+    "LoadStats",
+    "Workload",
+    "delete_documents",
+    "mcp_client",
+    "percentiles",
+    "run_worker",
+]
 
 TOPICS = (
     "rotating postgres credentials with two alternating login roles",
@@ -43,9 +51,13 @@ class CallRecord:
 
 @dataclass
 class LoadStats:
-    """Every call recorded by the workers (appended from one event loop: no lock needed)."""
+    """Every call recorded by the workers (appended from one event loop: no lock needed).
+
+    `added_ids` are the documents `kb_add` stored, for the drill to remove afterwards.
+    """
 
     records: list[CallRecord] = field(default_factory=list)
+    added_ids: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -126,6 +138,32 @@ def _arguments(tool: str, rng: random.Random, worker: int, n: int) -> dict[str, 
     return {"query": topic, "limit": 5}
 
 
+def _added_id(result: Any) -> str | None:
+    structured = getattr(result, "structured_content", None)
+    if isinstance(structured, dict):
+        value = structured.get("id") or (structured.get("result") or {}).get("id")
+        if isinstance(value, str):
+            return value
+    return None
+
+
+async def delete_documents(url: str, token: str | None, ids: list[str]) -> tuple[int, int]:
+    """Delete `ids` with `kb_delete`; (deleted, failed)."""
+    deleted = failed = 0
+    async with mcp_client(url, token) as client:
+        for document_id in ids:
+            try:
+                result = await client.call_tool("kb_delete", {"id": document_id})
+            except Exception:  # counted and reported by the caller, whatever the cause
+                failed += 1
+                continue
+            if _tool_error(result) is None:
+                deleted += 1
+            else:
+                failed += 1
+    return deleted, failed
+
+
 def _tool_error(result: Any) -> str | None:
     if not getattr(result, "is_error", False):
         return None
@@ -171,6 +209,9 @@ async def _calls(
             try:
                 result = await client.call_tool(tool, _arguments(tool, rng, worker, n))
                 error = _tool_error(result)
+                added = _added_id(result) if tool == "kb_add" and error is None else None
+                if added is not None:
+                    stats.added_ids.append(added)
             except Exception as exc:  # the drill reports every failure, whatever its kind
                 error = f"{type(exc).__name__}: {exc}"[:300]
             stats.records.append(CallRecord(tool, started, time.monotonic() - started, error))

@@ -114,7 +114,7 @@ async def _rotate(
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        settings = cli_settings(args.env)
+        settings = cli_settings(args.env, local_stack="secrets rotate")
         _check_target_options(args)
         wants_key = args.target == "openai" and not args.rollback
         new_key = _read_new_key(args) if wants_key else None
