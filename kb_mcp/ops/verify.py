@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -190,7 +191,8 @@ async def verify_secrets(
             )
         )
     for check in checks:
-        log.info(
+        log.log(
+            logging.INFO if check.ok else logging.WARNING,
             "secret.verified" if check.ok else "secret.verify_failed",
             secret=check.name,
             version_id=check.version_id,

@@ -149,7 +149,8 @@ async def _run_transport(
     emitter = EmfEmitter(runtime.metrics, environment=settings.env.value, sink=_stderr_line)
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(runtime.refresher.run(stop))
-        tasks.create_task(emitter.run(stop, settings.metrics_flush_interval_s))
+        if settings.json_logs:  # EMF lines are for CloudWatch, never the development console
+            tasks.create_task(emitter.run(stop, settings.metrics_flush_interval_s))
         if transport == "stdio":
             stdio = tasks.create_task(built.mcp.run_stdio_async())
             await _first(stop, stdio)
