@@ -365,7 +365,7 @@ def test_audit_without_report_leaves_the_checkout_clean(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without `--report` the audit writes no file: `git status` is as clean after as before."""
-    _write(repo, {"notes.txt": "nothing secret here\n"})
+    _write(repo, {"notes.txt": ["nothing secret here"]})
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "notes")
     before = subprocess.run(
