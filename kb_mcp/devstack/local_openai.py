@@ -186,24 +186,28 @@ class AcceptedKeys:
         while a reload runs wait for it, and a reload begun after a request arrived
         answers it; a request never waits for more than one.
         """
-        with self._lock:
-            fixed = key in self._fixed
-            loaded = key in self._loaded
-        last = self._loaded_at
-        fresh = last is not None and time.monotonic() - last < self._max_age_s
-        if fixed or self._loader is None or (loaded and fresh):
-            return fixed or loaded
+        if self._known(key) or self._loader is None:
+            return self.allowed(key)
         arrived = time.monotonic()
         if self._reload_lock is None:
             self._reload_lock = asyncio.Lock()
         async with self._reload_lock:
             last = self._loaded_at
-            if last is None or last < arrived:
+            # A read begun after this request arrived answers it; so does one that ran
+            # while it waited and left the key known.
+            if (last is None or last < arrived) and not self._known(key):
                 try:
                     await self.reload()
                 except Exception as exc:  # an unreachable store refuses the key, clearly
                     logger.warning("local_openai.keys_unavailable", error=type(exc).__name__)
         return self.allowed(key)
+
+    def _known(self, key: str) -> bool:
+        """A fixed key, or a loaded one read less than ``max_age_s`` ago."""
+        last = self._loaded_at
+        fresh = last is not None and time.monotonic() - last < self._max_age_s
+        with self._lock:
+            return key in self._fixed or (fresh and key in self._loaded)
 
 
 def _error(

@@ -97,7 +97,8 @@ async def _document_count(url: str) -> int:
 async def test_drill_passes_through_rotations_and_catches_drops() -> None:
     """Two rotations of each secret under load: 0 failures, exit 0, and the document count as
     before (the drill removed what it added). Then the application roles refused at the
-    database without a rotation: the drill reports failures and exits 1."""
+    database without a rotation: the drill reports failures and exits 1. `secrets verify`
+    beside the stack finds it through stack.json and passes."""
     base = Path(tempfile.mkdtemp(prefix="kbdrill-"))
     os.chmod(base, 0o711)  # noqa: S103 - as root, the postgres user must traverse it
     data = base / "stack"
@@ -134,6 +135,13 @@ async def test_drill_passes_through_rotations_and_catches_drops() -> None:
         master_password = (await _master(stack))["password"]
         assert master_password not in json.dumps(report)
         assert master_password not in err
+
+        verify = subprocess.run(
+            [sys.executable, "-m", "kb_mcp", "secrets", "verify"],
+            env=base_env(KB_MCP_STACK_DIR=str(data)), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert verify.returncode == 0, verify.stderr[-3000:]
+        assert "using the local stack of kb-mcp dev" in verify.stderr
 
         dev.signal(signal.SIGINT)
         assert await asyncio.to_thread(dev.wait, 60) == 0
