@@ -136,7 +136,8 @@ async def test_drill_passes_through_rotations_and_catches_drops() -> None:
         assert master_password not in json.dumps(report)
         assert master_password not in err
 
-        verify = subprocess.run(
+        verify = await asyncio.to_thread(
+            subprocess.run,
             [sys.executable, "-m", "kb_mcp", "secrets", "verify"],
             env=base_env(KB_MCP_STACK_DIR=str(data)), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
