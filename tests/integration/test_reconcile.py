@@ -82,9 +82,6 @@ async def test_seed_sets_a_rotated_role_back_to_the_secret(
     async with session.client(
         "secretsmanager", region_name="us-east-1", endpoint_url=aws_env
     ) as sm:
-        versions: dict[str, Any] = {}
-        for name in (PG_SECRET, MASTER_SECRET):
-            versions[name] = (await sm.describe_secret(SecretId=name))["VersionIdsToStages"]
         master = json.loads(
             (await sm.get_secret_value(SecretId=MASTER_SECRET, VersionStage="AWSCURRENT"))[
                 "SecretString"
