@@ -22,7 +22,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # The installed tree lives in a venv that the runtime stage copies whole: no wheel files
-# ever reach the final image. Every dependency ships manylinux wheels: no compiler needed.
+# ever reach the final image (nor the venv's own pip, removed once it has installed). Every dependency ships manylinux wheels: no compiler needed.
 # The `local` extra (moto, the PostgreSQL wheel behind `kb-mcp dev`) is left out, except
 # boto3, which the local embeddings service of docker-compose.yml reads its keys with.
 RUN python -m venv /opt/kb-mcp
@@ -32,7 +32,8 @@ COPY pyproject.toml README.md ./
 COPY kb_mcp ./kb_mcp
 RUN /opt/kb-mcp/bin/pip install --requirement constraints.txt \
     && /opt/kb-mcp/bin/pip install --no-deps --constraint constraints.txt . \
-    && /opt/kb-mcp/bin/pip check
+    && /opt/kb-mcp/bin/pip check \
+    && /opt/kb-mcp/bin/pip uninstall --quiet --yes pip setuptools
 
 # ---------------------------------------------------------------- runtime stage
 FROM python:3.11-slim
