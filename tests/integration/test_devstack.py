@@ -127,7 +127,13 @@ async def _wait_ready(proc: KbMcpProcess, http: httpx2.AsyncClient) -> str:
     base = f"http://127.0.0.1:{event['port']}"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        response = await http.get(f"{base}/readyz")
+        try:
+            response = await http.get(f"{base}/readyz")
+        except httpx2.ConnectError:
+            # `server.listening` is logged before uvicorn listens (the log handshake that
+            # issue 10 replaces): a refused connection here means "not yet".
+            await asyncio.sleep(0.1)
+            continue
         if response.status_code == 200:
             return base
         await asyncio.sleep(0.1)
