@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # kb-mcp server image: slim Python 3.11, non-root (uid/gid 10001, as the ECS task
 # definition in secrets/ecs/task-definition.json runs it), no secrets inside.
 #
@@ -8,6 +7,13 @@
 #
 #   docker build -t kb-mcp .
 #   docker compose up        # the whole local stack, see docker-compose.yml
+#
+# Needs Docker Engine 20.10 or later, with or without BuildKit: no `# syntax=` frontend
+# (it would be pulled from a public registry), no BuildKit-only instructions. Compose
+# needs v2.23.1 or later (docker-compose.yml uses `configs.content`).
+#
+# Reproducible: every package the image installs is pinned by docker/constraints.txt
+# (regenerate it with the command written at its top when pyproject.toml changes).
 
 # ---------------------------------------------------------------- build stage
 FROM python:3.11-slim AS build
@@ -15,33 +21,37 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The installed tree lives in a venv that the runtime stage copies whole: no wheel files
+# ever reach the final image (nor the venv's own pip, removed once it has installed). Every dependency ships manylinux wheels: no compiler needed.
+# The `local` extra (moto, the PostgreSQL wheel behind `kb-mcp dev`) is left out, except
+# boto3, which the local embeddings service of docker-compose.yml reads its keys with.
+RUN python -m venv /opt/kb-mcp
 WORKDIR /src
+COPY docker/constraints.txt ./
 COPY pyproject.toml README.md ./
 COPY kb_mcp ./kb_mcp
-# Every dependency ships manylinux wheels: no compiler needed. The `local` extra (moto,
-# the PostgreSQL wheel behind `kb-mcp dev`) is deliberately left out of the image.
-RUN pip wheel --wheel-dir /wheels .
+RUN /opt/kb-mcp/bin/pip install --requirement constraints.txt \
+    && /opt/kb-mcp/bin/pip install --no-deps --constraint constraints.txt . \
+    && /opt/kb-mcp/bin/pip check \
+    && /opt/kb-mcp/bin/pip uninstall --quiet --yes pip setuptools
 
 # ---------------------------------------------------------------- runtime stage
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PATH=/opt/kb-mcp/bin:$PATH
 
 RUN groupadd --system --gid 10001 kbmcp \
     && useradd --system --uid 10001 --gid 10001 --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin kbmcp
 
-COPY --from=build /wheels /tmp/wheels
-RUN pip install --no-index --find-links /tmp/wheels kb-mcp \
-    && rm -rf /tmp/wheels
+COPY --from=build /opt/kb-mcp /opt/kb-mcp
 
 WORKDIR /app
 # The one-shot seeding service of docker-compose.yml runs this wrapper of
-# `kb-mcp secrets seed` from this image.
-COPY --chmod=0755 secrets/setup-local-secrets.sh /app/secrets/setup-local-secrets.sh
+# `kb-mcp secrets seed` from this image (executable in git, so COPY keeps the mode).
+COPY secrets/setup-local-secrets.sh /app/secrets/setup-local-secrets.sh
 
 USER 10001:10001
 

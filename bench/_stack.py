@@ -36,7 +36,7 @@ import aioboto3
 import uvicorn
 
 from kb_mcp.config import Settings, load_settings
-from kb_mcp.devstack.fake_openai import FakeOpenAIState, build_app
+from kb_mcp.devstack.local_openai import AcceptedKeys, build_app
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.devstack.postgres import PostgresCluster, PostgresClusterError
 from kb_mcp.hotswap import HotSwapEvent
@@ -345,7 +345,7 @@ async def _serve_fakes() -> None:
     """
     configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    state = FakeOpenAIState()
+    state = AcceptedKeys()
     config = uvicorn.Config(
         build_app(state),
         host="127.0.0.1",
@@ -369,9 +369,9 @@ async def _serve_fakes() -> None:
             while line := (await reader.readline()).decode():
                 verb, _, key = line.strip().partition(" ")
                 if verb == "allow":
-                    state.allow_key(key)
+                    state.allow(key)
                 elif verb == "revoke":
-                    state.revoke_key(key)
+                    state.revoke(key)
                 print("ok" if verb in ("allow", "revoke") else "unknown", flush=True)
         server.should_exit = True
 

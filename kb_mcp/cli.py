@@ -29,7 +29,7 @@ Handler = Callable[[argparse.Namespace], int]
 SECRETS_COMMANDS = {
     "verify": ("kb_mcp.ops.verify", "fetch and validate every secret, log in to PostgreSQL"),
     "seed": ("kb_mcp.ops.seed", "create the development secrets in moto or LocalStack"),
-    "rotate": ("kb_mcp.ops.rotate", "rotate a secret (create, set, test, finish; resumable)"),
+    "rotate": ("kb_mcp.ops.rotation", "rotate a secret (create, set, test, finish; resumable)"),
     "age": ("kb_mcp.ops.age", "flag secrets older than the rotation policy allows"),
     "audit": ("kb_mcp.ops.audit", "scan files and git history for secrets"),
     "policy": ("kb_mcp.ops.policy", "print the least-privilege task-role policy"),
@@ -66,8 +66,18 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kb-mcp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the MCP server")
-    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    serve = commands.add_parser(
+        "serve",
+        help="run the MCP server",
+        description="Run the MCP server: secrets from AWS Secrets Manager, hot-reloaded.",
+    )
+    serve.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default="stdio",
+        help="stdio: MCP over stdin/stdout, for a client that starts the server (default); "
+        "http: streamable HTTP on --host/--port at /mcp, with /healthz and /readyz",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="bind address for http")
     serve.add_argument("--port", type=int, default=8080, help="port for http (0 = any free)")
     serve.add_argument(

@@ -5,10 +5,11 @@
 
 docker compose runs it (from the app image) so the stack works offline. Accepted API
 keys come from environment variables named on the command line (default
-``OPENAI_API_KEY``) or from secrets in the Secrets Manager the AWS environment points at
-(compose: the key its seeding service generated), never from arguments, which would
-show in ``ps``. Embeddings are
-the deterministic feature-hash vectors of ``hashing``. SIGTERM and SIGINT stop it.
+``OPENAI_API_KEY``) and from secrets in the Secrets Manager the AWS environment points at:
+every key held by a live version (AWSCURRENT, AWSPENDING, AWSPREVIOUS) of each named
+secret, re-read when an unknown key arrives, so a rotated or re-seeded key is accepted at
+once (see ``local_openai``). Never from arguments, which would show in ``ps``. Embeddings
+are the deterministic feature-hash vectors of ``hashing``. SIGTERM and SIGINT stop it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 import structlog
 import uvicorn
 
-from kb_mcp.devstack.fake_openai import FakeOpenAIState, build_app
+from kb_mcp.devstack.local_openai import AcceptedKeys, KeysFromSecrets, build_app
 from kb_mcp.errors import EXIT_OK, EXIT_USAGE
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.redaction import secret_registry
@@ -51,23 +52,10 @@ def _parser() -> argparse.ArgumentParser:
         "--key-from-secret",
         action="append",
         metavar="NAME",
-        help="accept the AWSCURRENT value of this secret (AWS_ENDPOINT_URL, AWS_REGION)",
+        help="accept the keys of this secret's live versions, re-read on an unknown key "
+        "(AWS_ENDPOINT_URL, AWS_REGION)",
     )
     return parser
-
-
-def _keys_from_secrets(names: Sequence[str]) -> list[str]:
-    import boto3
-
-    client = boto3.client(
-        "secretsmanager",
-        region_name=os.environ.get("AWS_REGION", "us-east-1"),
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-    )
-    return [
-        str(client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"])
-        for name in names
-    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,12 +70,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             "or unset\n"
         )
         return EXIT_USAGE
-    keys.extend(_keys_from_secrets(args.key_from_secret or []))
     secret_registry().register(*keys)
     configure_logging(json_lines=True)
-    log.info("embeddings_server.starting", host=args.host, port=args.port, keys=len(keys))
+    loader = (
+        KeysFromSecrets(
+            args.key_from_secret,
+            region=os.environ.get("AWS_REGION", "us-east-1"),
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        )
+        if args.key_from_secret
+        else None
+    )
+    log.info(
+        "embeddings_server.starting",
+        host=args.host,
+        port=args.port,
+        keys=len(keys),
+        key_secrets=list(args.key_from_secret or ()),
+    )
     uvicorn.run(
-        build_app(FakeOpenAIState(keys)),
+        build_app(AcceptedKeys(keys, loader=loader)),
         host=args.host,
         port=args.port,
         log_config=None,

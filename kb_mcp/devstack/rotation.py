@@ -2,64 +2,38 @@
 
 Each period runs the same four-step rotations an operator runs (`kb-mcp secrets rotate`):
 PostgreSQL alternates the login roles ``kb_app`` / ``kb_app_clone`` through the master
-secret, and the OpenAI key is replaced by a generated one that the local embeddings
-endpoint is told to accept in the ``set`` step. The endpoint keeps accepting the previous
-key for one more period (the overlap), then refuses it, as an operator revoking the old
-key in the OpenAI console would. The running server notices each new version on its next
+secret, and the OpenAI key is replaced by a generated one. The local embeddings endpoint
+accepts the keys the secret's live versions hold, so it takes the new key as soon as the
+rotation stores it, keeps accepting the previous one (AWSPREVIOUS, the overlap) for one
+more period, then refuses it, as an operator revoking the old key in the OpenAI console
+would. The running server notices each new version on its next
 refresh (`secret.rotation_detected`, then `db.pool_swapped` / `openai.client_swapped`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 import structlog
-from pydantic import SecretStr
 
 from kb_mcp.config import Settings
-from kb_mcp.devstack.fake_openai import FakeOpenAIState
-from kb_mcp.ops.rotate_openai import rotate_openai
-from kb_mcp.ops.rotate_postgres import rotate_postgres
-from kb_mcp.ops.rotate_steps import RotationResult
+from kb_mcp.ops.rotation.openai_key import rotate_openai
+from kb_mcp.ops.rotation.postgres import rotate_postgres
+from kb_mcp.ops.rotation.steps import RotationResult
 
-__all__ = ["KeyRing", "rotate_once", "rotate_periodically"]
+__all__ = ["rotate_once", "rotate_periodically"]
 
 log = structlog.get_logger(__name__)
 
 
-class KeyRing:
-    """Keys the embeddings endpoint accepts: the current one and the one before it."""
-
-    def __init__(self, endpoint: FakeOpenAIState, first: str) -> None:
-        self._endpoint = endpoint
-        self._keys: deque[str] = deque([first])
-
-    def __repr__(self) -> str:
-        return f"KeyRing(keys={len(self._keys)})"
-
-    @property
-    def admin_token(self) -> str | None:
-        """The endpoint's admin token (for other local processes that activate keys)."""
-        return self._endpoint.admin_token
-
-    async def activate(self, key: SecretStr) -> None:
-        """The rotation's `set` step: accept ``key``, and stop accepting the oldest one."""
-        raw = key.get_secret_value()
-        self._endpoint.allow_key(raw)
-        self._keys.append(raw)
-        while len(self._keys) > 2:
-            self._endpoint.revoke_key(self._keys.popleft())
-
-
-async def rotate_once(settings: Settings, ring: KeyRing) -> None:
+async def rotate_once(settings: Settings) -> None:
     """Rotate the PostgreSQL credentials, then the OpenAI key; log each outcome."""
     jobs: tuple[tuple[str, Callable[[], Awaitable[RotationResult]]], ...] = (
         (settings.postgres_secret_name, lambda: rotate_postgres(settings)),
         (
             settings.openai_secret_name,
-            lambda: rotate_openai(settings, new_key=None, generate=True, activate=ring.activate),
+            lambda: rotate_openai(settings, new_key=None, generate=True),
         ),
     )
     for name, rotate in jobs:
@@ -78,12 +52,10 @@ async def rotate_once(settings: Settings, ring: KeyRing) -> None:
         )
 
 
-async def rotate_periodically(
-    settings: Settings, every_s: float, ring: KeyRing, done: asyncio.Event
-) -> None:
+async def rotate_periodically(settings: Settings, every_s: float, done: asyncio.Event) -> None:
     """Rotate every ``every_s`` seconds until ``done`` is set."""
     while not done.is_set():
         try:
             await asyncio.wait_for(done.wait(), every_s)
         except TimeoutError:
-            await rotate_once(settings, ring)
+            await rotate_once(settings)

@@ -5,7 +5,8 @@ In order, each stopped in reverse on the way out:
 1. a lock on the data folder (one `kb-mcp dev` per folder; a server left running by a
    crashed earlier run is stopped, since nobody else can own it);
 2. moto's Secrets Manager on 127.0.0.1 (in memory: seeded afresh on every start);
-3. the local OpenAI-compatible embeddings endpoint, accepting one generated key;
+3. the local OpenAI-compatible embeddings endpoint, accepting the keys held by the live
+   versions of the OpenAI secret in that moto (a generated one at first);
 4. PostgreSQL + pgvector (from a wheel) with its data in ``<data>/postgres``: database ``kb`` owned
    by the group ``kb_owner``, login roles ``kb_app`` and ``kb_app_clone`` (AWS
    multi-user rotation naming) with passwords generated on every start;
@@ -42,15 +43,15 @@ from pydantic import SecretStr
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.devstack.banner import StackInfo, print_banner
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
+from kb_mcp.devstack.local_openai import AcceptedKeys, KeysFromSecrets, LocalOpenAIServer
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.devstack.postgres import DataVersionError, PostgresCluster, PostgresClusterError
-from kb_mcp.devstack.rotation import KeyRing, rotate_periodically
+from kb_mcp.devstack.rotation import rotate_periodically
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, KbMcpError, report_startup_failure
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.redaction import secret_registry
-from kb_mcp.ops.rotate_openai import generate_openai_key
-from kb_mcp.ops.rotate_postgres import default_master_secret_name, other_username
+from kb_mcp.ops.rotation.openai_key import generate_openai_key
+from kb_mcp.ops.rotation.postgres import default_master_secret_name, other_username
 from kb_mcp.ops.seed import seed_secrets
 from kb_mcp.runtime.handshake import write_ready_line
 
@@ -141,7 +142,7 @@ def _set_base_environment(options: DevOptions) -> None:
     os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 
 
-def _set_service_environment(moto: MotoSecretsServer, embeddings: FakeOpenAIServer) -> None:
+def _set_service_environment(moto: MotoSecretsServer, embeddings: LocalOpenAIServer) -> None:
     os.environ["AWS_ENDPOINT_URL"] = moto.endpoint_url
     os.environ["OPENAI_BASE_URL"] = embeddings.base_url
 
@@ -254,9 +255,11 @@ async def _run(options: DevOptions, stop: asyncio.Event, cleanup: contextlib.Exi
     moto.start()
     cleanup.callback(moto.stop)
     first_key = generate_openai_key().get_secret_value()
-    embeddings = FakeOpenAIServer([first_key])
-    embeddings.admin_token = secrets.token_urlsafe(32)
-    secret_registry().register(embeddings.admin_token)
+    openai_secret = load_settings().openai_secret_name
+    loader = KeysFromSecrets(
+        [openai_secret], region=os.environ["AWS_REGION"], endpoint_url=moto.endpoint_url
+    )
+    embeddings = LocalOpenAIServer(AcceptedKeys(loader=loader))
     embeddings.start()
     cleanup.callback(embeddings.stop)
     try:
@@ -298,11 +301,11 @@ async def _run(options: DevOptions, stop: asyncio.Event, cleanup: contextlib.Exi
         cache_ttl_s=settings.cache_ttl_s,
         pid=os.getpid(),
     )
-    return await _serve(settings, options, info, KeyRing(embeddings, first_key), stop)
+    return await _serve(settings, options, info, stop)
 
 
 async def _serve(
-    settings: Settings, options: DevOptions, info: StackInfo, ring: KeyRing, stop: asyncio.Event
+    settings: Settings, options: DevOptions, info: StackInfo, stop: asyncio.Event
 ) -> int:
     """The production runtime, plus the banner and the rotation loop beside it."""
     from kb_mcp.runtime.serve import ServerStarted, serve
@@ -316,7 +319,7 @@ async def _serve(
 
             def on_started(started: ServerStarted) -> None:
                 ready = dataclasses.replace(info, url=_display_url(options.host, started.port))
-                task = _when_ready(ready, started.port, settings, ring, done, options.ready_fd)
+                task = _when_ready(ready, started.port, settings, done, options.ready_fd)
                 beside.append(tasks.create_task(task))
 
             try:
@@ -343,9 +346,11 @@ async def _serve(
 STACK_FILE = "stack.json"
 
 
-def _write_stack_file(info: StackInfo, ring: KeyRing) -> None:
+def _write_stack_file(info: StackInfo) -> None:
     """`<data>/stack.json` (0600): where the running stack is, for `kb-mcp drill` and
-    `kb-mcp secrets ...` run beside it. Holds only local, per-run emulator credentials."""
+    `kb-mcp secrets ...` run beside it. Holds only local, per-run emulator credentials.
+    `openai_keys: "secret"` says the embeddings endpoint accepts whatever key the OpenAI
+    secret holds, so a rotation may generate one."""
     names = (
         "KB_MCP_ENV",
         "AWS_ENDPOINT_URL",
@@ -356,13 +361,11 @@ def _write_stack_file(info: StackInfo, ring: KeyRing) -> None:
         "OPENAI_BASE_URL",
         "SECRETS_CACHE_TTL_SECONDS",
     )
-    base = info.openai_base_url.rstrip("/").removesuffix("/v1")
     document = {
         "mcp_url": info.url,
         "pid": info.pid,
         "environment": {name: os.environ[name] for name in names if name in os.environ},
-        "embeddings_admin_url": f"{base}/_admin/keys",
-        "embeddings_admin_token": ring.admin_token,
+        "openai_keys": "secret",
     }
     path = info.data_dir / STACK_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -382,16 +385,15 @@ async def _when_ready(
     ready: StackInfo,
     port: int,
     settings: Settings,
-    ring: KeyRing,
     done: asyncio.Event,
     ready_fd: int | None,
 ) -> None:
     """Once the server accepts connections: stack file, banner, rotations on schedule."""
-    _write_stack_file(ready, ring)
+    _write_stack_file(ready)
     print_banner(ready)
     log.info("devstack.ready", url=ready.url, data_dir=str(ready.data_dir))
     if ready_fd is not None:
         document = {"port": port, "url": ready.url, "data_dir": str(ready.data_dir)}
         write_ready_line(ready_fd, document)
     if ready.rotate_every_s:
-        await rotate_periodically(settings, ready.rotate_every_s, ring, done)
+        await rotate_periodically(settings, ready.rotate_every_s, done)

@@ -67,6 +67,15 @@ def _event_sink_processor(sink: EventSink) -> Processor:
     return capture
 
 
+class _SdkToolFailureFilter(logging.Filter):
+    """Drops the SDK's `Tool 'x' failed: ...` line: our tools log each failure once
+    (`tool.rejected` / `tool.failed`). Its argument-validation and unexpected-exception
+    lines stay: no tool of ours saw those calls."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Tool %r failed: %r"
+
+
 def configure_logging(
     *,
     json_lines: bool,
@@ -122,9 +131,16 @@ def configure_logging(
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    # Third-party chatter that is noise at INFO.
-    for noisy in ("botocore", "aiobotocore", "urllib3", "httpx", "httpx2", "httpcore"):
+    # Third-party chatter that is noise at INFO. The MCP SDK's stateless HTTP transport
+    # logs `Terminating session: None` for every request.
+    for noisy in (
+        "botocore", "aiobotocore", "urllib3", "httpx", "httpx2", "httpcore",
+        "mcp.server.streamable_http",
+    ):  # fmt: skip
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    sdk_server = logging.getLogger("mcp.server.mcpserver.server")
+    if not any(isinstance(f, _SdkToolFailureFilter) for f in sdk_server.filters):
+        sdk_server.addFilter(_SdkToolFailureFilter())
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

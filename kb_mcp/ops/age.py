@@ -343,7 +343,7 @@ def _run(args: argparse.Namespace) -> int:
         sys.stderr.write("kb-mcp secrets age: error: --max-age-days must be positive\n")
         return EXIT_USAGE
     try:
-        settings = cli_settings(args.env)
+        settings = cli_settings(args.env, local_stack="secrets age")
         webhook_url = _webhook_url(args.slack_webhook_url_env)
     except KbMcpError:
         raise

@@ -54,8 +54,18 @@ def parse_env(name: str) -> Environment:
         raise ValueError(f"unknown environment {name!r}: use one of dev, staging, prod") from None
 
 
-def cli_settings(env: str | None = None, **overrides: Any) -> Settings:
-    """Settings from the environment, with `--env` (when given) deciding the secret names."""
+def cli_settings(
+    env: str | None = None, *, local_stack: str | None = None, **overrides: Any
+) -> Settings:
+    """Settings from the environment, with `--env` (when given) deciding the secret names.
+
+    `local_stack` (the command's name) lets a running `kb-mcp dev` be the target when no
+    other was chosen (see `local_stack.use_local_stack`).
+    """
+    if local_stack is not None:
+        from kb_mcp.ops.local_stack import use_local_stack
+
+        use_local_stack(local_stack, env=env)
     if env is not None:
         overrides["env"] = parse_env(env)
     return load_settings(**overrides)

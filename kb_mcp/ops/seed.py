@@ -10,6 +10,12 @@ Idempotent: a missing secret is created; an existing one is left alone when its 
 the same (or with `--if-missing`, or when the key would be generated), and otherwise
 gets a new `AWSCURRENT` version with `PutSecretValue`. Refuses production (`KB_MCP_ENV`
 production or unset, or `--env prod`) unless `--force`.
+
+JSON documents are built here from separate values (`--postgres-master-password-from-env`
+with the `DB_*` host, port and database), never pasted together by a shell or compose
+file, so any character in a password is safe. `--openai-key-file` reads a key from a file
+(compose mounts it as a secret, so it never shows in `docker inspect`). With
+`--reconcile-database` the database role then follows the credentials secret (`reconcile`).
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ import json
 import os
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 from pydantic import SecretStr
 
@@ -43,9 +51,10 @@ from kb_mcp.ops.aws import (
     error_code,
     setup_cli_logging,
 )
-from kb_mcp.ops.rotate_openai import generate_openai_key
-from kb_mcp.ops.rotate_postgres import default_master_secret_name
-from kb_mcp.ops.rotate_steps import read_version
+from kb_mcp.ops.reconcile import reconcile_database_role
+from kb_mcp.ops.rotation.openai_key import generate_openai_key
+from kb_mcp.ops.rotation.postgres import default_master_secret_name
+from kb_mcp.ops.rotation.steps import read_version
 from kb_mcp.secrets.port import AWSCURRENT
 from kb_mcp.secrets.schemas import (
     AuthTokenSecret,
@@ -226,14 +235,42 @@ def _from_env(variable: str | None) -> SecretStr | None:
     return SecretStr(value)
 
 
+def _key_file(path: str | None) -> SecretStr | None:
+    if not path:
+        return None
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read --openai-key-file {path}: {exc.strerror}") from None
+    return SecretStr(value) if value else None  # empty: none given (compose's /dev/null)
+
+
+def _master_json(args: argparse.Namespace, settings: Settings) -> SecretStr | None:
+    if args.postgres_master_json_from_env:
+        return _from_env(args.postgres_master_json_from_env)
+    password = _from_env(args.postgres_master_password_from_env)
+    if password is None:
+        return None
+    if settings.db_host is None or settings.db_port is None or settings.db_name is None:
+        raise ValueError("--postgres-master-password-from-env needs DB_HOST, DB_PORT, DB_NAME")
+    document = {
+        "username": args.postgres_master_user,
+        "password": password.get_secret_value(),
+        "host": settings.db_host,
+        "port": settings.db_port,
+        "database": settings.db_name,
+    }
+    return SecretStr(json.dumps(document))
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         process = cli_settings(None)
         settings = cli_settings(args.env)
         values = {
-            "openai_key": _from_env(args.openai_key_from_env),
+            "openai_key": _from_env(args.openai_key_from_env) or _key_file(args.openai_key_file),
             "postgres_json": _from_env(args.postgres_json_from_env),
-            "postgres_master_json": _from_env(args.postgres_master_json_from_env),
+            "postgres_master_json": _master_json(args, settings),
             "auth_token": _from_env(args.auth_token_from_env),
         }
     except KbMcpError:
@@ -257,11 +294,32 @@ def _run(args: argparse.Namespace) -> int:
             force=args.force,
         )
     )
+    reconciled = None
+    if args.reconcile_database:
+        try:
+            reconciled = asyncio.run(
+                reconcile_database_role(settings, groups=tuple(args.app_group or ()))
+            )
+        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+            sys.stderr.write(
+                f"kb-mcp secrets seed: could not set the database role of secret "
+                f"{settings.postgres_secret_name} ({type(exc).__name__}); check the master "
+                "secret and that the database is up\n"
+            )
+            return EXIT_STARTUP_FAILURE
     if args.json:
-        sys.stdout.write(json.dumps([o.to_json() for o in outcomes], indent=2) + "\n")
+        document = [o.to_json() for o in outcomes]
+        if reconciled is not None:
+            document.append(reconciled.to_json())
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
         for outcome in outcomes:
             sys.stdout.write(f"{outcome.action:<9} {outcome.name}  version {outcome.version_id}\n")
+        if reconciled is not None:
+            sys.stdout.write(
+                f"{reconciled.action:<9} role {reconciled.role} with the password of version "
+                f"{reconciled.version_id}\n"
+            )
     return EXIT_OK
 
 
@@ -284,6 +342,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--postgres-master-json-from-env",
         metavar="VAR",
         help="also seed kb-mcp/{env}/postgres-master (used by rotate postgres)",
+    )
+    parser.add_argument(
+        "--postgres-master-password-from-env",
+        metavar="VAR",
+        help="seed kb-mcp/{env}/postgres-master from this password and DB_HOST/DB_PORT/DB_NAME",
+    )
+    parser.add_argument(
+        "--postgres-master-user", default="postgres", help="master user (default postgres)"
+    )
+    parser.add_argument(
+        "--openai-key-file", metavar="PATH", help="read the openai key from a file (empty: none)"
+    )
+    parser.add_argument(
+        "--reconcile-database",
+        action="store_true",
+        help="then set the credentials secret's role to its password (needs the master secret)",
+    )
+    parser.add_argument(
+        "--app-group",
+        action="append",
+        metavar="ROLE",
+        help="with --reconcile-database: group granted to the role (repeatable)",
     )
     parser.add_argument(
         "--auth-token-from-env",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from kb_mcp.config import Settings
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, EXIT_USAGE, KbMcpError
 from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.ops.aws import ENV_CHOICES, cli_settings, setup_cli_logging
-from kb_mcp.ops.rotate_openai import probe_openai_key
+from kb_mcp.ops.rotation.openai_key import probe_openai_key
 from kb_mcp.secrets.aws import AwsSecretsManagerProvider
 from kb_mcp.secrets.schemas import (
     AuthTokenSecret,
@@ -190,7 +191,8 @@ async def verify_secrets(
             )
         )
     for check in checks:
-        log.info(
+        log.log(
+            logging.INFO if check.ok else logging.WARNING,
             "secret.verified" if check.ok else "secret.verify_failed",
             secret=check.name,
             version_id=check.version_id,
@@ -216,7 +218,7 @@ def _print_report(report: VerifyReport) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        settings = cli_settings(args.env)
+        settings = cli_settings(args.env, local_stack="secrets verify")
     except KbMcpError:
         raise
     except ValueError as exc:

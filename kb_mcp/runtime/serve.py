@@ -218,7 +218,8 @@ async def _run_transport(
 
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(runtime.refresher.run(stop))
-        tasks.create_task(emitter.run(stop, settings.metrics_flush_interval_s))
+        if settings.json_logs:  # EMF lines are for CloudWatch, never the development console
+            tasks.create_task(emitter.run(stop, settings.metrics_flush_interval_s))
         if transport == "stdio":
             # run_stdio answers malformed lines with a JSON-RPC parse error.
             stdio = tasks.create_task(_stopping_when_done(run_stdio(built.mcp), stop))

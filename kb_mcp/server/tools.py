@@ -17,6 +17,7 @@ a type cannot say.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -330,6 +331,14 @@ async def kb_delete(ctx: ToolContext, id: _Id) -> DeleteResult:
 # -- wiring --------------------------------------------------------------------------
 
 
+def _package_version() -> str:
+    """The installed kb-mcp's version (MCP serverInfo.version), from its package metadata."""
+    try:
+        return importlib.metadata.version("kb-mcp")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "0+unknown"
+
+
 def build_mcp_server(
     context: AppContext | ContextFactory, *, name: str = SERVER_NAME
 ) -> MCPServer[AppContext]:
@@ -345,7 +354,9 @@ def build_mcp_server(
 
     root = logging.getLogger()
     before = list(root.handlers)
-    server: MCPServer[AppContext] = MCPServer(name, instructions=_INSTRUCTIONS, lifespan=lifespan)
+    server: MCPServer[AppContext] = MCPServer(
+        name, instructions=_INSTRUCTIONS, lifespan=lifespan, version=_package_version()
+    )
     # The SDK calls logging.basicConfig, which installs its own unredacted handler when the
     # root logger has none yet; logging belongs to kb_mcp.observability, so undo that.
     for handler in root.handlers[:]:

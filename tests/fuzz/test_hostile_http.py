@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import pytest
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.server.auth import OriginPolicy
 from kb_mcp.server.context import ReadinessSnapshot
 from kb_mcp.server.http import build_http_app
@@ -25,6 +24,7 @@ from kb_mcp.server.limits import HttpLimits
 from kb_mcp.server.tools import build_mcp_server
 from tests.fuzz.raw_http import mcp_call, open_raw, raw_request
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import KbStack, kb_stack, serve_asgi
 
 LIMITS = HttpLimits(max_connections=24, header_timeout_s=0.5, keep_alive_s=1.0, body_timeout_s=0.5)

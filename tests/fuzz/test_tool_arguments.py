@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp_types import TextContent
 
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.server.tools import build_mcp_server
 from tests.conftest import CapturedLogs
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import KbStack, kb_stack
 
 _BARE = re.compile(r"^Error executing tool kb_\w+:?\s*\w*(Error|Exception)?\s*$")

@@ -23,8 +23,8 @@ import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; only safe_
 
 from kb_mcp.errors import ConfigError
 from kb_mcp.ops import audit
-from kb_mcp.ops.audit import AuditResult, run_audit
-from kb_mcp.ops.audit_detectors import fingerprint, is_placeholder
+from kb_mcp.ops.audit.detectors import fingerprint, is_placeholder
+from kb_mcp.ops.audit.scan import AuditResult, run_audit
 from tests.support.fakes import watch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -340,9 +340,9 @@ def test_report_and_json_never_hold_a_planted_value(
     _write(repo, files)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "add config")
-    report = repo / "_implementation" / "AUDIT-REPORT.md"
+    report = repo.parent / "audit-report.md"
 
-    code = _handler(["--root", str(repo), "--json"])
+    code = _handler(["--root", str(repo), "--json", "--report", str(report)])
 
     output = capsys.readouterr().out
     text = report.read_text(encoding="utf-8")
@@ -359,6 +359,29 @@ def test_report_and_json_never_hold_a_planted_value(
         assert f"`{finding['preview']}` | {finding['fingerprint']}" in text
     assert "**Verdict: FAIL" in text
     assert "- History: 2 commit(s) (depth 100)" in text
+
+
+def test_audit_without_report_leaves_the_checkout_clean(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without `--report` the audit writes no file: `git status` is as clean after as before."""
+    _write(repo, {"notes.txt": ["nothing secret here"]})
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "notes")
+    before = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--ignored"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+
+    code = _handler(["--root", str(repo)])
+
+    after = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--ignored"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert code == 0
+    assert after == before
+    assert "report:" not in capsys.readouterr().out
 
 
 def test_files_mode_scans_only_the_given_files(repo: Path) -> None:

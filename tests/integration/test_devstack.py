@@ -27,7 +27,7 @@ from mcp import Client
 
 from kb_mcp.devstack.banner import StackInfo, render_banner
 from kb_mcp.devstack.postgres import PostgresCluster, PostgresClusterError
-from kb_mcp.ops.drill_load import mcp_client
+from kb_mcp.ops.drill.load import mcp_client
 from tests.support.fakes import fake_openai_key
 from tests.support.processes import KbMcpProcess, base_env
 

@@ -17,11 +17,11 @@ import asyncpg
 import openai
 import pytest
 
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.hashing import hashed_embedding
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.devstack.postgres import PostgresCluster, PostgresClusterError
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import fake_openai_key, fake_password
 
 

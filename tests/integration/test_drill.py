@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import aioboto3
-import httpx2
+import asyncpg
 
+from kb_mcp.devstack.stack import APP_USERS
+from kb_mcp.ops.drill.load import mcp_client
 from tests.support.processes import KbMcpProcess, base_env
 
-DRILL_ARGS = ("--concurrency", "8", "--warmup", "1", "--interval", "0.3", "--cooldown", "1")
+DRILL_ARGS = ("--concurrency", "8", "--warmup", "2", "--interval", "0.3", "--cooldown", "1")
 
 
 def _drill(stack_dir: Path, *args: str) -> subprocess.Popen[str]:
@@ -50,7 +52,7 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, dict[str, Any], str]:
     return proc.returncode, report, err
 
 
-async def _current_key(stack: dict[str, Any]) -> str:
+async def _master(stack: dict[str, Any]) -> dict[str, Any]:
     env = stack["environment"]
     session = aioboto3.Session(
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
@@ -59,14 +61,52 @@ async def _current_key(stack: dict[str, Any]) -> str:
     )
     async with session.client("secretsmanager", endpoint_url=env["AWS_ENDPOINT_URL"]) as sm:
         value = await sm.get_secret_value(
-            SecretId="kb-mcp/dev/openai-api-key", VersionStage="AWSCURRENT"
+            SecretId="kb-mcp/dev/postgres-master", VersionStage="AWSCURRENT"
         )
-    return str(value["SecretString"])
+    master: dict[str, Any] = json.loads(value["SecretString"])
+    return master
+
+
+async def _set_login(stack: dict[str, Any], allowed: bool) -> None:
+    """NOLOGIN both application roles and end their sessions (or allow them again)."""
+    master = await _master(stack)
+    conn = await asyncpg.connect(
+        user=master["username"], password=master["password"], host=master["host"],
+        port=master["port"], database=master["database"],
+    )  # fmt: skip
+    try:
+        for role in APP_USERS:
+            await conn.execute(f"ALTER ROLE {role} {'LOGIN' if allowed else 'NOLOGIN'}")
+        if not allowed:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE usename = ANY($1::text[])",
+                list(APP_USERS),
+            )
+    finally:
+        await conn.close()
+
+
+async def _document_count(url: str) -> int:
+    async with mcp_client(url, None) as client:
+        result = await client.call_tool("kb_list", {"limit": 1})
+    assert isinstance(result.structured_content, dict)
+    return int(result.structured_content["total"])
+
+
+async def _documents_above(url: str, count: int, timeout_s: float = 60.0) -> None:
+    """Return once the knowledge base holds more than `count` documents (polled over MCP)."""
+    async with asyncio.timeout(timeout_s):
+        # Another process's state: there is no handshake to await, only a poll.
+        while await _document_count(url) <= count:  # noqa: ASYNC110 - polling another process
+            await asyncio.sleep(0.05)
 
 
 async def test_drill_passes_through_rotations_and_catches_drops() -> None:
-    """Two rotations of each secret under load: 0 failures, exit 0. Then a key revoked at
-    the endpoint without rotating the secret: the drill reports failures and exits 1."""
+    """Two rotations of each secret under load: 0 failures, exit 0, and the document count as
+    before (the drill removed what it added). Then the application roles refused at the
+    database without a rotation: the drill reports failures and exits 1. `secrets verify`
+    beside the stack finds it through stack.json and passes."""
     base = Path(tempfile.mkdtemp(prefix="kbdrill-"))
     os.chmod(base, 0o711)  # noqa: S103 - as root, the postgres user must traverse it
     data = base / "stack"
@@ -79,8 +119,13 @@ async def test_drill_passes_through_rotations_and_catches_drops() -> None:
         await asyncio.to_thread(dev.wait_ready, 120.0)
         stack = json.loads((data / "stack.json").read_text())
 
+        before = await _document_count(stack["mcp_url"])
         code, report, err = await asyncio.to_thread(_finish, _drill(data, "--rotations", "2"))
         assert code == 0, err[-3000:]
+        assert report["documents_added"] > 0
+        assert report["documents_removed"] == report["documents_added"]
+        assert await _document_count(stack["mcp_url"]) == before
+        assert "expect about" in err
         assert report["verdict"] == "pass"
         assert report["failures"] == 0
         assert report["requests"] > 20
@@ -88,24 +133,25 @@ async def test_drill_passes_through_rotations_and_catches_drops() -> None:
         assert all(r["pickup_s"] is not None for r in report["rotations"])
         assert report["latency"]["steady"]["p99_ms"] is not None
 
-        key = await _current_key(stack)
-        breaking = _drill(data, "--rotations", "0")
-        # Revoked without a rotation, before or during the drill's load: every call that
-        # embeds fails from then on.
-        async with httpx2.AsyncClient() as http:
-            response = await http.post(
-                stack["embeddings_admin_url"],
-                json={"revoke": key},
-                headers={"Authorization": f"Bearer {stack['embeddings_admin_token']}"},
-            )
-            response.raise_for_status()
+        breaking = _drill(data, "--rotations", "0", "--keep")
+        await _documents_above(stack["mcp_url"], before)  # the drill's load has begun
+        await _set_login(stack, allowed=False)
         code, report, err = await asyncio.to_thread(_finish, breaking)
+        await _set_login(stack, allowed=True)
         assert code == 1
         assert report["verdict"] == "fail"
         assert report["failures"] > 0
-        assert any("embedding" in error for error in report["errors"])
-        assert key not in json.dumps(report)
-        assert key not in err
+        master_password = (await _master(stack))["password"]
+        assert master_password not in json.dumps(report)
+        assert master_password not in err
+
+        verify = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "kb_mcp", "secrets", "verify"],
+            env=base_env(KB_MCP_STACK_DIR=str(data)), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert verify.returncode == 0, verify.stderr[-3000:]
+        assert "using the local stack of kb-mcp dev" in verify.stderr
 
         dev.signal(signal.SIGINT)
         assert await asyncio.to_thread(dev.wait, 60) == 0
@@ -113,3 +159,27 @@ async def test_drill_passes_through_rotations_and_catches_drops() -> None:
     finally:
         dev.kill()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_drill_without_a_stack_says_no_local_stack_is_running(tmp_path: Path) -> None:
+    """No --url and no live stack.json: one clear line and exit 2, before any load."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kb_mcp", "drill", "--stack-dir", str(tmp_path), "--no-progress"],
+        env=base_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "no local stack is running" in done.stderr
+
+
+def test_every_drill_option_has_help_text() -> None:
+    """`kb-mcp drill --help` documents every option (none is left bare)."""
+    import argparse
+
+    from kb_mcp.ops.drill import register
+
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    register(subparsers)
+    drill = subparsers.choices["drill"]
+    bare = [a.option_strings for a in drill._actions if a.option_strings and not a.help]
+    assert bare == []

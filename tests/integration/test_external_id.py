@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kb_mcp.db.documents import AddedDocument
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import KbStack, kb_stack
 
 

@@ -15,7 +15,6 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import TextContent
 from pydantic import SecretStr
 
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.secrets.port import CacheEntryStatus
 from kb_mcp.server.auth import BearerAuth, OriginPolicy
 from kb_mcp.server.context import ReadinessReport, ReadinessSnapshot
@@ -23,6 +22,7 @@ from kb_mcp.server.http import build_http_app
 from kb_mcp.server.tools import build_mcp_server
 from tests.conftest import CapturedLogs
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import fake_auth_token
 from tests.support.knowledge_base import CORPUS, KbStack, kb_stack, serve_asgi
 

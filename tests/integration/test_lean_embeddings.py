@@ -7,9 +7,9 @@ import math
 import openai
 import pytest
 
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.hashing import hashed_embedding
 from kb_mcp.embeddings.lean import create_embeddings
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import fake_openai_key
 
 MODEL = "text-embedding-3-small"

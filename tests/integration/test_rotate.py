@@ -12,22 +12,24 @@ from typing import Any, get_args
 
 import aioboto3
 import asyncpg
+import httpx2
 import pytest
 from pydantic import SecretStr
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.db.sqltext import quote_ident
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
+from kb_mcp.devstack.local_openai import AcceptedKeys, KeysFromSecrets, LocalOpenAIServer
 from kb_mcp.devstack.postgres import PostgresCluster
 from kb_mcp.errors import RotationError, SecretNotFoundError
 from kb_mcp.observability.redaction import secret_registry
-from kb_mcp.ops import rotate
-from kb_mcp.ops.rotate import rollback_openai, rotate_openai, rotate_postgres
-from kb_mcp.ops.rotate_postgres import other_username
-from kb_mcp.ops.rotate_steps import StopAfter
+from kb_mcp.ops import rotation as rotate
+from kb_mcp.ops.rotation.command import rollback_openai, rotate_openai, rotate_postgres
+from kb_mcp.ops.rotation.postgres import other_username
+from kb_mcp.ops.rotation.steps import StopAfter
 from kb_mcp.secrets.schemas import PostgresCredentials
 from tests.conftest import CapturedLogs
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import WATCHED, fake_openai_key, fake_password, postgres_secret_json, watch
 
 PG_SECRET = "kb-mcp/prod/postgres-credentials"
@@ -271,22 +273,36 @@ async def test_cli_rotation_prints_versions_never_values(
 # ------------------------------------------------------------------ OpenAI
 
 
-async def test_openai_rotation_with_generated_key(renv: RotationEnv) -> None:
-    """A generated key is activated on the endpoint, tested, and becomes AWSCURRENT."""
-    activated: list[str] = []
+async def _models_status(base_url: str, key: str) -> int:
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as http:
+        return (await http.get(f"{base_url}/models")).status_code
 
-    async def activate(key: SecretStr) -> None:
-        activated.append(key.get_secret_value())
-        watch(key.get_secret_value())
-        renv.openai.allow_key(key.get_secret_value())
 
-    result = await rotate_openai(renv.settings, new_key=None, generate=True, activate=activate)
-    assert result.completed
-    version, value = await renv.read("AWSCURRENT", OPENAI_SECRET)
-    assert version == result.new_version_id
-    assert value == activated[0] != renv.openai_key
-    previous = await renv.read("AWSPREVIOUS", OPENAI_SECRET)
-    assert previous == (result.old_version_id, renv.openai_key)
+async def test_openai_rotation_with_generated_key(renv: RotationEnv, aws_env: str) -> None:
+    """A generated key is accepted by a secret-backed endpoint, tested, and becomes AWSCURRENT.
+
+    The rotation has no hook into the endpoint: it accepts the keys of the secret's live
+    versions, so the previous key stays valid (AWSPREVIOUS) and a key two rotations old
+    is refused.
+    """
+    keys = AcceptedKeys(loader=KeysFromSecrets([OPENAI_SECRET], region="us-east-1",
+                                               endpoint_url=aws_env))  # fmt: skip
+    with LocalOpenAIServer(keys) as endpoint:
+        settings = renv.settings.model_copy(update={"openai_base_url": endpoint.base_url})
+        first = await rotate_openai(settings, new_key=None, generate=True)
+        second = await rotate_openai(settings, new_key=None, generate=True)
+
+        assert first.completed
+        assert second.completed
+        version, value = await renv.read("AWSCURRENT", OPENAI_SECRET)
+        assert version == second.new_version_id
+        previous = await renv.read("AWSPREVIOUS", OPENAI_SECRET)
+        assert previous[0] == first.new_version_id
+        assert len({value, previous[1], renv.openai_key}) == 3
+        await keys.reload()  # what the endpoint does once its loaded keys are max_age_s old
+        statuses = [await _models_status(endpoint.base_url, k)
+                    for k in (value, previous[1], renv.openai_key)]  # fmt: skip
+        assert statuses == [200, 200, 401]
 
 
 async def test_openai_rejected_key_then_corrected_from_env(
@@ -349,14 +365,9 @@ async def test_rollback_moves_current_back_after_testing_previous(
 
 async def test_rollback_refused_when_previous_no_longer_works(renv: RotationEnv) -> None:
     """A previous key that was already revoked is not restored: AWSCURRENT stays."""
-    activated: list[str] = []
-
-    async def activate(key: SecretStr) -> None:
-        activated.append(key.get_secret_value())
-        renv.openai.allow_key(key.get_secret_value())
-
-    rotated = await rotate_openai(renv.settings, new_key=None, generate=True, activate=activate)
-    watch(*activated)
+    new_key = fake_openai_key()
+    renv.openai.allow_key(new_key)
+    rotated = await rotate_openai(renv.settings, new_key=SecretStr(new_key))
     renv.openai.revoke_key(renv.openai_key)
     with pytest.raises(RotationError, match="rejected"):
         await rollback_openai(renv.settings)

@@ -11,11 +11,11 @@ import pytest
 from kb_mcp.db.documents import DocumentStore, _Queries
 from kb_mcp.db.migrate import Migration, apply_migrations, load_migrations
 from kb_mcp.db.sqltext import quote_ident
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.postgres import PostgresCluster
 from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.errors import DatabaseError, EmbeddingError
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import (
     CORPUS,
     DIMENSIONS,

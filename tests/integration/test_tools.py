@@ -10,12 +10,12 @@ import pytest
 from mcp import Client
 from mcp_types import CallToolResult, TextContent
 
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.server.context import AppContext
 from kb_mcp.server.tools import build_mcp_server
 from kb_mcp.server.validation import MAX_CONTENT_CHARS, MAX_METADATA_BYTES
 from tests.conftest import CapturedLogs
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import CORPUS, KbStack, kb_stack
 
 

@@ -13,13 +13,13 @@ import pytest
 from pydantic import SecretStr
 
 from kb_mcp.config import load_settings
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.errors import ConfigError
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops import seed, verify
 from kb_mcp.ops.seed import seed_secrets
 from kb_mcp.ops.verify import verify_secrets
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import WATCHED, fake_auth_token, fake_openai_key, watch
 
 OPENAI_SECRET = "kb-mcp/dev/openai-api-key"

@@ -22,9 +22,9 @@ from typing import Literal
 import pytest
 
 from kb_mcp.db.sqltext import quote_ident
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.devstack.postgres import PostgresCluster
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import fake_openai_key, fake_password, postgres_secret_json, watch
 
 __all__ = [

@@ -20,11 +20,11 @@ from starlette.types import ASGIApp
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.migrate import apply_migrations
 from kb_mcp.db.vectors import init_connection
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.errors import EmbeddingError
 from kb_mcp.server.context import AppContext
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 
 __all__ = [
     "CORPUS",

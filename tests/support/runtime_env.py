@@ -14,9 +14,9 @@ from typing import Any, Literal
 import aioboto3
 
 from kb_mcp.config import Settings, load_settings
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.postgres import PostgresCluster
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import fake_openai_key, fake_password, postgres_secret_json
 from tests.support.processes import base_env
 

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kb_mcp.devstack.fake_openai import FakeOpenAIServer
 from kb_mcp.devstack.postgres import PostgresCluster
 from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.runtime_env import RuntimeEnv, open_runtime_env
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import httpx2
 
-from kb_mcp.ops.drill_load import mcp_client
+from kb_mcp.ops.drill.load import mcp_client
 from tests.support.processes import KbMcpProcess
 from tests.support.runtime_env import RuntimeEnv, wait_until
 

@@ -11,7 +11,7 @@ import httpx2
 from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult, TextContent
 
-from kb_mcp.ops.drill_load import mcp_client
+from kb_mcp.ops.drill.load import mcp_client
 from tests.support.fakes import fake_auth_token
 from tests.support.processes import KbMcpProcess
 from tests.support.runtime_env import RuntimeEnv

@@ -28,7 +28,7 @@ from kb_mcp.db.sqltext import quote_ident, quote_literal, scram_verifier
 from kb_mcp.errors import RotationError, SecretFormatError
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.aws import aws_client
-from kb_mcp.ops.rotate_steps import (
+from kb_mcp.ops.rotation.steps import (
     RotationResult,
     StopAfter,
     read_version,

@@ -3,8 +3,8 @@
 OpenAI keys cannot be created through an API we hold, so the new key is made in the
 OpenAI console first (Project -> API keys) and handed to `kb-mcp secrets rotate openai`
 through an environment variable or stdin, never a command-line argument (it would show
-in `ps`). `set` has nothing to do against the real API; a local OpenAI-compatible
-endpoint (the local stack, tests) is told to accept the key through the `activate` hook.
+in `ps`). `set` has nothing to do: the key already exists where it was issued (a local
+OpenAI-compatible endpoint, such as the local stack's, accepts the keys the secret holds).
 `test` lists models with the new key (`GET /v1/models`, honouring `OPENAI_BASE_URL`).
 
 The old key stays valid until the operator revokes it in the console: keep it for the
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable
 
 import openai
 from pydantic import SecretStr
@@ -26,20 +25,16 @@ from kb_mcp.config import Settings
 from kb_mcp.errors import RotationError, SecretFormatError
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.aws import aws_client
-from kb_mcp.ops.rotate_steps import RotationResult, StopAfter, run_rollback, run_rotation
+from kb_mcp.ops.rotation.steps import RotationResult, StopAfter, run_rollback, run_rotation
 from kb_mcp.secrets.schemas import OpenAIKeySecret, parse_secret
 
 __all__ = [
-    "Activate",
     "OpenAIKeyStrategy",
     "generate_openai_key",
     "probe_openai_key",
     "rollback_openai",
     "rotate_openai",
 ]
-
-Activate = Callable[[SecretStr], Awaitable[None]]
-"""Tells a local OpenAI-compatible endpoint to accept a new key."""
 
 GENERATED_PREFIX = "sk-kbmcp-local-"
 
@@ -99,13 +94,11 @@ class OpenAIKeyStrategy:
         *,
         secret_name: str,
         new_key: SecretStr | None,
-        activate: Activate | None = None,
         base_url: str | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         self.secret_name = secret_name
         self.new_key = new_key
-        self.activate = activate
         self.base_url = base_url
         self.timeout_s = timeout_s
 
@@ -149,17 +142,11 @@ class OpenAIKeyStrategy:
 
     async def plan(self, current: str, pending: str | None) -> list[str]:
         endpoint = self.base_url or "the default openai endpoint"
-        if self.activate is not None:
-            set_line = "would tell the local endpoint to accept the new key"
-        else:
-            set_line = "nothing to set: the key was created in the openai console"
+        set_line = "nothing to set: the key was created where it is issued"
         return [set_line, f"would list models at {endpoint} with the new key"]
 
     async def set_secret(self, pending: str, current: str) -> str:
-        if self.activate is None:
-            return "nothing to set: the key was created in the openai console"
-        await self.activate(self._key(pending))
-        return "the local endpoint accepts the new key"
+        return "nothing to set: the key was created where it is issued"
 
     async def test_secret(self, pending: str) -> str:
         count = await probe_openai_key(
@@ -176,7 +163,6 @@ async def rotate_openai(
     *,
     new_key: SecretStr | None,
     generate: bool = False,
-    activate: Activate | None = None,
     secret_name: str | None = None,
     dry_run: bool = False,
     stop_after: StopAfter | None = None,
@@ -194,7 +180,6 @@ async def rotate_openai(
     strategy = OpenAIKeyStrategy(
         secret_name=name,
         new_key=new_key,
-        activate=activate,
         base_url=settings.openai_base_url,
         timeout_s=settings.openai_timeout_s,
     )
@@ -228,7 +213,6 @@ class _ResumeOnly(OpenAIKeyStrategy):
         super().__init__(
             secret_name=inner.secret_name,
             new_key=None,
-            activate=inner.activate,
             base_url=inner.base_url,
             timeout_s=inner.timeout_s,
         )

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -22,7 +22,16 @@ from mcp.client.streamable_http import streamable_http_client
 from kb_mcp.hotswap import load
 from kb_mcp.hotswap.load import CallRecord, LoadStats, percentiles
 
-__all__ = ["CallRecord", "LoadStats", "Workload", "mcp_client", "percentiles", "run_worker"]
+__all__ = [
+    "CallRecord",
+    "DrillStats",
+    "LoadStats",
+    "Workload",
+    "delete_documents",
+    "mcp_client",
+    "percentiles",
+    "run_worker",
+]
 
 TOPICS = (
     "rotating postgres credentials with two alternating login roles",
@@ -32,6 +41,13 @@ TOPICS = (
     "least privilege iam policies for ecs task roles",
     "hnsw indexes for cosine distance in pgvector",
 )
+
+
+@dataclass
+class DrillStats(LoadStats):
+    """The harness's call records, plus the documents `kb_add` stored (removed afterwards)."""
+
+    added_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,32 @@ def _arguments(tool: str, rng: random.Random, worker: int, n: int) -> dict[str, 
     return {"query": topic, "limit": 5}
 
 
+def _added_id(result: Any) -> str | None:
+    structured = getattr(result, "structured_content", None)
+    if isinstance(structured, dict):
+        value = structured.get("id") or (structured.get("result") or {}).get("id")
+        if isinstance(value, str):
+            return value
+    return None
+
+
+async def delete_documents(url: str, token: str | None, ids: list[str]) -> tuple[int, int]:
+    """Delete `ids` with `kb_delete`; (deleted, failed)."""
+    deleted = failed = 0
+    async with mcp_client(url, token) as client:
+        for document_id in ids:
+            try:
+                result = await client.call_tool("kb_delete", {"id": document_id})
+            except Exception:  # counted and reported by the caller, whatever the cause
+                failed += 1
+                continue
+            if _tool_error(result) is None:
+                deleted += 1
+            else:
+                failed += 1
+    return deleted, failed
+
+
 def _tool_error(result: Any) -> str | None:
     if not getattr(result, "is_error", False):
         return None
@@ -92,7 +134,7 @@ async def run_worker(
     url: str,
     token: str | None,
     workload: Workload,
-    stats: LoadStats,
+    stats: DrillStats,
     stop: asyncio.Event,
     *,
     worker: int,
@@ -110,7 +152,7 @@ async def _calls(
     url: str,
     token: str | None,
     workload: Workload,
-    stats: LoadStats,
+    stats: DrillStats,
     stop: asyncio.Event,
     seed: int,
     worker: int,
@@ -119,6 +161,10 @@ async def _calls(
 
         async def call(tool: str, rng: random.Random, n: int) -> str | None:
             result = await client.call_tool(tool, _arguments(tool, rng, worker, n))
-            return _tool_error(result)
+            error = _tool_error(result)
+            added = _added_id(result) if tool == "kb_add" and error is None else None
+            if added is not None:
+                stats.added_ids.append(added)
+            return error
 
         await load.run_worker(workload.choose, call, stats, stop, seed=seed)

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
-from kb_mcp.ops.audit_detectors import env_sensitive_values
+from kb_mcp.ops.audit.detectors import env_sensitive_values
 
 __all__ = [
     "MAX_FILE_BYTES",

@@ -4,9 +4,14 @@ Against a running server (the local stack by default, `--url` for staging) it dr
 load with MCP clients (`kb_add`/`kb_search`, configurable concurrency and mix), rotates
 each secret K times with the same four-step rotation `kb-mcp secrets rotate` uses, and
 measures: requests, failures (with their errors), latency p50/p95/p99 in steady state
-and in the seconds around each swap, and for each rotation the time until `/readyz`
-shows the new version in service. A live display while it runs, a JSON report and a
-plain summary at the end; exit 1 on any failed request or a rotation never picked up.
+(a baseline before the first rotation, and the time between swaps) and in the seconds
+around each swap, and for each rotation the time until `/readyz` shows the new version
+in service. A live display while it runs, a JSON report and a plain summary at the end;
+exit 1 on any failed request or a rotation never picked up.
+
+Every document the drill's `kb_add` calls stored is deleted at the end (`kb_delete`) and
+the summary says how many, unless `--keep`: a drill leaves the knowledge base as it was.
+Without `--url` it needs a running `kb-mcp dev` (its `stack.json`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,19 +37,24 @@ from rich.table import Table
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.errors import EXIT_USAGE, KbMcpError
-from kb_mcp.ops.drill_load import LoadStats, Workload, percentiles, run_worker
-from kb_mcp.ops.rotate_openai import rotate_openai
-from kb_mcp.ops.rotate_postgres import rotate_postgres
+from kb_mcp.ops.drill.load import (
+    DrillStats,
+    LoadStats,
+    Workload,
+    delete_documents,
+    percentiles,
+    run_worker,
+)
+from kb_mcp.ops.local_stack import find_local_stack
+from kb_mcp.ops.rotation.openai_key import rotate_openai
+from kb_mcp.ops.rotation.postgres import rotate_postgres
 
 __all__ = ["DrillOptions", "DrillReport", "register", "run_drill"]
 
 log = structlog.get_logger(__name__)
 
-STACK_FILE = "stack.json"
 WINDOW_BEFORE_S = 0.5
 WINDOW_AFTER_S = 1.0
-
-Activate = Callable[[SecretStr], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,15 +67,18 @@ class DrillOptions:
     rotations: int = 3
     rotate: tuple[str, ...] = ("postgres", "openai")
     workload: Workload = field(default_factory=Workload)
-    warmup_s: float = 2.0
+    warmup_s: float = 10.0
+    """Steady baseline before the first rotation, in seconds."""
     interval_s: float = 1.0
     cooldown_s: float = 2.0
     pickup_timeout_s: float = 120.0
     nudge_pid: int | None = None
     """Send SIGHUP to this pid after each rotation (local only): measures the fast path."""
     openai_keys: tuple[SecretStr, ...] = ()
-    activate_url: str | None = None
-    activate_token: str | None = None
+    generate_openai_keys: bool = False
+    """The target accepts any key the secret holds (a local stack): generate new ones."""
+    keep: bool = False
+    """Leave the documents the drill added (default: delete them at the end)."""
     progress: bool = True
 
 
@@ -95,6 +107,10 @@ class DrillReport:
     p99_ratio_swap_vs_steady: float | None
     rotations: list[RotationRecord]
     passed: bool
+    documents_added: int = 0
+    documents_removed: int = 0
+    documents_not_removed: int = 0
+    kept: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,6 +137,14 @@ class DrillReport:
             lines.append(f"  rotated {r.secret} -> {r.new_version_id}: in service after {pickup}")
         for error, count in list(self.errors.items())[:10]:
             lines.append(f"  failure x{count}: {error}")
+        if self.kept:
+            lines.append(f"  kept the {self.documents_added} documents it added (--keep)")
+        else:
+            lines.append(
+                f"  removed the {self.documents_removed} documents it added"
+                + (f"; {self.documents_not_removed} could not be removed (tag drill)"
+                   if self.documents_not_removed else "")
+            )  # fmt: skip
         return "\n".join(lines)
 
 
@@ -150,18 +174,6 @@ async def _wait_for_pickup(
     return None
 
 
-def _http_activate(url: str, token: str | None) -> Activate:
-    """Tell the local embeddings endpoint to accept a new key (its admin route)."""
-
-    async def activate(key: SecretStr) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with httpx2.AsyncClient(headers=headers, timeout=10.0) as http:
-            response = await http.post(url, json={"allow": key.get_secret_value()})
-            response.raise_for_status()
-
-    return activate
-
-
 async def _rotate_once(
     settings: Settings, target: str, options: DrillOptions, round_index: int
 ) -> tuple[str, str, str]:
@@ -172,12 +184,7 @@ async def _rotate_once(
             key = options.openai_keys[round_index % len(options.openai_keys)]
             result = await rotate_openai(settings, new_key=key)
         else:
-            activate = (
-                _http_activate(options.activate_url, options.activate_token)
-                if options.activate_url
-                else None
-            )
-            result = await rotate_openai(settings, new_key=None, generate=True, activate=activate)
+            result = await rotate_openai(settings, new_key=None, generate=True)
     return result.secret_name, result.old_version_id, result.new_version_id
 
 
@@ -194,7 +201,7 @@ def _table(stats: LoadStats, started: float, rotations: list[RotationRecord]) ->
 
 async def run_drill(options: DrillOptions, settings: Settings) -> DrillReport:
     """Run the load, the rotations and the measurements; the report."""
-    stats = LoadStats()
+    stats = DrillStats()
     stop = asyncio.Event()
     rotations: list[RotationRecord] = []
     ready_url = readyz_url(options.url)
@@ -262,7 +269,13 @@ async def run_drill(options: DrillOptions, settings: Settings) -> DrillReport:
             if live is not None:
                 live.update(_table(stats, started, rotations))
                 live.stop()
-    return _report(options, stats, rotations, time.monotonic() - started, started)
+    report = _report(options, stats, rotations, time.monotonic() - started, started)
+    report.documents_added = len(stats.added_ids)
+    report.kept = options.keep
+    if not options.keep and stats.added_ids:
+        removed, failed = await delete_documents(options.url, options.token, stats.added_ids)
+        report.documents_removed, report.documents_not_removed = removed, failed
+    return report
 
 
 def _report(
@@ -272,9 +285,12 @@ def _report(
     duration_s: float,
     started: float,
 ) -> DrillReport:
+    # Around the swap itself (when /readyz first showed the new version), not the wait for
+    # the next refresh before it: until then the old resource serves, which is steady state.
     windows = [
-        (r.moved_at_s - WINDOW_BEFORE_S, r.moved_at_s + (r.pickup_s or 0.0) + WINDOW_AFTER_S)
+        (r.moved_at_s + r.pickup_s - WINDOW_BEFORE_S, r.moved_at_s + r.pickup_s + WINDOW_AFTER_S)
         for r in rotations
+        if r.pickup_s is not None
     ]
     steady: list[float] = []
     swap: list[float] = []
@@ -306,29 +322,27 @@ def _report(
     )
 
 
-def _load_stack(stack_dir: Path) -> dict[str, Any] | None:
-    path = stack_dir / STACK_FILE
-    if not path.is_file():
-        return None
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+class NoTargetError(ValueError):
+    """No --url and no running local stack."""
 
 
 def _options_from_args(args: argparse.Namespace) -> tuple[DrillOptions, Settings]:
-    stack = None if args.url else _load_stack(Path(args.stack_dir))
-    activate_url = activate_token = None
     nudge = None
-    if stack is not None:
-        # Point the rotation tooling at the local stack's emulators, exactly as it runs.
-        for key, value in stack.get("environment", {}).items():
-            os.environ[key] = str(value)
-        url = str(stack["mcp_url"])
-        activate_url = stack.get("embeddings_admin_url")
-        activate_token = stack.get("embeddings_admin_token")
-        if args.nudge:
-            nudge = stack.get("pid")
+    generate = False
+    if args.url:
+        url = str(args.url)
     else:
-        url = args.url or "http://127.0.0.1:8080/mcp"
+        stack = find_local_stack(Path(args.stack_dir))
+        if stack is None:
+            raise NoTargetError(
+                f"no local stack is running (no live {Path(args.stack_dir) / 'stack.json'}): "
+                "start `kb-mcp dev`, or pass --url for another server"
+            )
+        # The rotations act on the stack's emulators: this process's AWS settings are its.
+        os.environ.update(stack.environment)
+        url, generate = stack.mcp_url, stack.generated_openai_keys
+        if args.nudge:
+            nudge = stack.pid
     token = os.environ.get(args.token_env) if args.token_env else None
     keys = (
         tuple(SecretStr(os.environ[name]) for name in args.openai_keys_from_env.split(",") if name)
@@ -349,22 +363,40 @@ def _options_from_args(args: argparse.Namespace) -> tuple[DrillOptions, Settings
         pickup_timeout_s=args.pickup_timeout,
         nudge_pid=nudge,
         openai_keys=keys,
-        activate_url=activate_url,
-        activate_token=activate_token,
+        generate_openai_keys=generate and not keys,
+        keep=args.keep,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
     return options, load_settings()
 
 
+def expected_duration(options: DrillOptions, ttl_s: float) -> tuple[float, float]:
+    """(typical, longest) run time in seconds: pickups take about half a TTL, at most one."""
+    rounds = options.rotations * len(options.rotate)
+    fixed = options.warmup_s + options.cooldown_s + rounds * options.interval_s
+    longest_pickup = min(ttl_s, options.pickup_timeout_s)
+    return fixed + rounds * longest_pickup / 2, fixed + rounds * longest_pickup
+
+
 def _run(args: argparse.Namespace) -> int:
-    options, settings = _options_from_args(args)
-    if "openai" in options.rotate and not options.openai_keys and not options.activate_url:
+    try:
+        options, settings = _options_from_args(args)
+    except ValueError as exc:  # NoTargetError, or a bad --mix
+        sys.stderr.write(f"kb-mcp drill: {exc}\n")
+        return EXIT_USAGE
+    if "openai" in options.rotate and not options.openai_keys and not options.generate_openai_keys:
         sys.stderr.write(
             "kb-mcp drill: rotating the OpenAI key outside the local stack needs new keys: "
             "pass --openai-keys-from-env VAR1,VAR2 (keys created in the OpenAI console), or "
             "--rotate postgres\n"
         )
         return EXIT_USAGE
+    typical, longest = expected_duration(options, settings.cache_ttl_s)
+    sys.stderr.write(
+        f"kb-mcp drill: {options.rotations} rotation(s) of {', '.join(options.rotate)} against "
+        f"{options.url}; expect about {typical:.0f} s (at most {longest:.0f} s: pickups wait "
+        f"for the server's refresh, every {settings.cache_ttl_s:g} s)\n"
+    )
     report = asyncio.run(run_drill(options, settings))
     data = report.to_json()
     if args.report:
@@ -386,17 +418,44 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--url", help="MCP endpoint (default: the local stack's)")
-    parser.add_argument("--stack-dir", default=".kb-mcp", help="local stack folder")
+    parser.add_argument(
+        "--url", help="MCP endpoint to drill (default: the running local stack's, from stack.json)"
+    )
+    parser.add_argument(
+        "--stack-dir", default=".kb-mcp", help="data folder of the local stack (default .kb-mcp)"
+    )
     parser.add_argument("--token-env", help="environment variable holding the bearer token")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rotations", type=int, default=3, help="rotations of each secret")
-    parser.add_argument("--rotate", choices=("both", "postgres", "openai"), default="both")
-    parser.add_argument("--mix", default="add:1,search:4", help="tool weights")
-    parser.add_argument("--warmup", type=float, default=2.0, help="steady seconds before")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between rotations")
-    parser.add_argument("--cooldown", type=float, default=2.0, help="steady seconds after")
-    parser.add_argument("--pickup-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--concurrency", type=int, default=16,
+        help="MCP clients calling tools at once, each over its own connection (default 16)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rotations", type=int, default=3, help="rotations of each secret (default 3)"
+    )
+    parser.add_argument(
+        "--rotate", choices=("both", "postgres", "openai"), default="both",
+        help="which secrets to rotate (default both)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mix", default="add:1,search:4", help="relative weights of kb_add and kb_search calls"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=10.0,
+        help="seconds of steady load before the first rotation: the baseline (default 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--interval", type=float, default=1.0,
+        help="seconds of load after a rotation is in service, before the next (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cooldown", type=float, default=2.0,
+        help="seconds of steady load after the last rotation (default 2)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pickup-timeout", type=float, default=120.0,
+        help="seconds to wait for /readyz to show a new version before calling it never "
+        "picked up (default 120)",
+    )  # fmt: skip
     parser.add_argument(
         "--nudge", action="store_true", help="SIGHUP the local server after each rotation"
     )
@@ -404,7 +463,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--openai-keys-from-env",
         help="comma-separated env var names holding new OpenAI keys to rotate through",
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the documents the drill added (tag drill)"
+    )
     parser.add_argument("--report", help="write the JSON report here")
     parser.add_argument("--json", action="store_true", help="print the JSON report")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no live display on stderr")
     parser.set_defaults(handler=_run)

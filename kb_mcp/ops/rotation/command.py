@@ -26,9 +26,9 @@ from pydantic import SecretStr
 from kb_mcp.config import Settings
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, EXIT_USAGE, KbMcpError
 from kb_mcp.ops.aws import ENV_CHOICES, cli_settings, setup_cli_logging
-from kb_mcp.ops.rotate_openai import rollback_openai, rotate_openai
-from kb_mcp.ops.rotate_postgres import rollback_postgres, rotate_postgres
-from kb_mcp.ops.rotate_steps import RotationResult
+from kb_mcp.ops.rotation.openai_key import rollback_openai, rotate_openai
+from kb_mcp.ops.rotation.postgres import rollback_postgres, rotate_postgres
+from kb_mcp.ops.rotation.steps import RotationResult
 
 __all__ = [
     "RotationResult",
@@ -114,7 +114,7 @@ async def _rotate(
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        settings = cli_settings(args.env)
+        settings = cli_settings(args.env, local_stack="secrets rotate")
         _check_target_options(args)
         wants_key = args.target == "openai" and not args.rollback
         new_key = _read_new_key(args) if wants_key else None

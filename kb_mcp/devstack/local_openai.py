@@ -1,28 +1,34 @@
-"""A local OpenAI-compatible embeddings server: real HTTP, real auth, hashed vectors.
+"""The local OpenAI-compatible embeddings API: real HTTP, real auth, hashed vectors.
 
 It speaks enough of the OpenAI API for the official ``openai`` SDK:
 ``POST /v1/embeddings`` (float or base64 encoding), ``GET /v1/models`` and
 ``GET /v1/models/{id}``, with OpenAI-shaped error bodies, and an unauthenticated
-``GET /healthz`` for container health checks. Bearer keys are
-checked against an allowed set that tests (and ``kb-mcp dev``) change at run
-time to act out a key rotation; nothing else about a key is kept.
+``GET /healthz`` for container health checks.
 
-``FakeOpenAIServer`` (a ``FakeOpenAIState`` that serves itself) runs the app
-with uvicorn on its own event loop in a background thread, on 127.0.0.1 and a
-port the OS picked.
-``build_app(state)`` returns the bare Starlette app for serving it elsewhere
-(``python -m kb_mcp.devstack.embeddings_server`` serves it as a process).
+Which keys it accepts (``AcceptedKeys``) plays the part of the OpenAI console: a fixed set
+given at start, plus, with ``KeysFromSecrets``, every key held by a live version
+(``AWSCURRENT``, ``AWSPENDING``, ``AWSPREVIOUS``) of the named secrets in the Secrets
+Manager the AWS environment points at. An unknown key makes it re-read those secrets
+(single-flight), so a key put in a secret by ``kb-mcp secrets
+rotate openai`` or re-created by a seed is accepted at once, and a key two rotations old
+is refused: rotation tooling needs no hook into this server. Nothing else about a key is
+kept.
+
+``LocalOpenAIServer`` runs the app with uvicorn on its own event loop in a background
+thread, on 127.0.0.1 and a port the OS picked (``kb-mcp dev``); ``build_app(keys)``
+returns the bare Starlette app (``python -m kb_mcp.devstack.embeddings_server`` serves it
+as a process, docker compose runs that).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import socket
 import struct
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -32,10 +38,20 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from kb_mcp.devstack.hashing import hashed_embedding, token_count
+from kb_mcp.errors import SecretFormatError
+from kb_mcp.observability.redaction import secret_registry
+from kb_mcp.secrets.schemas import OpenAIKeySecret, parse_secret
 
-__all__ = ["DEFAULT_MODELS", "FakeOpenAIServer", "FakeOpenAIState", "build_app"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "AcceptedKeys",
+    "KeysFromSecrets",
+    "LocalOpenAIServer",
+    "build_app",
+]
 
 logger = structlog.get_logger(__name__)
 
@@ -45,114 +61,153 @@ DEFAULT_MODELS: Mapping[str, tuple[int, bool]] = {
     "text-embedding-3-large": (3072, True),
     "text-embedding-ada-002": (1536, False),
 }
+LIVE_STAGES = ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS")
 _MODEL_CREATED = 1_705_953_180
 _MAX_INPUTS = 2048
 _START_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 10.0
+_LOADED_MAX_AGE_S = 5.0
+
+KeyLoader = Callable[[], list[str]]
+"""Reads the keys a secret store holds now (blocking; run in a worker thread)."""
 
 
-class FakeOpenAIState:
-    """Thread-safe controls and counters shared by the app and the test thread."""
+class KeysFromSecrets:
+    """The keys held by the live versions of Secrets Manager secrets (boto3, blocking)."""
+
+    def __init__(
+        self, names: Sequence[str], *, region: str, endpoint_url: str | None = None
+    ) -> None:
+        self.names = tuple(names)
+        self._region = region
+        self._endpoint_url = endpoint_url
+
+    def __repr__(self) -> str:
+        return f"KeysFromSecrets(names={list(self.names)}, endpoint_url={self._endpoint_url!r})"
+
+    def __call__(self) -> list[str]:
+        import boto3  # the local extra's moto brings it; only this loader needs it
+
+        client = boto3.client(
+            "secretsmanager", region_name=self._region, endpoint_url=self._endpoint_url
+        )
+        keys: list[str] = []
+        try:
+            for name in self.names:
+                keys.extend(self._live_keys(client, name))
+        finally:
+            client.close()
+        secret_registry().register(*keys)
+        return keys
+
+    @staticmethod
+    def _live_keys(client: Any, name: str) -> list[str]:
+        # By VersionId: moto answers some stage reads with the AWSCURRENT value.
+        try:
+            described = client.describe_secret(SecretId=name)
+        except client.exceptions.ResourceNotFoundException:
+            return []  # not seeded yet
+        keys: list[str] = []
+        for version, stages in (described.get("VersionIdsToStages") or {}).items():
+            if not set(stages or ()) & set(LIVE_STAGES):
+                continue
+            raw = client.get_secret_value(SecretId=name, VersionId=version)
+            try:
+                secret = parse_secret(OpenAIKeySecret, str(raw["SecretString"]), secret_name=name)
+            except SecretFormatError:
+                continue
+            keys.append(secret.api_key.get_secret_value())
+        return keys
+
+
+class AcceptedKeys:
+    """The keys the endpoint accepts: a fixed set, plus whatever ``loader`` reads.
+
+    ``allowed`` is the fast, in-memory check; ``check`` falls back to re-reading the
+    loader's keys on a miss, or when a loaded key was read over ``max_age_s`` ago.
+    """
 
     def __init__(
         self,
         keys: Iterable[str] = (),
         *,
-        models: Mapping[str, tuple[int, bool]] = DEFAULT_MODELS,
+        loader: KeyLoader | None = None,
+        max_age_s: float = _LOADED_MAX_AGE_S,
     ) -> None:
         self._lock = threading.Lock()
-        self._keys: set[str] = set(keys)
-        self.models: Mapping[str, tuple[int, bool]] = dict(models)
-        self._latency_s = 0.0
-        self._failures_left = 0
-        self._failure_status = 500
-        self._failure_retry_after_s: float | None = None
-        self._requests_total = 0
-        self._unauthorized_total = 0
-        self._injected_failures_total = 0
-        self.admin_token: str | None = None
-        """Bearer token of `POST /_admin/keys` (allow/revoke keys); None disables it."""
+        self._fixed: set[str] = set(keys)
+        self._loaded: frozenset[str] = frozenset()
+        self._loader = loader
+        self._loaded_at: float | None = None
+        self._max_age_s = max_age_s
+        self._reload_lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
-        return f"FakeOpenAIState(allowed_keys={len(self._keys)}, models={sorted(self.models)})"
-
-    def allow_key(self, key: str) -> None:
-        """Accept ``key`` from now on (other allowed keys stay allowed)."""
         with self._lock:
-            self._keys.add(key)
+            counts = (len(self._fixed), len(self._loaded))
+        return f"AcceptedKeys(fixed={counts[0]}, loaded={counts[1]}, loader={self._loader!r})"
 
-    def revoke_key(self, key: str) -> None:
-        """Refuse ``key`` from now on with 401; unknown keys are ignored."""
+    def allow(self, key: str) -> None:
+        """Accept ``key`` from now on (other accepted keys stay accepted)."""
         with self._lock:
-            self._keys.discard(key)
+            self._fixed.add(key)
 
-    def set_keys(self, keys: Iterable[str]) -> None:
-        """Replace the whole allowed set."""
+    def revoke(self, key: str) -> None:
+        """Refuse ``key`` from now on (unless the loader still reads it); unknown: ignored."""
         with self._lock:
-            self._keys = set(keys)
+            self._fixed.discard(key)
 
-    def is_allowed(self, key: str) -> bool:
+    def replace(self, keys: Iterable[str]) -> None:
+        """Replace the whole fixed set."""
         with self._lock:
-            return key in self._keys
+            self._fixed = set(keys)
 
-    @property
-    def latency_s(self) -> float:
-        """Artificial delay added to every embeddings request, in seconds."""
+    def allowed(self, key: str) -> bool:
+        """Whether ``key`` is accepted by what is known now (no reload)."""
         with self._lock:
-            return self._latency_s
+            return key in self._fixed or key in self._loaded
 
-    @latency_s.setter
-    def latency_s(self, value: float) -> None:
-        if value < 0:
-            raise ValueError("latency_s must not be negative")
+    async def reload(self) -> None:
+        """Re-read the loader's keys now (a no-op without a loader)."""
+        if self._loader is None:
+            return
+        started = time.monotonic()
+        keys = frozenset(await asyncio.to_thread(self._loader))
         with self._lock:
-            self._latency_s = value
+            self._loaded = keys
+        self._loaded_at = started
+        logger.debug("local_openai.keys_reloaded", keys=len(keys))
 
-    def fail_next(self, n: int, status: int = 500, *, retry_after_s: float | None = None) -> None:
-        """Make the next ``n`` authorised requests fail with ``status``.
+    async def check(self, key: str) -> bool:
+        """Whether ``key`` is accepted, re-reading the loader's keys when unsure.
 
-        ``retry_after_s`` adds a ``retry-after-ms`` header, which the SDK honours,
-        so retry tests need not wait for its default backoff.
+        Unsure is a miss, or a hit only among loaded keys read more than ``max_age_s``
+        ago (the key may have been retired since). Single-flight: requests that arrive
+        while a reload runs wait for it, and a reload begun after a request arrived
+        answers it; a request never waits for more than one.
         """
-        if n < 0:
-            raise ValueError("n must not be negative")
-        with self._lock:
-            self._failures_left = n
-            self._failure_status = status
-            self._failure_retry_after_s = retry_after_s
+        if self._known(key) or self._loader is None:
+            return self.allowed(key)
+        arrived = time.monotonic()
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:
+            last = self._loaded_at
+            # A read begun after this request arrived answers it; so does one that ran
+            # while it waited and left the key known.
+            if (last is None or last < arrived) and not self._known(key):
+                try:
+                    await self.reload()
+                except Exception as exc:  # an unreachable store refuses the key, clearly
+                    logger.warning("local_openai.keys_unavailable", error=type(exc).__name__)
+        return self.allowed(key)
 
-    def take_failure(self) -> tuple[int, float | None] | None:
-        """Consume one injected failure, if any is pending."""
+    def _known(self, key: str) -> bool:
+        """A fixed key, or a loaded one read less than ``max_age_s`` ago."""
+        last = self._loaded_at
+        fresh = last is not None and time.monotonic() - last < self._max_age_s
         with self._lock:
-            if self._failures_left == 0:
-                return None
-            self._failures_left -= 1
-            self._injected_failures_total += 1
-            return self._failure_status, self._failure_retry_after_s
-
-    def count_request(self, *, authorized: bool) -> None:
-        with self._lock:
-            self._requests_total += 1
-            if not authorized:
-                self._unauthorized_total += 1
-
-    @property
-    def requests_total(self) -> int:
-        """Requests received on any API route, authorised or not."""
-        with self._lock:
-            return self._requests_total
-
-    @property
-    def unauthorized_total(self) -> int:
-        """Requests refused with 401."""
-        with self._lock:
-            return self._unauthorized_total
-
-    @property
-    def injected_failures_total(self) -> int:
-        """Requests failed on purpose by ``fail_next``."""
-        with self._lock:
-            return self._injected_failures_total
+            return key in self._fixed or (fresh and key in self._loaded)
 
 
 def _error(
@@ -173,28 +228,19 @@ def _unauthorized() -> JSONResponse:
     return _error(401, "Incorrect API key provided", code="invalid_api_key")
 
 
-def _bearer_key(request: Request) -> str | None:
+def bearer_key(request: Request) -> str | None:
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         return None
     return key.strip()
 
 
-def _gate(state: FakeOpenAIState, request: Request) -> JSONResponse | None:
-    """Check auth and injected failures; return the response to send instead, if any."""
-    key = _bearer_key(request)
-    authorized = key is not None and state.is_allowed(key)
-    state.count_request(authorized=authorized)
-    if not authorized:
+async def _gate(keys: AcceptedKeys, request: Request) -> JSONResponse | None:
+    """The 401 to send instead when the bearer key is not accepted, else None."""
+    key = bearer_key(request)
+    if key is None or not await keys.check(key):
         return _unauthorized()
-    failure = state.take_failure()
-    if failure is None:
-        return None
-    status, retry_after_s = failure
-    headers = None if retry_after_s is None else {"retry-after-ms": str(int(retry_after_s * 1000))}
-    return _error(
-        status, "injected failure from the local server", type_="server_error", headers=headers
-    )
+    return None
 
 
 def _model_body(model_id: str) -> dict[str, Any]:
@@ -243,11 +289,13 @@ def _encode(vector: list[float], encoding_format: str) -> list[float] | str:
     return base64.b64encode(packed).decode("ascii")
 
 
-def build_app(state: FakeOpenAIState) -> Starlette:
-    """Return the Starlette app of the local OpenAI-compatible API, driven by ``state``."""
+def build_app(
+    keys: AcceptedKeys, *, models: Mapping[str, tuple[int, bool]] = DEFAULT_MODELS
+) -> Starlette:
+    """The Starlette app of the local OpenAI-compatible API, accepting ``keys``."""
 
     async def embeddings(request: Request) -> JSONResponse:
-        refused = _gate(state, request)
+        refused = await _gate(keys, request)
         if refused is not None:
             return refused
         try:
@@ -259,7 +307,7 @@ def build_app(state: FakeOpenAIState) -> Starlette:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return _error(400, "model is required", param="model")
-        spec = state.models.get(model)
+        spec = models.get(model)
         if spec is None:
             return _error(
                 404, f"the model {model} does not exist", param="model", code="model_not_found"
@@ -273,9 +321,6 @@ def build_app(state: FakeOpenAIState) -> Starlette:
         encoding_format = body.get("encoding_format") or "float"
         if encoding_format not in ("float", "base64"):
             return _error(400, "encoding_format must be float or base64", param="encoding_format")
-        latency_s = state.latency_s
-        if latency_s > 0:
-            await asyncio.sleep(latency_s)
         data = [
             {
                 "object": "embedding",
@@ -289,17 +334,17 @@ def build_app(state: FakeOpenAIState) -> Starlette:
         return JSONResponse({"object": "list", "data": data, "model": model, "usage": usage})
 
     async def list_models(request: Request) -> JSONResponse:
-        refused = _gate(state, request)
+        refused = await _gate(keys, request)
         if refused is not None:
             return refused
-        return JSONResponse({"object": "list", "data": [_model_body(m) for m in state.models]})
+        return JSONResponse({"object": "list", "data": [_model_body(m) for m in models]})
 
     async def get_model(request: Request) -> JSONResponse:
-        refused = _gate(state, request)
+        refused = await _gate(keys, request)
         if refused is not None:
             return refused
         model_id = request.path_params["model_id"]
-        if model_id not in state.models:
+        if model_id not in models:
             return _error(
                 404, f"the model {model_id} does not exist", param="model", code="model_not_found"
             )
@@ -308,30 +353,9 @@ def build_app(state: FakeOpenAIState) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    async def admin_keys(request: Request) -> JSONResponse:
-        # Lets other local processes (the drill, `kb-mcp secrets rotate`) activate or revoke
-        # keys the way the OpenAI console would; off unless the state has an admin token.
-        admin = state.admin_token
-        presented = _bearer_key(request)
-        if admin is None or presented is None or not hmac.compare_digest(presented, admin):
-            return _unauthorized()
-        try:
-            body = await request.json()
-        except ValueError:
-            return _error(400, "body must be json")
-        if not isinstance(body, dict):
-            return _error(400, "body must be a json object")
-        allow, revoke = body.get("allow"), body.get("revoke")
-        if isinstance(allow, str) and allow:
-            state.allow_key(allow)
-        if isinstance(revoke, str) and revoke:
-            state.revoke_key(revoke)
-        return JSONResponse({"ok": True})
-
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/_admin/keys", admin_keys, methods=["POST"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
@@ -351,31 +375,27 @@ class _ThreadUvicorn(uvicorn.Server):
         self._started_event.set()
 
 
-class FakeOpenAIServer(FakeOpenAIState):
+class LocalOpenAIServer:
     """The local OpenAI-compatible API on 127.0.0.1, served from a background thread.
 
-    It is its own state: ``allow_key``, ``fail_next``, ``latency_s`` and the
-    counters act on the running server directly.
+    ``app`` defaults to ``build_app(keys)``; a wrapper around it (tests add fault
+    injection that way) may be given instead.
     """
 
-    def __init__(
-        self,
-        keys: Iterable[str] = (),
-        *,
-        models: Mapping[str, tuple[int, bool]] = DEFAULT_MODELS,
-    ) -> None:
-        super().__init__(keys, models=models)
+    def __init__(self, keys: AcceptedKeys, *, app: ASGIApp | None = None) -> None:
+        self.keys = keys
+        self._app: ASGIApp = app if app is not None else build_app(keys)
         self._server: _ThreadUvicorn | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
 
     def __repr__(self) -> str:
-        return f"FakeOpenAIServer(port={self._port}, running={self._server is not None})"
+        return f"{type(self).__name__}(port={self._port}, running={self._server is not None})"
 
     @property
     def port(self) -> int:
         if self._server is None:
-            raise RuntimeError("fake openai server is not running")
+            raise RuntimeError("local openai server is not running")
         return self._port
 
     @property
@@ -385,13 +405,13 @@ class FakeOpenAIServer(FakeOpenAIState):
 
     def start(self) -> None:
         if self._server is not None:
-            raise RuntimeError("fake openai server is already running")
+            raise RuntimeError("local openai server is already running")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # NODELAY
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
         config = uvicorn.Config(
-            build_app(self),
+            self._app,
             lifespan="off",
             log_config=None,  # leave the process's logging configuration alone
             log_level="warning",
@@ -408,14 +428,14 @@ class FakeOpenAIServer(FakeOpenAIState):
                 sock.close()
                 started.set()  # wake start() if the server died before listening
 
-        thread = threading.Thread(target=serve, name=f"fake-openai-{port}", daemon=True)
+        thread = threading.Thread(target=serve, name=f"local-openai-{port}", daemon=True)
         thread.start()
         if not started.wait(_START_TIMEOUT_S) or not server.started:
             server.should_exit = True
             thread.join(_STOP_TIMEOUT_S)
-            raise RuntimeError("fake openai server failed to start")
+            raise RuntimeError("local openai server failed to start")
         self._server, self._thread, self._port = server, thread, port
-        logger.debug("fake_openai.started", port=port)
+        logger.debug("local_openai.started", port=port)
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
@@ -427,7 +447,7 @@ class FakeOpenAIServer(FakeOpenAIState):
             server.force_exit = True
             thread.join(_STOP_TIMEOUT_S)
         self._server = self._thread = None
-        logger.debug("fake_openai.stopped", port=self._port)
+        logger.debug("local_openai.stopped", port=self._port)
 
     def __enter__(self) -> Self:
         self.start()

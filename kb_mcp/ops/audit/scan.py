@@ -1,11 +1,12 @@
-"""`kb-mcp secrets audit`: find committed or local secrets, and check the `.env` policy.
+"""The secret audit's scan: find committed or local secrets, and check the `.env` policy.
 
 Scans the working tree (git's view of it, plus every `.env*` file even when ignored) and
-the last N commits' added lines with the detectors of `audit_detectors`, checks that
+the last N commits' added lines with the detectors of `detectors`, checks that
 `.env*` files hold no sensitive value and that `.env` is git-ignored, applies the
-allowlist (`.secrets-allowlist.json`: path glob, detector, fingerprint, reason), writes a
-Markdown report and exits 1 on any finding. A finding shows at most four characters of a
-value and a sha256 fingerprint prefix, never the value.
+allowlist (`.secrets-allowlist.json`: path glob, detector, fingerprint, reason). The
+command (`cli`) exits 1 on any finding and writes a Markdown report (`report`) only when
+asked. A finding shows at most four characters of a value and a sha256 fingerprint
+prefix, never the value.
 
     kb-mcp secrets audit [--history-depth N] [--files F ...] [--allowlist P]
                          [--report P | --no-report] [--json]
@@ -13,9 +14,7 @@ value and a sha256 fingerprint prefix, never the value.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +24,9 @@ import structlog
 from detect_secrets.plugins.base import BasePlugin
 from detect_secrets.settings import transient_settings
 
-from kb_mcp.errors import EXIT_USAGE, ConfigError
-from kb_mcp.observability.logging import configure_logging
-from kb_mcp.ops.audit_detectors import (
+from kb_mcp.errors import ConfigError
+from kb_mcp.ops.audit.cli import DEFAULT_HISTORY_DEPTH
+from kb_mcp.ops.audit.detectors import (
     Hit,
     build_plugins,
     detector_id,
@@ -35,7 +34,7 @@ from kb_mcp.ops.audit_detectors import (
     redact,
     scan_lines,
 )
-from kb_mcp.ops.audit_history import (
+from kb_mcp.ops.audit.history import (
     EnvCheck,
     env_file_checks,
     git_root,
@@ -52,20 +51,16 @@ from kb_mcp.ops.audit_history import (
 __all__ = [
     "DEFAULT_ALLOWLIST",
     "DEFAULT_HISTORY_DEPTH",
-    "DEFAULT_REPORT",
     "AllowlistEntry",
     "AuditResult",
     "EnvCheck",
     "Finding",
     "load_allowlist",
-    "register",
     "run_audit",
 ]
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_HISTORY_DEPTH = 100
-DEFAULT_REPORT = Path("_implementation/AUDIT-REPORT.md")
 DEFAULT_ALLOWLIST = Path(".secrets-allowlist.json")
 FINGERPRINT_CHARS = 16
 
@@ -318,130 +313,3 @@ def _scan_tree(
     for rel, lines in env_files.items():
         result.env_checks += env_file_checks(root, rel, lines, tracked, in_git=in_git)
     return found
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `audit` (handler: `handle_audit`) to `kb-mcp secrets`."""
-    parser = subparsers.add_parser(
-        "audit",
-        help="scan the tree and git history for secrets; check the .env policy",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
-    )
-    parser.add_argument("--root", type=Path, help="repository to audit (default: git top level)")
-    parser.add_argument(
-        "--history-depth", type=_non_negative, default=DEFAULT_HISTORY_DEPTH,
-        help="commits of history to scan (0 disables; default %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--files", nargs="*", type=Path, metavar="FILE",
-        help="scan only these files, no history (the pre-commit hook)",
-    )  # fmt: skip
-    parser.add_argument("--allowlist", type=Path, help=f"default: {DEFAULT_ALLOWLIST}")
-    parser.add_argument("--report", type=Path, help=f"default: {DEFAULT_REPORT} under the root")
-    parser.add_argument("--no-report", action="store_true", help="do not write the report")
-    parser.add_argument("--json", action="store_true", help="print the result as json")
-    parser.set_defaults(handler=handle_audit)
-
-
-def handle_audit(args: argparse.Namespace) -> int:
-    """Run the audit from parsed arguments; 0 clean, 1 findings, 2 bad allowlist."""
-    if not structlog.is_configured():  # stdout carries the summary or --json: logs to stderr
-        configure_logging(json_lines=False, level="WARNING")
-    root: Path = args.root or git_root(Path.cwd()) or Path.cwd()
-    try:
-        result = run_audit(
-            root, history_depth=args.history_depth, files=args.files, allowlist=args.allowlist
-        )
-    except ConfigError as exc:
-        sys.stderr.write(f"kb-mcp: {exc}\n")
-        return EXIT_USAGE
-    report: Path | None = None
-    if not args.no_report:
-        report = args.report or root / DEFAULT_REPORT
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(render_markdown(result), encoding="utf-8")
-    if args.json:
-        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
-    else:
-        sys.stdout.write(render_summary(result, report))
-    return result.exit_code
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(result: AuditResult) -> str:
-    """The audit report: scope, verdict, findings, `.env` policy, allowed entries."""
-    verdict = "PASS: no findings" if result.clean else (
-        f"FAIL: {len(result.findings)} finding(s), {len(result.env_failures)} .env failure(s)"
-    )  # fmt: skip
-    history = (
-        f"{result.commits_scanned} commit(s) (depth {result.history_depth})"
-        if result.mode == "tree" else "not scanned (--files mode)"
-    )  # fmt: skip
-    out = [
-        "# Secret audit report",
-        "",
-        f"- When: {result.started_at.isoformat(timespec='seconds')}",
-        f"- Mode: {result.mode}",
-        f"- Files scanned: {result.files_scanned}",
-        f"- History: {history}",
-        f"- Detectors: {', '.join(result.detectors)}",
-        *(f"- Note: {note}" for note in result.notes),
-        "",
-        f"**Verdict: {verdict}**",
-        "",
-        "Previews show at most four characters; fingerprints are sha256 prefixes (use them in",
-        f"`{DEFAULT_ALLOWLIST}` entries, each with a reason). Rotate any real secret found.",
-    ]
-    for title, rows in (("Findings", result.findings), ("Allowed (allowlist)", result.allowed)):
-        out += ["", f"## {title}", ""]
-        if not rows:
-            out.append("None.")
-            continue
-        out += ["| kind | location | detector | preview | fingerprint | reason |",
-                "|---|---|---|---|---|---|"]  # fmt: skip
-        out += [
-            f"| {f.kind} | {_cell(f.location)} | {f.detector} | `{f.preview}` | {f.fingerprint} "
-            f"| {_cell(f.allowed_reason or '')} |"
-            for f in rows
-        ]
-    out += ["", "## .env policy", ""]
-    if result.env_checks:
-        out += ["| file | check | result | detail |", "|---|---|---|---|"]
-        out += [
-            f"| {_cell(c.path)} | {c.check} | {'ok' if c.ok else 'FAIL'} | {_cell(c.detail)} |"
-            for c in result.env_checks
-        ]
-    else:
-        out.append("No .env files in scope.")
-    if result.unused_allowlist:
-        out += ["", "## Unused allowlist entries", ""]
-        out += [
-            f"- `{e.path}` {e.detector} {e.fingerprint}: {e.reason}"
-            for e in result.unused_allowlist
-        ]
-    return "\n".join(out) + "\n"
-
-
-def render_summary(result: AuditResult, report: Path | None) -> str:
-    """A few lines for the terminal (and the pre-commit hook's output)."""
-    lines = [
-        f"secret audit ({result.mode}): {result.files_scanned} file(s), "
-        f"{result.commits_scanned} commit(s); {len(result.findings)} finding(s), "
-        f"{len(result.allowed)} allowed, {len(result.env_failures)} .env failure(s)"
-    ]
-    lines += [f"  {f.kind}: {f.location} {f.detector} {f.preview} ({f.fingerprint})"
-              for f in result.findings]  # fmt: skip
-    lines += [f"  env: {c.path} {c.check}: {c.detail}" for c in result.env_failures]
-    lines.append(f"verdict: {'pass' if result.clean else 'fail'}"
-                 + (f" (report: {report})" if report else ""))  # fmt: skip
-    return "\n".join(lines) + "\n"
