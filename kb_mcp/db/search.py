@@ -1,0 +1,214 @@
+"""Hybrid search: full-text and vector rankings over chunks, fused by reciprocal rank.
+
+Three modes, one result shape (`RankedHit`):
+
+- `vector`: `DocumentStore.search` (cosine similarity of each document's best chunk).
+- `keyword`: PostgreSQL full text over `chunks.search_vector` (migration 0003, GIN index).
+  The query goes through `websearch_to_tsquery('english', ...)`, so `"quoted phrases"`
+  must appear in that order and `-word` excludes; the remaining words are OR-ed (a
+  document need not contain every word, more matches rank higher). Each document is
+  ranked by its best chunk's `ts_rank_cd`.
+- `hybrid` (default): both rankings, `depth` candidates each, fetched concurrently, fused
+  with weighted reciprocal rank fusion, `sum(w / (k + rank))`, normalised so a document
+  first in both lists scores 1.0. A hit says which signals matched: `vector` when it was
+  among the vector candidates, `keyword` when its text matched the query's words.
+
+The fusion constants were chosen by measurement on `bench/bench_retrieval.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+from kb_mcp.db.documents import DocumentStore, SearchHit, _database, _snippet
+from kb_mcp.db.port import ConnectionSource
+
+__all__ = [
+    "SEARCH_MODES",
+    "FusionWeights",
+    "HybridSearch",
+    "KeywordHit",
+    "RankedHit",
+    "SearchMode",
+    "fuse",
+]
+
+SearchMode = Literal["hybrid", "vector", "keyword"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
+
+# $1 query text, $2 documents to return, $3 tags every document must have (or NULL).
+_KEYWORD = (
+    "SELECT d.id, d.title, d.tags, best.content AS snippet, best.rank FROM ("
+    " SELECT DISTINCT ON (c.document_id) c.document_id, c.content,"
+    " ts_rank_cd(c.search_vector, q.query) AS rank"
+    " FROM chunks c, (SELECT regexp_replace(websearch_to_tsquery('english', $1)::text,"
+    " ' & (?=[^!])', ' | ', 'g')::tsquery AS query) AS q"
+    " WHERE c.search_vector @@ q.query"
+    " ORDER BY c.document_id, rank DESC, c.ordinal"
+    ") AS best JOIN documents d ON d.id = best.document_id "
+    "WHERE ($3::text[] IS NULL OR d.tags @> $3::text[]) "
+    "ORDER BY best.rank DESC, d.id LIMIT $2"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RankedHit:
+    """A document found by one or both signals, best passage as its snippet."""
+
+    id: UUID
+    title: str
+    snippet: str
+    score: float
+    tags: list[str]
+    matched: tuple[str, ...]
+    vector_score: float | None = None
+    keyword_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FusionWeights:
+    """Reciprocal rank fusion: `vector / (k + rank_v) + keyword / (k + rank_k)`."""
+
+    vector: float = 1.0
+    keyword: float = 1.0
+    k: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordHit:
+    id: UUID
+    title: str
+    snippet: str
+    rank: float
+    tags: list[str]
+
+
+class HybridSearch:
+    """Search in any of `SEARCH_MODES` over one knowledge base."""
+
+    def __init__(
+        self,
+        source: ConnectionSource,
+        store: DocumentStore,
+        *,
+        weights: FusionWeights | None = None,
+        depth: int = 50,
+    ) -> None:
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        self._source = source
+        self._store = store
+        self._weights = weights or FusionWeights()
+        self._depth = depth
+
+    async def search(
+        self,
+        query: str,
+        *,
+        limit: int,
+        mode: SearchMode = "hybrid",
+        tags: Sequence[str] | None = None,
+    ) -> list[RankedHit]:
+        """Documents ranked for `query` by `mode`, best first."""
+        if mode == "vector":
+            hits = await self._store.search(query, limit=limit, tags=tags)
+            return [_from_vector(hit) for hit in hits]
+        if mode == "keyword":
+            found = await self.keyword(query, limit=limit, tags=tags)
+            return [_from_keyword(hit) for hit in found]
+        if mode != "hybrid":
+            raise ValueError(f"unknown search mode {mode!r}")
+        depth = max(self._depth, limit)
+        async with asyncio.TaskGroup() as tasks:
+            vector = tasks.create_task(self._store.search(query, limit=depth, tags=tags))
+            keyword = tasks.create_task(self.keyword(query, limit=depth, tags=tags))
+        return fuse(vector.result(), keyword.result(), limit=limit, weights=self._weights)
+
+    async def keyword(
+        self, query: str, *, limit: int, tags: Sequence[str] | None = None
+    ) -> list[KeywordHit]:
+        """Documents whose chunks match the query's words, by their best chunk's rank."""
+        async with _database("search"), self._source.acquire() as conn:
+            rows = await conn.fetch(_KEYWORD, query, limit, list(tags) if tags else None)
+        return [
+            KeywordHit(
+                id=row["id"],
+                title=row["title"],
+                snippet=row["snippet"],
+                rank=float(row["rank"]),
+                tags=list(row["tags"]),
+            )
+            for row in rows
+        ]
+
+
+def fuse(
+    vector: Sequence[SearchHit],
+    keyword: Sequence[KeywordHit],
+    *,
+    limit: int,
+    weights: FusionWeights,
+) -> list[RankedHit]:
+    """Weighted reciprocal rank fusion of two rankings (each best first)."""
+    best = weights.vector / (weights.k + 1) + weights.keyword / (weights.k + 1)
+    by_vector = {hit.id: (rank, hit) for rank, hit in enumerate(vector, start=1)}
+    by_keyword = {hit.id: (rank, hit) for rank, hit in enumerate(keyword, start=1)}
+    fused: list[tuple[float, int, RankedHit]] = []
+    for doc_id in by_vector.keys() | by_keyword.keys():
+        v = by_vector.get(doc_id)
+        kw = by_keyword.get(doc_id)
+        score = 0.0
+        if v is not None:
+            score += weights.vector / (weights.k + v[0])
+        if kw is not None:
+            score += weights.keyword / (weights.k + kw[0])
+        # The passage of whichever signal ranked the document higher.
+        if kw is not None and (v is None or kw[0] < v[0]):
+            title, tags, snippet = kw[1].title, kw[1].tags, _snippet(kw[1].snippet)
+        else:
+            assert v is not None
+            title, tags, snippet = v[1].title, v[1].tags, v[1].snippet
+        hit = RankedHit(
+            id=doc_id,
+            title=title,
+            snippet=snippet,
+            score=round(score / best, 6),
+            tags=tags,
+            matched=tuple(
+                name for name, found in (("vector", v), ("keyword", kw)) if found is not None
+            ),
+            vector_score=v[1].score if v is not None else None,
+            keyword_score=round(kw[1].rank, 6) if kw is not None else None,
+        )
+        tie = min(v[0] if v else len(vector) + 1, kw[0] if kw else len(keyword) + 1)
+        fused.append((score, tie, hit))
+    fused.sort(key=lambda item: (-item[0], item[1], str(item[2].id)))
+    return [hit for _, _, hit in fused[:limit]]
+
+
+def _from_vector(hit: SearchHit) -> RankedHit:
+    return RankedHit(
+        id=hit.id,
+        title=hit.title,
+        snippet=hit.snippet,
+        score=hit.score,
+        tags=hit.tags,
+        matched=("vector",),
+        vector_score=hit.score,
+    )
+
+
+def _from_keyword(hit: KeywordHit) -> RankedHit:
+    return RankedHit(
+        id=hit.id,
+        title=hit.title,
+        snippet=_snippet(hit.snippet),
+        score=round(hit.rank, 6),
+        tags=hit.tags,
+        matched=("keyword",),
+        keyword_score=round(hit.rank, 6),
+    )
