@@ -123,9 +123,13 @@ class HybridSearch:
         if mode != "hybrid":
             raise ValueError(f"unknown search mode {mode!r}")
         depth = max(self._depth, limit)
-        async with asyncio.TaskGroup() as tasks:
-            vector = tasks.create_task(self._store.search(query, limit=depth, tags=tags))
-            keyword = tasks.create_task(self.keyword(query, limit=depth, tags=tags))
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                vector = tasks.create_task(self._store.search(query, limit=depth, tags=tags))
+                keyword = tasks.create_task(self.keyword(query, limit=depth, tags=tags))
+        except ExceptionGroup as group:
+            # Callers handle our errors (EmbeddingError, DatabaseError), not groups of them.
+            raise group.exceptions[0] from group
         return fuse(vector.result(), keyword.result(), limit=limit, weights=self._weights)
 
     async def keyword(

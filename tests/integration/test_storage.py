@@ -40,9 +40,10 @@ async def kb(
 async def test_fresh_database_gets_tables_indexes_and_a_history(
     app_database: AppDatabase,
 ) -> None:
-    """A first run applies 0001 and creates both tables, the HNSW and GIN indexes."""
+    """A first run applies every migration and creates both tables, the HNSW and GIN indexes."""
     async with PoolSource.open(app_database) as source:
-        assert await apply_migrations(source, dimensions=DIMENSIONS) == ["0001_documents"]
+        labels = [m.label for m in load_migrations()]
+        assert await apply_migrations(source, dimensions=DIMENSIONS) == labels
         async with source.acquire() as conn:
             indexes = {
                 row["indexname"]: row["indexdef"]
@@ -51,7 +52,9 @@ async def test_fresh_database_gets_tables_indexes_and_a_history(
             history = await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
     assert "USING hnsw (embedding vector_cosine_ops)" in indexes["chunks_embedding_hnsw_idx"]
     assert "USING gin (tags)" in indexes["documents_tags_idx"]
-    assert [(r["version"], r["name"]) for r in history] == [(1, "documents")]
+    assert [(r["version"], r["name"]) for r in history] == [
+        (m.version, m.name) for m in load_migrations()
+    ]
     assert history[0]["checksum"] == load_migrations()[0].checksum
 
 
@@ -76,8 +79,8 @@ async def test_concurrent_appliers_on_an_empty_database_do_not_race(
         )
         async with first.acquire() as conn:
             applied = await conn.fetchval("SELECT count(*) FROM schema_migrations")
-    assert sorted(results) == [[], ["0001_documents"]]
-    assert applied == 1
+    assert sorted(results) == [[], [m.label for m in load_migrations()]]
+    assert applied == len(load_migrations())
 
 
 async def test_a_different_dimension_on_an_existing_database_is_refused(
@@ -108,17 +111,17 @@ async def test_a_later_migration_applies_in_its_own_transaction(
     app_database: AppDatabase,
 ) -> None:
     """A failing migration leaves no trace; the ones before it stay applied."""
-    good = Migration(2, "notes", "CREATE TABLE notes (id int);")
-    bad = Migration(3, "broken", "CREATE TABLE half (id int); SELECT * FROM missing_table;")
+    good = Migration(9002, "notes", "CREATE TABLE notes (id int);")
+    bad = Migration(9003, "broken", "CREATE TABLE half (id int); SELECT * FROM missing_table;")
     async with PoolSource.open(app_database) as source:
-        with pytest.raises(DatabaseError, match="migration 0003_broken failed"):
+        with pytest.raises(DatabaseError, match="migration 9003_broken failed"):
             await apply_migrations(
                 source, dimensions=DIMENSIONS, migrations=[*load_migrations(), good, bad]
             )
         async with source.acquire() as conn:
             versions = await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")
             half = await conn.fetchval("SELECT to_regclass('half')")
-    assert [r["version"] for r in versions] == [1, 2]
+    assert [r["version"] for r in versions] == [m.version for m in load_migrations()] + [9002]
     assert half is None
 
 
