@@ -18,7 +18,9 @@ import structlog
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.shared.exceptions import MCPError
 from mcp_types import ListResourcesResult, PaginatedRequestParams, Resource
+from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 
 from kb_mcp.errors import DatabaseError, ResourceClosedError, ToolInputError
 from kb_mcp.server.context import AppContext
@@ -64,12 +66,14 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
         try:
             cursor = decode_cursor(params.cursor)
         except ToolInputError as exc:
-            raise ResourceError(str(exc)) from exc
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
         try:
             page = await app.documents.list_documents(limit=MAX_LIMIT, cursor=cursor)
         except (DatabaseError, ResourceClosedError) as exc:
             log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
-            raise ResourceError("the database is unavailable; try again later") from exc
+            raise MCPError(
+                code=INTERNAL_ERROR, message="the database is unavailable; try again later"
+            ) from exc
         return ListResourcesResult(
             resources=[
                 Resource(

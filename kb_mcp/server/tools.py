@@ -195,6 +195,7 @@ _Mode = Annotated[
 _DedupeThreshold = Annotated[
     float | None,
     Field(
+        strict=True,
         description=(
             "Also report stored documents at least this similar (0-1, e.g. 0.9); "
             "the document is stored either way."
