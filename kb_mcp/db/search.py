@@ -8,7 +8,8 @@ Three modes, one result shape (`RankedHit`):
   must appear in that order and `-word` excludes; the remaining words are OR-ed (a
   document need not contain every word, more matches rank higher). Each document is
   ranked by its best chunk's `ts_rank_cd`.
-- `hybrid` (default): both rankings, `depth` candidates each, fetched concurrently, fused
+- `hybrid` (default): both rankings (`limit` by vector, `depth` by keyword), fetched
+  concurrently on two connections, fused
   with weighted reciprocal rank fusion, `sum(w / (k + rank))`, normalised so a document
   first in both lists scores 1.0. A hit says which signals matched: `vector` when it was
   among the vector candidates, `keyword` when its text matched the query's words.
@@ -122,10 +123,12 @@ class HybridSearch:
             return [_from_keyword(hit) for hit in found]
         if mode != "hybrid":
             raise ValueError(f"unknown search mode {mode!r}")
+        # The vector side asks for what mode=vector would (its cost grows with the HNSW
+        # candidate count); the keyword side, cheaper, looks deeper.
         depth = max(self._depth, limit)
         try:
             async with asyncio.TaskGroup() as tasks:
-                vector = tasks.create_task(self._store.search(query, limit=depth, tags=tags))
+                vector = tasks.create_task(self._store.search(query, limit=limit, tags=tags))
                 keyword = tasks.create_task(self.keyword(query, limit=depth, tags=tags))
         except ExceptionGroup as group:
             # Callers handle our errors (EmbeddingError, DatabaseError), not groups of them.
