@@ -267,9 +267,9 @@ def main() -> int:
     host = machine()
     figures = asyncio.run(
         run(
-            args.documents or (200 if quick else 300),
-            args.latency_docs or (1000 if quick else 10_000),
-            args.queries or (50 if quick else 200),
+            args.documents or (120 if quick else 300),
+            args.latency_docs or (500 if quick else 10_000),
+            args.queries or (20 if quick else 200),
         )
     )
     report(figures)

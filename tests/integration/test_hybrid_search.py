@@ -18,7 +18,6 @@ from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.server.tools import build_mcp_server
 from tests.plugins.servers import AppDatabase
 from tests.support.knowledge_base import (
-    CORPUS,
     DIMENSIONS,
     MODEL,
     KbStack,
@@ -119,10 +118,12 @@ async def test_hybrid_hits_say_which_signals_matched(kb: KbStack) -> None:
     first = hits[0]
     assert str(first.id) == ids["Vacuuming PostgreSQL tables"]
     assert first.matched == ("vector", "keyword")
-    assert first.vector_score is not None and first.keyword_score is not None
+    assert first.vector_score is not None
+    assert first.keyword_score is not None
     assert 0 < first.score <= 1.0
     others = [h for h in hits if h.id != first.id]
-    assert others and all(h.matched == ("vector",) for h in others)
+    assert others
+    assert all(h.matched == ("vector",) for h in others)
     assert all(h.keyword_score is None for h in others)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
@@ -169,7 +170,7 @@ def test_fusion_rewards_agreement_and_weights_each_signal() -> None:
     vector = [SearchHit(a, "a", "sa", 0.9), SearchHit(b, "b", "sb", 0.8)]
     keyword = [KeywordHit(a, "a", "ka", 0.5, []), KeywordHit(c, "c", "kc", 0.4, [])]
     fused = fuse(vector, keyword, limit=5, weights=FusionWeights())
-    assert [h.id for h in fused][0] == a
+    assert next(h.id for h in fused) == a
     assert fused[0].score == 1.0
     assert {h.id for h in fused} == {a, b, c}
     only_keyword = fuse(vector, keyword, limit=5, weights=FusionWeights(vector=0.0))
@@ -209,4 +210,3 @@ async def test_kb_search_mode_through_the_tool(kb: KbStack) -> None:
             refused = await _call(client, {"query": "q", "mode": bad})
             assert refused.is_error, bad
             assert "mode" in _text(refused), (bad, _text(refused))
-    assert CORPUS
