@@ -5,9 +5,11 @@ Three modes, one result shape (`RankedHit`):
 - `vector`: `DocumentStore.search` (cosine similarity of each document's best chunk).
 - `keyword`: PostgreSQL full text over `chunks.search_vector` (migration 0003, GIN index).
   The query goes through `websearch_to_tsquery('english', ...)`, so `"quoted phrases"`
-  must appear in that order and `-word` excludes; the remaining words are OR-ed (a
-  document need not contain every word, more matches rank higher). Each document is
-  ranked by its best chunk's `ts_rank_cd`.
+  must appear in that order and `-word` excludes. Documents having every word come
+  first and alone; when none has them all, documents having any of the words are ranked
+  (more matches rank higher). The all-words pass is selective, so it is fast; the
+  any-word pass visits every chunk holding any of the words. Each document is ranked by
+  its best chunk's `ts_rank_cd`.
 - `hybrid` (default): both rankings (`limit` by vector, `depth` by keyword), fetched
   concurrently on two connections, fused
   with weighted reciprocal rank fusion, `sum(w / (k + rank))`, normalised so a document
@@ -41,19 +43,29 @@ __all__ = [
 SearchMode = Literal["hybrid", "vector", "keyword"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
 
-# $1 query text, $2 documents to return, $3 tags every document must have (or NULL).
+# {tsquery}: one of the two fixed expressions below. $1 query text, $2 documents to return,
+# $3 tags every document must have (or NULL). Only the best $2 documents are joined to
+# their row and passage text (reading text for every matching chunk is the slow part).
 _KEYWORD = (
-    "SELECT d.id, d.title, d.tags, best.content AS snippet, best.rank FROM ("
-    " SELECT DISTINCT ON (c.document_id) c.document_id, c.content,"
-    " ts_rank_cd(c.search_vector, q.query) AS rank"
-    " FROM chunks c, (SELECT regexp_replace(websearch_to_tsquery('english', $1)::text,"
-    " ' & (?=[^!])', ' | ', 'g')::tsquery AS query) AS q"
-    " WHERE c.search_vector @@ q.query"
-    " ORDER BY c.document_id, rank DESC, c.ordinal"
-    ") AS best JOIN documents d ON d.id = best.document_id "
-    "WHERE ($3::text[] IS NULL OR d.tags @> $3::text[]) "
-    "ORDER BY best.rank DESC, d.id LIMIT $2"
+    "SELECT d.id, d.title, d.tags, c.content AS snippet, top.rank FROM ("
+    " SELECT best.document_id, best.ordinal, best.rank FROM ("
+    "  SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
+    "  ts_rank_cd(c.search_vector, q.query) AS rank"
+    "  FROM chunks c, (SELECT {tsquery} AS query) AS q"
+    "  WHERE c.search_vector @@ q.query AND ($3::text[] IS NULL OR EXISTS ("
+    "   SELECT 1 FROM documents t WHERE t.id = c.document_id AND t.tags @> $3::text[]))"
+    "  ORDER BY c.document_id, rank DESC, c.ordinal"
+    " ) AS best ORDER BY best.rank DESC, best.document_id LIMIT $2"
+    ") AS top JOIN documents d ON d.id = top.document_id "
+    "JOIN chunks c ON c.document_id = top.document_id AND c.ordinal = top.ordinal "
+    "ORDER BY top.rank DESC, d.id"
 )
+_EVERY_WORD = "websearch_to_tsquery('english', $1)"
+_ANY_WORD = (
+    "regexp_replace(websearch_to_tsquery('english', $1)::text, ' & (?=[^!])', ' | ', 'g')::tsquery"
+)
+_KEYWORD_ALL = _KEYWORD.format_map({"tsquery": _EVERY_WORD})
+_KEYWORD_ANY = _KEYWORD.format_map({"tsquery": _ANY_WORD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +152,10 @@ class HybridSearch:
     ) -> list[KeywordHit]:
         """Documents whose chunks match the query's words, by their best chunk's rank."""
         async with _database("search"), self._source.acquire() as conn:
-            rows = await conn.fetch(_KEYWORD, query, limit, list(tags) if tags else None)
+            tag_filter = list(tags) if tags else None
+            rows = await conn.fetch(_KEYWORD_ALL, query, limit, tag_filter)
+            if not rows:
+                rows = await conn.fetch(_KEYWORD_ANY, query, limit, tag_filter)
         return [
             KeywordHit(
                 id=row["id"],
