@@ -138,14 +138,19 @@ class HybridSearch:
         # The vector side asks for what mode=vector would (its cost grows with the HNSW
         # candidate count); the keyword side, cheaper, looks deeper.
         depth = max(self._depth, limit)
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                vector = tasks.create_task(self._store.search(query, limit=limit, tags=tags))
-                keyword = tasks.create_task(self.keyword(query, limit=depth, tags=tags))
-        except ExceptionGroup as group:
-            # Callers handle our errors (EmbeddingError, DatabaseError), not groups of them.
-            raise group.exceptions[0] from group
-        return fuse(vector.result(), keyword.result(), limit=limit, weights=self._weights)
+        # Both run to the end, then the first failure (if any) is raised: an asyncio
+        # TaskGroup would cancel its parent task on a failure, which the MCP SDK's anyio
+        # cancel scopes take for a cancellation of the whole request.
+        vector, keyword = await asyncio.gather(
+            self._store.search(query, limit=limit, tags=tags),
+            self.keyword(query, limit=depth, tags=tags),
+            return_exceptions=True,
+        )
+        if isinstance(vector, BaseException):
+            raise vector
+        if isinstance(keyword, BaseException):
+            raise keyword
+        return fuse(vector, keyword, limit=limit, weights=self._weights)
 
     async def keyword(
         self, query: str, *, limit: int, tags: Sequence[str] | None = None
