@@ -13,8 +13,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kb_mcp.db.dedupe import DuplicateFinder
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.port import ConnectionSource
+from kb_mcp.db.revise import DocumentReviser
+from kb_mcp.db.search import HybridSearch
 from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.secrets.port import CacheEntryStatus
 from kb_mcp.server.cursors import CursorSigner
@@ -87,6 +90,21 @@ class AppContext:
     def documents(self) -> DocumentStore:
         """The document store over this context's database and embedder."""
         return DocumentStore(self.db, self.embedder)
+
+    @property
+    def search(self) -> HybridSearch:
+        """Hybrid, vector and keyword search over this context's documents."""
+        return HybridSearch(self.db, self.documents)
+
+    @property
+    def reviser(self) -> DocumentReviser:
+        """In-place updates of this context's documents."""
+        return DocumentReviser(self.db, self.embedder)
+
+    @property
+    def duplicates(self) -> DuplicateFinder:
+        """Identical and near-duplicate lookups."""
+        return DuplicateFinder(self.db, dimensions=self.embedder.dimensions)
 
 
 ContextFactory = Callable[[], AbstractAsyncContextManager[AppContext]]

@@ -1,4 +1,4 @@
-"""The knowledge-base MCP tools: kb_add, kb_search, kb_get, kb_list, kb_delete.
+"""The knowledge-base MCP tools: kb_add, kb_search, kb_get, kb_list, kb_delete, kb_update.
 
 `build_mcp_server(context)` returns an `MCPServer` whose lifespan yields the
 `AppContext` (given directly, or built by a factory), read by every tool call.
@@ -21,7 +21,7 @@ import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import structlog
 from mcp.server.mcpserver import Context, MCPServer
@@ -29,6 +29,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from kb_mcp.db.dedupe import NearDuplicate
+from kb_mcp.db.search import SearchMode
 from kb_mcp.errors import (
     DatabaseError,
     DatabaseOutcomeUnknownError,
@@ -38,6 +40,7 @@ from kb_mcp.errors import (
 )
 from kb_mcp.server.context import AppContext, ContextFactory
 from kb_mcp.server.cursors import MAX_CURSOR_CHARS, decode_cursor, encode_cursor
+from kb_mcp.server.resources import register_document_resources
 from kb_mcp.server.validation import (
     MAX_CONTENT_CHARS,
     MAX_EXTERNAL_ID_CHARS,
@@ -49,12 +52,15 @@ from kb_mcp.server.validation import (
     MAX_TAGS,
     MAX_TITLE_CHARS,
     check_content,
+    check_dedupe_threshold,
     check_external_id,
     check_limit,
     check_metadata,
+    check_mode,
     check_query,
     check_tags,
     check_title,
+    check_update,
     parse_document_id,
 )
 
@@ -65,8 +71,9 @@ log = structlog.get_logger(__name__)
 SERVER_NAME = "kb-mcp"
 _INSTRUCTIONS = (
     "A searchable knowledge base. Store documents with kb_add, find passages with kb_search "
-    "(semantic search; the snippet is the best-matching passage), read a whole document "
-    "with kb_get, page through documents with kb_list, remove one with kb_delete."
+    "(hybrid full-text and semantic search; the snippet is the best-matching passage), read "
+    "a whole document with kb_get (or as the resource kb://documents/{id}), page through "
+    "documents with kb_list, revise one in place with kb_update, remove one with kb_delete."
 )
 
 ToolContext = Context[AppContext, Any]
@@ -75,14 +82,27 @@ ToolContext = Context[AppContext, Any]
 # -- results -------------------------------------------------------------------------
 
 
+class NearDuplicateResult(BaseModel):
+    id: str
+    title: str
+    similarity: float = Field(description="Cosine similarity of the two documents, 1.0 identical.")
+
+
 class AddResult(BaseModel):
     id: str = Field(description="The document's id (a UUID).")
     chunks: int = Field(description="How many passages the content was split into.")
-    status: Literal["created", "updated", "unchanged"] = Field(
+    status: Literal["created", "updated", "unchanged", "duplicate"] = Field(
+        default="created",
         description=(
             "created: a new document; with an external_id already stored, updated (replaced "
-            "in place, same id) or unchanged (identical, nothing written)."
-        )
+            "in place, same id) or unchanged (identical, nothing written); without an "
+            "external_id, duplicate: a document with identical content (ignoring whitespace) "
+            "was already stored, id is that document's and nothing new was stored."
+        ),
+    )
+    near_duplicates: list[NearDuplicateResult] = Field(
+        default_factory=list,
+        description="With dedupe_threshold: stored documents at least that similar.",
     )
 
 
@@ -90,8 +110,16 @@ class SearchHit(BaseModel):
     id: str = Field(description="Document id.")
     title: str
     snippet: str = Field(description="The passage of the document that matches best.")
-    score: float = Field(description="Cosine similarity of that passage, 1.0 is identical.")
+    score: float = Field(
+        description=(
+            "hybrid: fused rank score, 1.0 when first by both signals; vector: cosine "
+            "similarity of the passage; keyword: full-text rank."
+        )
+    )
     tags: list[str]
+    matched: list[str] = Field(description="The signals that found it: vector, keyword.")
+    vector_score: float | None = Field(default=None, description="Cosine similarity, if found.")
+    keyword_score: float | None = Field(default=None, description="Full-text rank, if matched.")
 
 
 class SearchResult(BaseModel):
@@ -123,6 +151,15 @@ class ListResult(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as cursor for the next page; null at the end."
     )
+
+
+class UpdateResult(BaseModel):
+    id: str
+    changed: list[str] = Field(description="The fields that changed; empty when none did.")
+    chunks: int = Field(description="How many passages the document has now.")
+    embedded: int = Field(description="Passages embedded anew.")
+    reused: int = Field(description="Unchanged passages whose stored embedding was kept.")
+    updated_at: str = Field(description="ISO 8601 timestamp.")
 
 
 class DeleteResult(BaseModel):
@@ -201,6 +238,20 @@ _ExternalId = Annotated[
         json_schema_extra={"maxLength": MAX_EXTERNAL_ID_CHARS},
     ),
 ]
+_Mode = Annotated[
+    SearchMode,
+    Field(description="hybrid (full text + semantic, fused), vector (semantic) or keyword."),
+]
+_DedupeThreshold = Annotated[
+    float | None,
+    Field(
+        strict=True,
+        description=(
+            "Also report stored documents at least this similar (0-1, e.g. 0.9); "
+            "the document is stored either way."
+        ),
+    ),
+]
 
 
 def _limit(what: str) -> Any:
@@ -221,21 +272,45 @@ async def kb_add(
     tags: _Tags,
     metadata: _Metadata,
     external_id: _ExternalId = None,
+    dedupe_threshold: _DedupeThreshold = None,
 ) -> AddResult:
     """Store a document; its content is split into passages and embedded for search.
 
     With external_id, adding the same key again updates that document (or leaves it
     alone when nothing changed): retrying a failed or unknown add never makes a copy.
+    Without one, content identical to a stored document's is not stored twice: the
+    existing id comes back with status "duplicate".
     """
     with _reported("kb_add", failure="nothing was stored"):
-        added = await _app(ctx).documents.add_document(
-            title=check_title(title),
-            content=check_content(content),
-            tags=check_tags(tags),
-            metadata=check_metadata(metadata),
-            external_id=check_external_id(external_id),
+        checked_content = check_content(content)
+        args = (check_title(title), check_tags(tags), check_metadata(metadata))
+        threshold = check_dedupe_threshold(dedupe_threshold)
+        key = check_external_id(external_id)
+        # A caller's own key names the document: identity by key, not by content.
+        existing = (
+            None if key is not None else await _app(ctx).duplicates.identical(checked_content)
         )
-    return AddResult(id=str(added.id), chunks=added.chunks, status=added.status)
+        if existing is not None:
+            return AddResult(id=str(existing.id), chunks=existing.chunks, status="duplicate")
+        added = await _app(ctx).documents.add_document(
+            title=args[0],
+            content=checked_content,
+            tags=args[1],
+            metadata=args[2],
+            external_id=key,
+        )
+    near: list[NearDuplicate] = []
+    if threshold is not None:
+        with _reported("kb_add", failure="the document was stored; near duplicates not checked"):
+            near = await _app(ctx).duplicates.near(added.id, threshold=threshold)
+    return AddResult(
+        id=str(added.id),
+        chunks=added.chunks,
+        status=added.status,
+        near_duplicates=[
+            NearDuplicateResult(id=str(n.id), title=n.title, similarity=n.similarity) for n in near
+        ],
+    )
 
 
 async def kb_search(
@@ -251,15 +326,32 @@ async def kb_search(
     ],
     limit: Annotated[int, _limit("hits")] = 5,
     tags: _TagFilter = None,
+    mode: _Mode = "hybrid",
 ) -> SearchResult:
-    """Semantic search: documents ranked by their passage closest in meaning to the query."""
+    """Search passages by meaning and by words: documents ranked by their best passage.
+
+    mode hybrid (default) fuses full-text and semantic rankings; "quoted phrases" and
+    identifiers find their document. vector: by meaning only; keyword: by words only.
+    """
     with _reported("kb_search"):
-        hits = await _app(ctx).documents.search(
-            check_query(query), limit=check_limit(limit), tags=check_tags(tags, what="tags")
+        hits = await _app(ctx).search.search(
+            check_query(query),
+            limit=check_limit(limit),
+            mode=cast("SearchMode", check_mode(mode)),
+            tags=check_tags(tags, what="tags"),
         )
     return SearchResult(
         hits=[
-            SearchHit(id=str(h.id), title=h.title, snippet=h.snippet, score=h.score, tags=h.tags)
+            SearchHit(
+                id=str(h.id),
+                title=h.title,
+                snippet=h.snippet,
+                score=h.score,
+                tags=h.tags,
+                matched=list(h.matched),
+                vector_score=h.vector_score,
+                keyword_score=h.keyword_score,
+            )
             for h in hits
         ]
     )
@@ -321,6 +413,46 @@ async def kb_list(
     )
 
 
+async def kb_update(
+    ctx: ToolContext,
+    id: _Id,
+    title: Annotated[str | None, Field(description="New title; omit to keep it.")] = None,
+    content: Annotated[
+        str | None,
+        Field(
+            description=f"New full text (at most {MAX_CONTENT_CHARS} characters); omit to keep.",
+            json_schema_extra={"maxLength": MAX_CONTENT_CHARS},
+        ),
+    ] = None,
+    tags: Annotated[
+        list[str] | None, Field(description="New tags (replace the old ones); omit to keep.")
+    ] = None,
+    metadata: Annotated[
+        dict[str, Any] | None,
+        Field(description="New metadata object (replaces the old one); omit to keep."),
+    ] = None,
+) -> UpdateResult:
+    """Revise a document in place: it keeps its id; only changed passages are re-embedded."""
+    with _reported("kb_update", failure="nothing was changed"):
+        document_id = parse_document_id(id)
+        new_title, new_content, new_tags, new_metadata = check_update(
+            title, content, tags, metadata
+        )
+        revision = await _app(ctx).reviser.revise(
+            document_id, title=new_title, content=new_content, tags=new_tags, metadata=new_metadata
+        )
+        if revision is None:
+            raise ToolInputError(f"no document has id {document_id}")
+    return UpdateResult(
+        id=str(revision.id),
+        changed=list(revision.changed),
+        chunks=revision.chunks,
+        embedded=revision.embedded,
+        reused=revision.reused,
+        updated_at=revision.updated_at.isoformat(),
+    )
+
+
 async def kb_delete(ctx: ToolContext, id: _Id) -> DeleteResult:
     """Delete a document and its passages."""
     with _reported("kb_delete"):
@@ -342,7 +474,7 @@ def _package_version() -> str:
 def build_mcp_server(
     context: AppContext | ContextFactory, *, name: str = SERVER_NAME
 ) -> MCPServer[AppContext]:
-    """The MCP server with the five tools, its lifespan yielding `context`."""
+    """The MCP server with its tools and document resources, its lifespan yielding `context`."""
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
@@ -367,6 +499,12 @@ def build_mcp_server(
     server.add_tool(kb_search, name="kb_search", annotations=read_only)
     server.add_tool(kb_get, name="kb_get", annotations=read_only)
     server.add_tool(kb_list, name="kb_list", annotations=read_only)
+    server.add_tool(
+        kb_update,
+        name="kb_update",
+        annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=False),
+    )
+    register_document_resources(server)
     server.add_tool(
         kb_delete,
         name="kb_delete",

@@ -243,3 +243,45 @@ def parse_document_id(value: str) -> UUID:
     if not _UUID.fullmatch(text):
         raise ToolInputError(bad)
     return UUID(text)
+
+
+# -- hybrid search, kb_update, duplicates (issue 14) ----------------------------------
+
+SEARCH_MODES = ("hybrid", "vector", "keyword")
+"""kb_search's ranking modes (kb_mcp.db.search.SEARCH_MODES)."""
+
+
+def check_mode(mode: str) -> str:
+    """A search mode: hybrid, vector or keyword."""
+    if not isinstance(mode, str) or mode.strip().lower() not in SEARCH_MODES:
+        raise ToolInputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+    return mode.strip().lower()
+
+
+def check_dedupe_threshold(threshold: float | None) -> float | None:
+    """A similarity threshold above 0 and at most 1, or None (no near-duplicate check)."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise ToolInputError(f"dedupe_threshold must be a number, got {threshold!r}")
+    value = float(threshold)
+    if not 0.0 < value <= 1.0:
+        raise ToolInputError(
+            "dedupe_threshold must be above 0 and at most 1 (a cosine similarity), "
+            f"got {threshold!r}"
+        )
+    return value
+
+
+def check_update(
+    title: str | None, content: str | None, tags: Sequence[str] | None, metadata: Any
+) -> tuple[str | None, str | None, list[str] | None, dict[str, Any] | None]:
+    """kb_update's fields, each checked as kb_add checks it; at least one must be given."""
+    if title is None and content is None and tags is None and metadata is None:
+        raise ToolInputError("give at least one of title, content, tags or metadata to change")
+    return (
+        None if title is None else check_title(title),
+        None if content is None else check_content(content),
+        None if tags is None else check_tags(tags),
+        None if metadata is None else check_metadata(metadata),
+    )

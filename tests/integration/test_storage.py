@@ -43,7 +43,7 @@ async def kb(
 async def test_fresh_database_gets_tables_indexes_and_a_history(
     app_database: AppDatabase,
 ) -> None:
-    """A first run applies 0001 and creates both tables, the HNSW and GIN indexes."""
+    """A first run applies every migration and creates both tables, the HNSW and GIN indexes."""
     async with PoolSource.open(app_database) as source:
         assert await apply_migrations(source, dimensions=DIMENSIONS) == ALL_MIGRATIONS
         async with source.acquire() as conn:

@@ -1,0 +1,97 @@
+"""Duplicate detection: identical content by hash, near-duplicates by embedding similarity.
+
+- Identical: `documents.content_hash` is computed by the database (`kb_content_hash`,
+  migration 0003: SHA-256 of the content with runs of whitespace folded to one space and
+  the ends trimmed); a lookup hashes the candidate content with the same SQL function, so
+  Python and the database can never disagree on what "identical" means.
+- Near: a document's vector is the mean of its chunk vectors; the candidates are the
+  documents owning the chunks nearest to it (HNSW when the index exists), and each
+  candidate's similarity is `1 - cosine distance` between the two mean vectors.
+
+Two identical adds racing each other can both be stored (no lock is held between the
+lookup and the insert); the next add of that content finds the older one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from kb_mcp.db.outcome import database_errors
+from kb_mcp.db.port import ConnectionSource
+from kb_mcp.db.vectors import check_dimensions
+
+__all__ = ["DuplicateFinder", "NearDuplicate", "StoredDuplicate"]
+
+_CANDIDATE_CHUNKS = 40
+"""pgvector 0.6 returns at most `hnsw.ef_search` (default 40) rows from an index scan."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDuplicate:
+    """The oldest stored document whose content is identical to the one offered."""
+
+    id: UUID
+    title: str
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class NearDuplicate:
+    """A stored document similar to another one, with their similarity (1.0 identical)."""
+
+    id: UUID
+    title: str
+    similarity: float
+
+
+class DuplicateFinder:
+    """Duplicate lookups over `documents` and `chunks`."""
+
+    def __init__(self, source: ConnectionSource, *, dimensions: int) -> None:
+        n = check_dimensions(dimensions)
+        self._source = source
+        self._near = (
+            "SELECT d.id, d.title, 1 - (avg(c.embedding) <=> $1::text::vector({n})) AS similarity "
+            "FROM (SELECT DISTINCT nearest.document_id FROM ("
+            "  SELECT c.document_id FROM chunks c"
+            "  ORDER BY (c.embedding <=> $1::text::vector({n})) LIMIT $3"
+            " ) AS nearest WHERE nearest.document_id <> $2"
+            ") AS candidate JOIN chunks c ON c.document_id = candidate.document_id "
+            "JOIN documents d ON d.id = candidate.document_id "
+            "GROUP BY d.id, d.title ORDER BY similarity DESC, d.id"
+        ).format_map({"n": n})
+
+    async def identical(self, content: str) -> StoredDuplicate | None:
+        """The oldest document with the same normalised content, or None."""
+        async with database_errors("duplicate lookup"), self._source.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT d.id, d.title, "
+                "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
+                "FROM documents d WHERE d.content_hash = kb_content_hash($1) "
+                "ORDER BY d.created_at, d.id LIMIT 1",
+                content,
+            )
+        if row is None:
+            return None
+        return StoredDuplicate(id=row["id"], title=row["title"], chunks=int(row["chunks"]))
+
+    async def near(
+        self, document_id: UUID, *, threshold: float, limit: int = 5
+    ) -> list[NearDuplicate]:
+        """Other documents at least `threshold` similar to this stored one, most similar first."""
+        async with database_errors("duplicate lookup"), self._source.acquire() as conn:
+            mean = await conn.fetchval(
+                "SELECT avg(embedding)::text FROM chunks WHERE document_id = $1", document_id
+            )
+            if mean is None:
+                return []
+            rows = await conn.fetch(self._near, mean, document_id, _CANDIDATE_CHUNKS)
+        found = [
+            NearDuplicate(
+                id=row["id"], title=row["title"], similarity=round(float(row["similarity"]), 6)
+            )
+            for row in rows
+            if float(row["similarity"]) >= threshold
+        ]
+        return found[:limit]

@@ -1,0 +1,102 @@
+"""Documents as MCP resources: `kb://documents/{id}`, readable and listable.
+
+A client can attach a stored document to a conversation without a tool call:
+
+- `resources/templates/list` names the template `kb://documents/{id}`;
+- `resources/read` of `kb://documents/<uuid>` returns the document as markdown (its title
+  as a heading, then its content); a malformed id or an unknown one is an invalid-params
+  error saying so;
+- `resources/list` pages through every document, newest first (`kb_list`'s order and
+  cursor), 50 per page, each named by its title.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.shared.exceptions import MCPError
+from mcp_types import ListResourcesResult, PaginatedRequestParams, Resource
+from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
+
+from kb_mcp.errors import DatabaseError, ResourceClosedError, ToolInputError
+from kb_mcp.server.context import AppContext
+from kb_mcp.server.cursors import decode_cursor, encode_cursor
+from kb_mcp.server.validation import MAX_LIMIT, parse_document_id
+
+__all__ = ["DOCUMENT_URI", "register_document_resources"]
+
+log = structlog.get_logger(__name__)
+
+DOCUMENT_URI = "kb://documents/{id}"
+_MIME = "text/markdown"
+
+
+def register_document_resources(server: MCPServer[AppContext]) -> None:
+    """Add the document template and a `resources/list` that lists stored documents."""
+
+    @server.resource(
+        DOCUMENT_URI,
+        name="document",
+        title="Knowledge-base document",
+        description="A stored document: its title as a heading, then its full content.",
+        mime_type=_MIME,
+    )
+    async def read_document(id: str, ctx: Context[AppContext, Any]) -> str:
+        try:
+            document_id = parse_document_id(id)
+        except ToolInputError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        app = ctx.request_context.lifespan_context
+        try:
+            doc = await app.documents.get_document(document_id)
+        except (DatabaseError, ResourceClosedError) as exc:
+            log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
+            raise ResourceError("the database is unavailable; try again later") from exc
+        if doc is None:
+            raise ResourceNotFoundError(f"no document has id {document_id}")
+        return f"# {doc.title}\n\n{doc.content}"
+
+    async def list_documents(
+        ctx: ServerRequestContext[AppContext, Any], params: PaginatedRequestParams
+    ) -> ListResourcesResult:
+        app = ctx.lifespan_context
+        try:
+            key = await app.cursors.key(app.documents.cursor_key)
+        except (DatabaseError, ResourceClosedError) as exc:
+            log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
+            raise MCPError(
+                code=INTERNAL_ERROR, message="the database is unavailable; try again later"
+            ) from exc
+        try:
+            cursor = decode_cursor(params.cursor, key=key)
+        except ToolInputError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
+        try:
+            page = await app.documents.list_documents(limit=MAX_LIMIT, cursor=cursor)
+        except (DatabaseError, ResourceClosedError) as exc:
+            log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
+            raise MCPError(
+                code=INTERNAL_ERROR, message="the database is unavailable; try again later"
+            ) from exc
+        return ListResourcesResult(
+            resources=[
+                Resource(
+                    uri=f"kb://documents/{doc.id}",
+                    name=doc.title,
+                    description=", ".join(doc.tags) or None,
+                    mime_type=_MIME,
+                )
+                for doc in page.documents
+            ],
+            next_cursor=encode_cursor(page.next_cursor, key=key) if page.next_cursor else None,
+        )
+
+    # MCPServer lists only static resources; documents are rows, so serve the request on
+    # the low-level server (its public add_request_handler replaces the default handler).
+    server._lowlevel_server.add_request_handler(
+        "resources/list", PaginatedRequestParams, list_documents
+    )

@@ -1,0 +1,212 @@
+"""Hybrid search and migration 0003 on real PostgreSQL + pgvector and the local embeddings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp_types import CallToolResult, TextContent
+
+from kb_mcp.db.documents import DocumentStore
+from kb_mcp.db.migrate import apply_migrations, load_migrations
+from kb_mcp.db.search import FusionWeights, HybridSearch, fuse
+from kb_mcp.embeddings.embedder import Embedder
+from kb_mcp.server.tools import build_mcp_server
+from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
+from tests.support.knowledge_base import (
+    DIMENSIONS,
+    MODEL,
+    KbStack,
+    OpenAIBackend,
+    PoolSource,
+    kb_stack,
+)
+
+_ERRORS_DOC = (
+    "Troubleshooting logins",
+    "When the pool cannot log in the driver raises InvalidPasswordError with SQLSTATE 28P01. "
+    "Check the role, then the pg_hba.conf line for the host.",
+)
+
+
+@pytest.fixture
+async def kb(
+    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
+) -> AsyncIterator[KbStack]:
+    async with kb_stack(app_database, fake_openai, openai_api_key) as stack:
+        yield stack
+
+
+def _search(kb: KbStack) -> HybridSearch:
+    return HybridSearch(kb.source, kb.store)
+
+
+async def _add_all(kb: KbStack) -> dict[str, str]:
+    ids = await kb.add_corpus()
+    added = await kb.store.add_document(
+        title=_ERRORS_DOC[0], content=_ERRORS_DOC[1], tags=["postgres"], metadata={}
+    )
+    ids[_ERRORS_DOC[0]] = str(added.id)
+    return ids
+
+
+async def test_migration_0003_upgrades_a_0001_database_with_data_in_place(
+    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
+) -> None:
+    """Documents stored under 0001 get a full-text vector and a content hash, and are found."""
+    first, *rest = load_migrations()
+    async with (
+        PoolSource.open(app_database) as source,
+        OpenAIBackend.open(fake_openai.base_url, openai_api_key) as backend,
+    ):
+        assert await apply_migrations(source, dimensions=DIMENSIONS, migrations=[first]) == [
+            first.label
+        ]
+        store = DocumentStore(source, Embedder(backend, model=MODEL, dimensions=DIMENSIONS))
+        old = await store.add_document(
+            title=_ERRORS_DOC[0], content=_ERRORS_DOC[1], tags=[], metadata={}
+        )
+        spaced = await store.add_document(
+            title="Spaced", content="  two   words\n\there  ", tags=[], metadata={}
+        )
+        applied = await apply_migrations(source, dimensions=DIMENSIONS)
+        assert applied == [m.label for m in rest]
+        async with source.acquire() as conn:
+            missing = await conn.fetchval(
+                "SELECT count(*) FROM chunks WHERE search_vector IS NULL"
+                " OR search_vector = ''::tsvector"
+            )
+            hashes = {
+                row["id"]: row["content_hash"]
+                for row in await conn.fetch("SELECT id, content_hash FROM documents")
+            }
+            same = await conn.fetchval("SELECT kb_content_hash('two words here')")
+            index = await conn.fetchval(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_search_vector_idx'"
+            )
+        hits = await HybridSearch(source, store).search("28P01", limit=3, mode="keyword")
+    assert missing == 0
+    assert all(re.fullmatch("[0-9a-f]{64}", h) for h in hashes.values())
+    assert hashes[spaced.id] == same
+    assert "gin (search_vector)" in index
+    assert [h.id for h in hits] == [old.id]
+
+
+async def test_identifiers_and_error_codes_are_found_by_keyword_and_hybrid(kb: KbStack) -> None:
+    """An error code, an exception name and a quoted phrase find their document first."""
+    ids = await _add_all(kb)
+    search = _search(kb)
+    for query in ("28P01", "InvalidPasswordError", '"pg_hba.conf"'):
+        for mode in ("keyword", "hybrid"):
+            hits = await search.search(query, limit=3, mode=mode)
+            assert hits, (query, mode)
+            assert str(hits[0].id) == ids[_ERRORS_DOC[0]], (query, mode)
+            assert "keyword" in hits[0].matched
+    phrase = await search.search('"dutch oven"', limit=5, mode="keyword")
+    assert [str(h.id) for h in phrase] == [ids["Baking sourdough bread"]]
+    assert await search.search('"oven dutch"', limit=5, mode="keyword") == []
+
+
+async def test_hybrid_hits_say_which_signals_matched(kb: KbStack) -> None:
+    """A document found by both signals says so; one found only by meaning says vector."""
+    ids = await _add_all(kb)
+    hits = await _search(kb).search("autovacuum dead tuples", limit=10)
+    first = hits[0]
+    assert str(first.id) == ids["Vacuuming PostgreSQL tables"]
+    assert first.matched == ("vector", "keyword")
+    assert first.vector_score is not None
+    assert first.keyword_score is not None
+    assert 0 < first.score <= 1.0
+    others = [h for h in hits if h.id != first.id]
+    assert others
+    assert all(h.matched == ("vector",) for h in others)
+    assert all(h.keyword_score is None for h in others)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+async def test_vector_mode_matches_the_plain_vector_search(kb: KbStack) -> None:
+    """mode=vector gives the same ranking as DocumentStore.search."""
+    await _add_all(kb)
+    plain = await kb.store.search("plants make oxygen from sunlight", limit=4)
+    vector = await _search(kb).search("plants make oxygen from sunlight", limit=4, mode="vector")
+    assert [h.id for h in vector] == [h.id for h in plain]
+    assert all(h.matched == ("vector",) for h in vector)
+
+
+async def test_tag_filters_apply_to_every_mode(kb: KbStack) -> None:
+    """tags=[...] keeps only documents having every tag, in keyword and hybrid modes too."""
+    ids = await _add_all(kb)
+    search = _search(kb)
+    for mode in ("keyword", "hybrid", "vector"):
+        hits = await search.search("password rotation", limit=10, mode=mode, tags=["ops"])
+        assert {str(h.id) for h in hits} <= {
+            ids["Vacuuming PostgreSQL tables"],
+            ids["Rotating secrets in AWS Secrets Manager"],
+        }, mode
+        assert await search.search("password", limit=10, mode=mode, tags=["nope"]) == []
+
+
+async def test_stop_words_only_match_nothing_by_keyword(kb: KbStack) -> None:
+    """A query of stop words has no lexemes: keyword finds nothing, hybrid falls back on meaning."""
+    await _add_all(kb)
+    assert await _search(kb).search("the and of", limit=5, mode="keyword") == []
+    hybrid = await _search(kb).search("the and of", limit=5)
+    assert len(hybrid) == 5
+    assert all(h.matched == ("vector",) for h in hybrid)
+
+
+def test_fusion_rewards_agreement_and_weights_each_signal() -> None:
+    """RRF: first in both lists scores 1.0; a weight of 0 leaves only the other ranking."""
+    from uuid import uuid4
+
+    from kb_mcp.db.documents import SearchHit
+    from kb_mcp.db.search import KeywordHit
+
+    a, b, c = uuid4(), uuid4(), uuid4()
+    vector = [SearchHit(a, "a", "sa", 0.9), SearchHit(b, "b", "sb", 0.8)]
+    keyword = [KeywordHit(a, "a", "ka", 0.5, []), KeywordHit(c, "c", "kc", 0.4, [])]
+    fused = fuse(vector, keyword, limit=5, weights=FusionWeights())
+    assert next(h.id for h in fused) == a
+    assert fused[0].score == 1.0
+    assert {h.id for h in fused} == {a, b, c}
+    only_keyword = fuse(vector, keyword, limit=5, weights=FusionWeights(vector=0.0))
+    assert [h.id for h in only_keyword][:2] == [a, c]
+
+
+# -- through the MCP tool ---------------------------------------------------------------
+
+
+def _text(result: CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+async def _call(client: Client, arguments: dict[str, Any]) -> CallToolResult:
+    return await client.call_tool("kb_search", arguments)
+
+
+async def test_kb_search_mode_through_the_tool(kb: KbStack) -> None:
+    """kb_search defaults to hybrid, takes every mode, and reports matched signals per hit."""
+    ids = await _add_all(kb)
+    async with Client(build_mcp_server(kb.context)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        mode_schema = tools["kb_search"].input_schema["properties"]["mode"]
+        assert mode_schema["default"] == "hybrid"
+        assert set(mode_schema["enum"]) == {"hybrid", "vector", "keyword"}
+        for mode in (None, "hybrid", "vector", "keyword"):
+            arguments: dict[str, Any] = {"query": "InvalidPasswordError 28P01"}
+            if mode is not None:
+                arguments["mode"] = mode
+            result = await _call(client, arguments)
+            assert not result.is_error, _text(result)
+            assert isinstance(result.structured_content, dict)
+            hits = result.structured_content["hits"]
+            assert hits[0]["id"] == ids[_ERRORS_DOC[0]], mode
+            assert set(hits[0]["matched"]) <= {"vector", "keyword"}
+        for bad in ("semantic", "", 3, None, ["hybrid"]):
+            refused = await _call(client, {"query": "q", "mode": bad})
+            assert refused.is_error, bad
+            assert "mode" in _text(refused), (bad, _text(refused))

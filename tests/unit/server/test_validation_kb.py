@@ -1,0 +1,59 @@
+"""Checks on the arguments hybrid search, kb_update and duplicate detection added."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kb_mcp.db.search import SEARCH_MODES as STORE_MODES
+from kb_mcp.errors import ToolInputError
+from kb_mcp.server.validation import (
+    SEARCH_MODES,
+    check_dedupe_threshold,
+    check_mode,
+    check_update,
+)
+
+
+def test_the_server_knows_the_store_modes() -> None:
+    """Validation and the search module agree on the modes."""
+    assert SEARCH_MODES == STORE_MODES
+
+
+@pytest.mark.parametrize(("given", "expected"), [("hybrid", "hybrid"), (" Keyword ", "keyword")])
+def test_check_mode_accepts_modes(given: str, expected: str) -> None:
+    """A known mode, any case and spacing, comes back normalised."""
+    assert check_mode(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "semantic", "hybrid!", 3, None])
+def test_check_mode_refuses_others(bad: Any) -> None:
+    """Anything else names the allowed modes."""
+    with pytest.raises(ToolInputError, match="mode must be one of hybrid, vector, keyword"):
+        check_mode(bad)
+
+
+def test_check_dedupe_threshold() -> None:
+    """None stays None; (0, 1] passes; the rest is refused with the reason."""
+    assert check_dedupe_threshold(None) is None
+    assert check_dedupe_threshold(1) == 1.0
+    assert check_dedupe_threshold(0.85) == 0.85
+    for bad in (0, 0.0, -1, 1.01, float("nan")):
+        with pytest.raises(ToolInputError, match="above 0 and at most 1"):
+            check_dedupe_threshold(bad)
+    for wrong in (True, "0.9", [0.9]):
+        with pytest.raises(ToolInputError, match="must be a number"):
+            check_dedupe_threshold(wrong)  # type: ignore[arg-type]  # the point of the test
+
+
+def test_check_update_needs_a_field_and_checks_each() -> None:
+    """No field is refused; given fields are checked like kb_add's; None keeps a field."""
+    with pytest.raises(ToolInputError, match="at least one of"):
+        check_update(None, None, None, None)
+    assert check_update(" T ", None, [" a", "a"], None) == ("T", None, ["a"], None)
+    assert check_update(None, "body", None, {"k": 1}) == (None, "body", None, {"k": 1})
+    with pytest.raises(ToolInputError, match="content must not be empty"):
+        check_update(None, "  ", None, None)
+    with pytest.raises(ToolInputError, match="metadata must be a JSON object"):
+        check_update(None, None, None, ["x"])
