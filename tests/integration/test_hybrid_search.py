@@ -57,14 +57,16 @@ async def _add_all(kb: KbStack) -> dict[str, str]:
 async def test_migration_0003_upgrades_a_0001_database_with_data_in_place(
     app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
 ) -> None:
-    """Documents stored under 0001 get a full-text vector and a content hash, and are found."""
-    first, *rest = load_migrations()
+    """Documents stored before 0003 get a full-text vector and a content hash, and are found."""
+    shipped = load_migrations()
+    before = [m for m in shipped if m.version < 3]  # the schema a database had before 0003
+    rest = shipped[len(before) :]
     async with (
         PoolSource.open(app_database) as source,
         OpenAIBackend.open(fake_openai.base_url, openai_api_key) as backend,
     ):
-        assert await apply_migrations(source, dimensions=DIMENSIONS, migrations=[first]) == [
-            first.label
+        assert await apply_migrations(source, dimensions=DIMENSIONS, migrations=before) == [
+            m.label for m in before
         ]
         store = DocumentStore(source, Embedder(backend, model=MODEL, dimensions=DIMENSIONS))
         old = await store.add_document(
