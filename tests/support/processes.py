@@ -121,7 +121,7 @@ class KbMcpProcess:
                 raise AssertionError(f"not ready within {timeout_s}s:\n{self.text()}")
             chunk = os.read(self._ready_r, 4096)
             if not chunk:
-                code = self.proc.poll() if self.proc is not None else None
+                code = self.wait(timeout_s=30.0)  # the pipe closed: the child is exiting
                 raise AssertionError(f"kb-mcp exited ({code}) before ready:\n{self.text()}")
             chunks.append(chunk)
         os.close(self._ready_r)
