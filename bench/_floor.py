@@ -85,7 +85,8 @@ async def _serve(port: int) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(app, log_config=None, lifespan="on", access_log=False)
+    # The HTTP parser kb-mcp serve uses (h11: kb_mcp.runtime.eventloop), not uvicorn's "auto".
+    config = uvicorn.Config(app, log_config=None, lifespan="on", access_log=False, http="h11")
     await uvicorn.Server(config).serve(sockets=[sock])
 
 

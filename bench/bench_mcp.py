@@ -5,8 +5,9 @@ product's local embeddings endpoint (`python -m kb_mcp.devstack.embeddings_serve
 for each HTTP stack measured a floor server (`bench._floor`: a trivial `kb_search`-shaped
 tool on the same SDK and transport settings) and a real `kb-mcp serve --transport http`
 (production settings, 1536 dimensions, seeded with documents through `kb_add`). The HTTP
-stacks: `uvloop+httptools` (what `kb-mcp serve` picks when both are installed) and
-`asyncio+h11` (the same code with both made unimportable: the fallback).
+stacks: `uvloop+h11` (what `kb-mcp serve` runs when uvloop is installed) and `asyncio+h11`
+(the same code with uvloop made unimportable: the fallback). Both parse HTTP with h11: its
+incomplete-event cap is the request-head limit of `kb_mcp.server.limits`.
 
 The same MCP client (`mcp.Client`, streamable HTTP, one session per simulated client)
 then drives, at 1, 16 and 64 concurrent clients, the floor, `kb_search` (a different
@@ -21,7 +22,7 @@ Readiness is a poll of `/readyz`; ports are picked free on 127.0.0.1 before a se
 started (`kb-mcp serve` only reports its port 0 binding in a log line).
 
     python -m bench.bench_mcp [--quick] [--json] [--seconds 3] [--rounds 2]
-        [--clients 1,16,64] [--stacks uvloop+httptools,asyncio+h11]
+        [--clients 1,16,64] [--stacks uvloop+h11,asyncio+h11]
         [--targets floor,kb_search,kb_add] [--documents 300]
 """
 
@@ -47,8 +48,8 @@ from kb_mcp.observability.logging import configure_logging
 
 DIMENSIONS = 1536
 STACKS = {
-    "uvloop+httptools": "",
-    "asyncio+h11": "import sys; sys.modules['uvloop'] = None; sys.modules['httptools'] = None; ",
+    "uvloop+h11": "",
+    "asyncio+h11": "import sys; sys.modules['uvloop'] = None; ",
 }
 """Python prologues: None in sys.modules makes `import uvloop` raise ImportError."""
 KINDS = ("floor", "kb_search", "kb_add")
