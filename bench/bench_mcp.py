@@ -53,8 +53,9 @@ STACKS = {
 }
 """Python prologues: None in sys.modules makes `import uvloop` raise ImportError."""
 KINDS = ("floor", "kb_search", "kb_add")
-OPTIONAL_KINDS = ("kb_search_repeat",)
-"""`kb_search` over 20 queries asked again and again: the query cache answers."""
+OPTIONAL_KINDS = ("kb_search_repeat", "kb_search_vector")
+"""`kb_search_repeat`: 20 queries asked again and again (the query cache answers);
+`kb_search_vector`: `kb_search` with `mode: vector` (the default is hybrid)."""
 _RUN = secrets.token_hex(4)
 
 
@@ -80,6 +81,10 @@ def search_arguments(_n: int) -> dict[str, Any]:
 
 
 _REPEATED = [f"how do I rotate credential number {n}" for n in range(20)]
+
+
+def vector_search_arguments(n: int) -> dict[str, Any]:
+    return {**search_arguments(n), "mode": "vector"}
 
 
 def repeat_arguments(_n: int) -> dict[str, Any]:
@@ -250,6 +255,7 @@ async def servers(
                 Target(name, "kb_search", kb.url, "kb_search", search_arguments),
                 Target(name, "kb_add", kb.url, "kb_add", add_arguments),
                 Target(name, "kb_search_repeat", kb.url, "kb_search", repeat_arguments),
+                Target(name, "kb_search_vector", kb.url, "kb_search", vector_search_arguments),
             ]
         # One database behind both kb-mcp processes: seed it once.
         await seed(next(t.url for t in targets if t.kind == "kb_add"), seed_documents)
