@@ -41,7 +41,8 @@ WAIT_S = 20.0
 def _load_example() -> ModuleType:
     """Import the example by its path, as a reader would run it (docs/ is no package)."""
     spec = importlib.util.spec_from_file_location("httpx_hot_swap", EXAMPLE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve the module's annotations there
     spec.loader.exec_module(module)
@@ -80,9 +81,7 @@ class PartnerApi:
 
     async def wait_served(self, total: int) -> None:
         async with self._progress:
-            await asyncio.wait_for(
-                self._progress.wait_for(lambda: self.served >= total), WAIT_S
-            )
+            await asyncio.wait_for(self._progress.wait_for(lambda: self.served >= total), WAIT_S)
 
     async def _ping(self, request: Request) -> JSONResponse:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
