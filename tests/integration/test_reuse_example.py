@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import secrets
+import socket
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -21,13 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from kb_mcp.errors import RotationError
 from kb_mcp.hotswap import AuthFailed, HotSwapEvent
 from kb_mcp.hotswap.observer import EventKind
+from kb_mcp.secrets.schemas import OpenAIKeySecret
 from tests.support.fakes import fake_openai_key
 from tests.support.knowledge_base import serve_asgi
 
@@ -254,6 +258,44 @@ async def test_revoked_key_with_nothing_newer_fails_clearly(
         assert client.version_id == stored.version_id
     assert api.refused == 1
     assert recorder.of("swapped") == []
+
+
+async def test_a_key_refused_by_the_probe_keeps_the_old_one_serving(
+    partner: tuple[PartnerApi, str], stored: Stored
+) -> None:
+    """A new version whose key the partner refuses is not swapped in; the refresher lives on."""
+    api, base_url = partner
+    recorder = Recorder()
+    unissued, good = fake_openai_key(), fake_openai_key()
+    async with example.open_partner(_config(stored, base_url), observers=(recorder,)) as client:
+        bad_version = await stored.rotate(unissued)
+        client.refresh_now()
+        await recorder.wait("detected", bad_version)
+        assert (await client.get("/v1/ping")).status_code == 200  # the old key still serves
+        api.issue(good)
+        good_version = await stored.rotate(good)
+        client.refresh_now()
+        await recorder.wait("swapped", good_version)
+        assert (await client.get("/v1/ping")).status_code == 200
+
+    assert [e.version_id for e in recorder.of("swapped")] == [good_version]
+    assert api.refused >= 1  # the probe of the unissued key (again if a backoff poll ran)
+    assert api.served_with(unissued) == 0
+
+
+async def test_an_unreachable_partner_fails_the_probe_as_a_rotation_error() -> None:
+    """A transport error in the probe is a `RotationError`, which the refresher handles."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])  # bound, never listening: connections are refused
+        config = example.PartnerConfig(secret_name="partner/x", base_url=f"http://127.0.0.1:{port}")
+        adapter = example.PartnerClientAdapter(config)
+        client = await adapter.build(OpenAIKeySecret(api_key=SecretStr(fake_openai_key())), "v2")
+        try:
+            with pytest.raises(RotationError, match="failed the probe"):
+                await adapter.probe(client, "v2")
+        finally:
+            await adapter.close(client)
 
 
 async def test_main_reads_its_configuration_from_the_environment(
