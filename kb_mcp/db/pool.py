@@ -15,11 +15,12 @@ window); when a newer version went into service the acquire is retried once, oth
 A swap does not double the connections a fleet holds: a replacement pool opens the one
 connection its probe needs (its `min_size` floor comes back once it is in service) and
 grows with demand, and the moment it is in service the old pool is
-retired (`_PoolAdapter.retire`): its idle connections are closed at once, its floor is
-dropped so asyncpg does not reopen them, and its generation is expired so each
-connection still in use is closed when its holder releases it instead of going back
-idle. Work in flight on the old pool finishes on its own connection; the core's bounded
-drain then closes what is left. The peak during a rotation is about one instance's
+shed (`_PoolAdapter.shed`): its idle connections are closed at once, its floor is
+dropped so asyncpg does not reopen them, and each connection still in use is closed as
+it is released, unless a caller queued on the old pool needs it (a queued caller reuses
+a released connection: reconnecting could meet credentials rotated since). Work in
+flight on the old pool finishes on its own connection; the core's bounded drain then
+closes what is left. The peak during a rotation is about one instance's
 demand plus one connection, not two full pools.
 
 A failure to release a connection after the caller's block completed does not reach the
@@ -39,7 +40,7 @@ from typing import Any, ClassVar, TypeAlias
 import asyncpg
 import structlog
 
-from kb_mcp.errors import DatabaseAuthError, DatabaseUnavailableError
+from kb_mcp.errors import DatabaseAuthError, DatabaseUnavailableError, ResourceClosedError
 from kb_mcp.hotswap import Generation, HotSwap, Observer, Recover, SwapEvents, SwapOwner
 from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.secrets.port import LoadedSecret
@@ -123,30 +124,30 @@ class _PoolAdapter:
     async def terminate(self, resource: _Pool) -> None:
         resource.pool.terminate()
 
-    async def retire(self, resource: _Pool) -> int:
-        """Shrink a pool that just left service; how many idle connections were closed.
+    def shed(self, resource: _Pool, users: int) -> int:
+        """Close the idle connections of a pool out of service that nobody waits for.
 
-        asyncpg 0.32 internals, read from its `pool.py`: a holder waiting in the queue
-        with a live connection is idle (nobody waits in `acquire()` while one is idle,
-        so closing it takes nothing from a waiter). `Connection.terminate()` is
-        synchronous, so no acquirer can pick a holder up half-closed (asyncpg itself
-        terminates idle connections past `max_inactive_connection_lifetime`). The floor
-        (`_minsize`) goes to zero so the min-size maintenance task does not reconnect
-        them, and `expire_connections()` makes `release()` close each connection still
-        in use rather than return it to the queue. Idempotent.
+        `users`: the generation's occupancy (callers holding a connection or queued in
+        `acquire()`), so `users` minus connections in use is how many callers are queued;
+        that many idle connections are left for them (a waiter reuses a released
+        connection; a reconnect could meet credentials rotated since). asyncpg 0.32
+        internals, read from its `pool.py`: a holder with a live connection and no
+        `_in_use` future is idle; `Connection.terminate()` is synchronous (nothing can
+        pick a holder up half-closed; asyncpg itself terminates idle connections past
+        `max_inactive_connection_lifetime`); the floor (`_minsize`) goes to zero so the
+        min-size maintenance task does not reconnect them. Never awaits. Idempotent.
         """
         pool = resource.pool
         if pool.is_closing():
             return 0
         pool._minsize = 0  # type: ignore[attr-defined]  # asyncpg's floor; no public setter
-        await pool.expire_connections()
         holders: list[asyncpg.pool.PoolConnectionHolder[Any]] = pool._holders  # type: ignore[attr-defined]  # no public list
-        closed = 0
-        for holder in holders:
-            if holder.is_connected() and holder.is_idle():
-                holder.terminate()
-                closed += 1
-        return closed
+        idle = [h for h in holders if h.is_connected() and h.is_idle()]
+        in_use = sum(1 for h in holders if h.is_connected() and not h.is_idle())
+        spare = len(idle) - max(0, users - in_use)
+        for holder in idle[: max(0, spare)]:
+            holder.terminate()
+        return max(0, spare)
 
     def is_auth_failure(self, exc: BaseException) -> bool:
         return isinstance(exc, AUTH_ERRORS)
@@ -218,20 +219,20 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
         super().__init__(swap)
 
     async def apply(self, loaded: LoadedSecret[PostgresCredentials]) -> bool:
-        """Put a new version into service, then retire the old pool's idle connections.
+        """Put a new version into service, then shed the old pool's idle connections.
 
-        The retirement runs in the same loop step as the swap (no await yields between
-        the core's `swapped` event and it), so whoever awaits that event sees the old
-        pool already shrunk.
+        This runs in the same loop step as the swap (no await yields between the core's
+        `swapped` event and it), so whoever awaits that event sees the old pool already
+        shrunk. Each later release into the old pool sheds again (`_release`).
         """
         old = self._swap.current
         swapped = await super().apply(loaded)
         new = self._swap.current
         if swapped and new is not old:
-            closed = await self._adapter.retire(old.resource)
+            closed = self._adapter.shed(old.resource, old.users)
             self._adapter.in_service(new.resource)
             log.info(
-                "db.pool_retired",
+                "db.pool_shed",
                 secret=self.secret_name,
                 version_id=old.version_id,
                 idle_closed=closed,
@@ -298,6 +299,16 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
             )
             with contextlib.suppress(Exception):  # discarding a broken connection
                 conn.terminate()
+        if self._out_of_service(generation):
+            # Released into a pool out of service: close it unless a queued caller needs
+            # it (this caller still counts as a user until its lease ends: minus one).
+            self._adapter.shed(generation.resource, generation.users - 1)
+
+    def _out_of_service(self, generation: Generation[_Pool]) -> bool:
+        try:
+            return self._swap.current is not generation
+        except ResourceClosedError:  # shutting down: the core's drain closes everything
+            return False
 
     def _auth_error(self, generation: Generation[_Pool], exc: BaseException) -> DatabaseAuthError:
         return DatabaseAuthError(
