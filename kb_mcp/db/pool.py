@@ -236,7 +236,7 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
                 secret=self.secret_name,
                 version_id=old.version_id,
                 idle_closed=closed,
-                in_use=old.resource.pool.get_size(),
+                still_open=old.resource.pool.get_size(),
             )
         return swapped
 
