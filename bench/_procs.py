@@ -72,12 +72,18 @@ class Server:
 
 @contextlib.asynccontextmanager
 async def spawn(
-    name: str, argv: list[str], env: dict[str, str], port: int, ready_path: str
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    ready_path: str,
+    *,
+    cwd: Path = ROOT,
 ) -> AsyncIterator[Server]:
-    """Start `argv`, poll `ready_path` until 200, stop it with SIGTERM at the end."""
+    """Start `argv` in `cwd`, poll `ready_path` until 200, stop it with SIGTERM at the end."""
     with tempfile.NamedTemporaryFile(prefix=f"bench-mcp-{name}-", suffix=".log") as log:
         process = await asyncio.create_subprocess_exec(
-            *argv, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
+            *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
         )
         server = Server(name, process, port, log)
         try:

@@ -12,6 +12,17 @@ recovery of the credentials secret (it also offers AWSPENDING: the single-user r
 window); when a newer version went into service the acquire is retried once, otherwise
 `DatabaseAuthError` is raised.
 
+A swap does not double the connections a fleet holds: a replacement pool opens the one
+connection its probe needs (its `min_size` floor comes back once it is in service) and
+grows with demand, and the moment it is in service the old pool is
+shed (`_PoolAdapter.shed`): its idle connections are closed at once, its floor is
+dropped so asyncpg does not reopen them, and each connection still in use is closed as
+it is released, unless a caller queued on the old pool needs it (a queued caller reuses
+a released connection: reconnecting could meet credentials rotated since). Work in
+flight on the old pool finishes on its own connection; the core's bounded drain then
+closes what is left. The peak during a rotation is about one instance's
+demand plus one connection, not two full pools.
+
 A failure to release a connection after the caller's block completed does not reach the
 caller (its work is done): it is logged, counted (`PoolReleaseFailures`) and the
 connection is discarded.
@@ -29,9 +40,10 @@ from typing import Any, ClassVar, TypeAlias
 import asyncpg
 import structlog
 
-from kb_mcp.errors import DatabaseAuthError, DatabaseUnavailableError
+from kb_mcp.errors import DatabaseAuthError, DatabaseUnavailableError, ResourceClosedError
 from kb_mcp.hotswap import Generation, HotSwap, Observer, Recover, SwapEvents, SwapOwner
 from kb_mcp.observability.counters import MetricsRegistry
+from kb_mcp.secrets.port import LoadedSecret
 from kb_mcp.secrets.schemas import PostgresCredentials
 
 __all__ = ["AUTH_ERRORS", "InitConnection", "PoolManager"]
@@ -58,7 +70,7 @@ class _Pool:
     identity: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class _PoolAdapter:
     """How to build, probe, close an asyncpg pool, and what an auth refusal looks like."""
 
@@ -68,6 +80,8 @@ class _PoolAdapter:
     connect_timeout_s: float
     init: InitConnection | None
     events: ClassVar[SwapEvents] = SwapEvents("db.pool")
+    _built: bool = False
+    """After the first (boot) pool, a replacement opens one connection, not `min_size`."""
 
     async def build(self, value: PostgresCredentials, version_id: str) -> _Pool:
         kwargs = value.connect_kwargs()
@@ -78,14 +92,26 @@ class _PoolAdapter:
                 await conn.fetchval("SELECT 1")
             finally:
                 await conn.close()
+            # A replacement opens the one connection its probe needs; its floor comes
+            # back when it is in service (`in_service`), once the old pool let go.
+            first = not self._built
             pool = await asyncpg.create_pool(
                 **kwargs,
-                min_size=self.min_size,
+                min_size=self.min_size if first else 0,
+                init_size=self.min_size if first else min(1, self.max_size),
                 max_size=self.max_size,
                 timeout=self.connect_timeout_s,
                 init=self.init,  # type: ignore[arg-type]  # stubs want a Protocol; same signature
             )
+        self._built = True
         return _Pool(pool=pool, identity=identity)
+
+    def in_service(self, resource: _Pool) -> None:
+        """A replacement just went into service: restore its `min_size` floor (asyncpg's
+        maintenance task opens the missing connections in the background)."""
+        pool = resource.pool
+        pool._minsize = self.min_size  # type: ignore[attr-defined]  # asyncpg's floor; no public setter
+        pool._schedule_min_size_maintenance()  # type: ignore[attr-defined]  # its own refill
 
     async def probe(self, resource: _Pool, version_id: str) -> None:
         with self._translated(resource.identity, version_id):
@@ -97,6 +123,31 @@ class _PoolAdapter:
 
     async def terminate(self, resource: _Pool) -> None:
         resource.pool.terminate()
+
+    def shed(self, resource: _Pool, users: int) -> int:
+        """Close the idle connections of a pool out of service that nobody waits for.
+
+        `users`: the generation's occupancy (callers holding a connection or queued in
+        `acquire()`), so `users` minus connections in use is how many callers are queued;
+        that many idle connections are left for them (a waiter reuses a released
+        connection; a reconnect could meet credentials rotated since). asyncpg 0.32
+        internals, read from its `pool.py`: a holder with a live connection and no
+        `_in_use` future is idle; `Connection.terminate()` is synchronous (nothing can
+        pick a holder up half-closed; asyncpg itself terminates idle connections past
+        `max_inactive_connection_lifetime`); the floor (`_minsize`) goes to zero so the
+        min-size maintenance task does not reconnect them. Never awaits. Idempotent.
+        """
+        pool = resource.pool
+        if pool.is_closing():
+            return 0
+        pool._minsize = 0  # type: ignore[attr-defined]  # asyncpg's floor; no public setter
+        holders: list[asyncpg.pool.PoolConnectionHolder[Any]] = pool._holders  # type: ignore[attr-defined]  # no public list
+        idle = [h for h in holders if h.is_connected() and h.is_idle()]
+        in_use = sum(1 for h in holders if h.is_connected() and not h.is_idle())
+        spare = len(idle) - max(0, users - in_use)
+        for holder in idle[: max(0, spare)]:
+            holder.terminate()
+        return max(0, spare)
 
     def is_auth_failure(self, exc: BaseException) -> bool:
         return isinstance(exc, AUTH_ERRORS)
@@ -164,7 +215,30 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
             drain_timeouts_metric="PoolDrainTimeouts",
             observers=observers,
         )
+        self._adapter = adapter
         super().__init__(swap)
+
+    async def apply(self, loaded: LoadedSecret[PostgresCredentials]) -> bool:
+        """Put a new version into service, then shed the old pool's idle connections.
+
+        This runs in the same loop step as the swap (no await yields between the core's
+        `swapped` event and it), so whoever awaits that event sees the old pool already
+        shrunk. Each later release into the old pool sheds again (`_release`).
+        """
+        old = self._swap.current
+        swapped = await super().apply(loaded)
+        new = self._swap.current
+        if swapped and new is not old:
+            closed = self._adapter.shed(old.resource, old.users)
+            self._adapter.in_service(new.resource)
+            log.info(
+                "db.pool_shed",
+                secret=self.secret_name,
+                version_id=old.version_id,
+                idle_closed=closed,
+                still_open=old.resource.pool.get_size(),
+            )
+        return swapped
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[Connection]:
@@ -225,6 +299,16 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
             )
             with contextlib.suppress(Exception):  # discarding a broken connection
                 conn.terminate()
+        if self._out_of_service(generation):
+            # Released into a pool out of service: close it unless a queued caller needs
+            # it (this caller still counts as a user until its lease ends: minus one).
+            self._adapter.shed(generation.resource, generation.users - 1)
+
+    def _out_of_service(self, generation: Generation[_Pool]) -> bool:
+        try:
+            return self._swap.current is not generation
+        except ResourceClosedError:  # shutting down: the core's drain closes everything
+            return False
 
     def _auth_error(self, generation: Generation[_Pool], exc: BaseException) -> DatabaseAuthError:
         return DatabaseAuthError(
