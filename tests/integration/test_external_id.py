@@ -18,7 +18,6 @@ from tests.plugins.servers import AppDatabase
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import KbStack, kb_stack
 
-
 _PARAGRAPHS = [
     f"Paragraph {i} is about {topic}. " * 25
     for i, topic in enumerate(("harbours", "lighthouses", "tides", "ferries", "storms"))
