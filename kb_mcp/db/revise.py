@@ -38,8 +38,8 @@ from kb_mcp.db.rewrite import (
     DocumentFields,
     DocumentWriter,
     embed_chunks,
-    embedding_input,
     load_metadata,
+    stored_vectors,
 )
 
 __all__ = ["DocumentReviser", "Revision"]
@@ -47,12 +47,9 @@ __all__ = ["DocumentReviser", "Revision"]
 log = structlog.get_logger(__name__)
 
 _READ = (
-    "SELECT title, content, tags, metadata::text AS metadata, updated_at FROM documents "
-    "WHERE id = $1"
-)
-_READ_CHUNKS = (
-    "SELECT ordinal, content, embedding::text AS embedding FROM chunks "
-    "WHERE document_id = $1 ORDER BY ordinal"
+    "SELECT title, content, tags, metadata::text AS metadata, updated_at, "
+    "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
+    "FROM documents d WHERE id = $1"
 )
 
 
@@ -81,23 +78,18 @@ class _Current:
     tags: list[str]
     metadata: dict[str, Any]
     updated_at: datetime
-    chunks: list[tuple[int, str, str]]
-    """(ordinal, text, vector literal) of every stored chunk."""
+    chunks: int
+    stored: dict[str, str]
+    """Embedding input -> vector literal of every stored chunk (`stored_vectors`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    title: str
-    content: str
-    tags: list[str]
-    metadata: dict[str, Any]
+    fields: DocumentFields
+    """The document's fields after the update."""
     changed: tuple[str, ...]
     vectors: ChunkVectors | None
     """The new chunks with their vectors; None when title and content stay."""
-
-    @property
-    def fields(self) -> DocumentFields:
-        return DocumentFields(self.title, self.content, self.tags, self.metadata)
 
 
 class DocumentReviser:
@@ -179,12 +171,9 @@ class DocumentReviser:
             if before != after
         )
         if "title" not in changed and "content" not in changed:
-            return _Plan(title, content, tags, metadata, changed, None)
-        stored = {
-            embedding_input(current.title, text): vector for _, text, vector in current.chunks
-        }
-        vectors = await embed_chunks(self._embedder, title, content, stored)
-        return _Plan(title, content, tags, metadata, changed, vectors)
+            return _Plan(DocumentFields(title, content, tags, metadata), changed, None)
+        vectors = await embed_chunks(self._embedder, title, content, current.stored)
+        return _Plan(DocumentFields(title, content, tags, metadata), changed, vectors)
 
     async def _write(
         self, conn: AnyConnection, document_id: UUID, current: _Current, plan: _Plan
@@ -193,8 +182,10 @@ class DocumentReviser:
         if not plan.changed:
             return _unchanged(document_id, current)
         if plan.vectors is None:
-            stamp = await self._writer.retag(conn, document_id, plan.tags, plan.metadata)
-            chunks, embedded, reused = len(current.chunks), 0, 0
+            stamp = await self._writer.retag(
+                conn, document_id, plan.fields.tags, plan.fields.metadata
+            )
+            chunks, embedded, reused = current.chunks, 0, 0
         else:
             stamp = await self._writer.replace(conn, document_id, plan.fields, plan.vectors)
             chunks, embedded, reused = len(plan.vectors), plan.vectors.embedded, plan.vectors.reused
@@ -220,16 +211,16 @@ async def _read(conn: AnyConnection, document_id: UUID, *, lock: bool) -> _Curre
     row = await conn.fetchrow(_READ + (" FOR UPDATE" if lock else ""), document_id)
     if row is None:
         return None
-    chunks = await conn.fetch(_READ_CHUNKS, document_id)
     return _Current(
         title=row["title"],
         content=row["content"],
         tags=list(row["tags"]),
         metadata=load_metadata(row["metadata"]),
         updated_at=row["updated_at"],
-        chunks=[(int(c["ordinal"]), c["content"], c["embedding"]) for c in chunks],
+        chunks=int(row["chunks"]),
+        stored=await stored_vectors(conn, document_id, row["title"]),
     )
 
 
 def _unchanged(document_id: UUID, current: _Current) -> Revision:
-    return Revision(document_id, (), len(current.chunks), 0, 0, current.updated_at)
+    return Revision(document_id, (), current.chunks, 0, 0, current.updated_at)
