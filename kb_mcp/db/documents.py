@@ -40,7 +40,7 @@ from uuid import UUID
 import structlog
 
 from kb_mcp.db.dedupe import find_identical, lock_content
-from kb_mcp.db.outcome import committed, database_errors
+from kb_mcp.db.outcome import Unwritten, committed, database_errors
 from kb_mcp.db.port import AnyConnection, ConnectionSource, TextEmbedder
 from kb_mcp.db.rewrite import (
     ChunkVectors,
@@ -216,14 +216,14 @@ class DocumentStore:
                 return AddedDocument(id=row["id"], chunks=int(row["chunks"]), status="unchanged")
         vectors = await embed_chunks(self._embedder, title, content, stored)
 
-        async def write(conn: AnyConnection) -> AddedDocument:
+        async def write(conn: AnyConnection) -> AddedDocument | Unwritten[AddedDocument]:
             if external_id is not None:
                 return await self._upsert(conn, external_id, fields, vectors)
             if dedupe:
                 await lock_content(conn, content)
                 existing = await find_identical(conn, content)
                 if existing is not None:
-                    return AddedDocument(existing.id, existing.chunks, "duplicate")
+                    return Unwritten(AddedDocument(existing.id, existing.chunks, "duplicate"))
             doc_id = await self._writer.insert(conn, fields, vectors)
             return AddedDocument(doc_id, len(vectors), "created", embedded=vectors.embedded)
 
@@ -240,7 +240,7 @@ class DocumentStore:
 
     async def _upsert(
         self, conn: AnyConnection, external_id: str, fields: DocumentFields, vectors: ChunkVectors
-    ) -> AddedDocument:
+    ) -> AddedDocument | Unwritten[AddedDocument]:
         """Create, leave or replace the document of `external_id`, under the key's lock."""
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
@@ -251,7 +251,7 @@ class DocumentStore:
             doc_id = await self._writer.insert(conn, fields, vectors, external_id)
             return AddedDocument(doc_id, len(vectors), "created", embedded=vectors.embedded)
         if fields.same_as(row):
-            return AddedDocument(row["id"], int(row["chunks"]), "unchanged")
+            return Unwritten(AddedDocument(row["id"], int(row["chunks"]), "unchanged"))
         await self._writer.replace(conn, row["id"], fields, vectors)
         return AddedDocument(
             row["id"], len(vectors), "updated", embedded=vectors.embedded, reused=vectors.reused

@@ -26,12 +26,12 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import structlog
 
-from kb_mcp.db.outcome import committed, database_errors
+from kb_mcp.db.outcome import Unwritten, committed, database_errors
 from kb_mcp.db.port import AnyConnection, ConnectionSource, TextEmbedder
 from kb_mcp.db.rewrite import (
     ChunkVectors,
@@ -57,6 +57,12 @@ class _Stale(enum.Enum):
     """The document changed since the plan was made: plan again."""
 
     STALE = enum.auto()
+
+
+_Found: TypeAlias = "Revision | None"
+"""A revision, or None when no document has the id."""
+_Attempt: TypeAlias = "Revision | _Stale | None"
+"""A revision, None, or: plan again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,25 +140,27 @@ class DocumentReviser:
 
     async def _write_if_current(
         self, document_id: UUID, current: _Current, plan: _Plan, conn: AnyConnection
-    ) -> Revision | _Stale | None:
+    ) -> _Attempt | Unwritten[_Attempt]:
         """Write `plan` if the document is still the version it was made from."""
         stamp = await conn.fetchval(
             "SELECT updated_at FROM documents WHERE id = $1 FOR UPDATE", document_id
         )
         if stamp is None:
-            return None
+            return Unwritten(None)
         if stamp != current.updated_at:
-            return _Stale.STALE
+            return Unwritten(_Stale.STALE)
         return await self._write(conn, document_id, current, plan)
 
     async def _plan_and_write_locked(
         self, document_id: UUID, changes: _Changes, conn: AnyConnection
-    ) -> Revision | None:
+    ) -> _Found | Unwritten[_Found]:
         """The last attempt: read with the row locked, embed, write; nobody can interleave."""
         current = await _read(conn, document_id, lock=True)
         if current is None:
-            return None
+            return Unwritten(None)
         plan = await self._plan(current, changes)
+        if not plan.changed:
+            return Unwritten(_unchanged(document_id, current))
         return await self._write(conn, document_id, current, plan)
 
     async def _plan(self, current: _Current, changes: _Changes) -> _Plan:
@@ -178,9 +186,7 @@ class DocumentReviser:
     async def _write(
         self, conn: AnyConnection, document_id: UUID, current: _Current, plan: _Plan
     ) -> Revision:
-        """Inside the caller's transaction, with the row locked."""
-        if not plan.changed:
-            return _unchanged(document_id, current)
+        """Inside the caller's transaction, with the row locked; `plan` changes something."""
         if plan.vectors is None:
             stamp = await self._writer.retag(
                 conn, document_id, plan.fields.tags, plan.fields.metadata
