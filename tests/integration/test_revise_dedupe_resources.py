@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -15,6 +17,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent, TextResourceContents
 
+from kb_mcp.db.outcome import Unwritten, committed
 from kb_mcp.db.port import AnyConnection
 from kb_mcp.db.revise import DocumentReviser
 from kb_mcp.db.sqltext import quote_ident
@@ -199,6 +202,22 @@ async def test_an_update_cut_off_at_commit_is_outcome_unknown_and_retry_applies_
         assert (again["changed"], again["updated_at"]) == ([], retried["updated_at"])
         doc = await _ok(client, "kb_get", {"id": added["id"]})
         assert doc["title"] == "Doomed"
+
+
+async def test_a_write_that_wrote_nothing_is_rolled_back_and_never_unknown(
+    kb: KbStack, app_database: AppDatabase, pg_cluster: PostgresCluster
+) -> None:
+    """committed() with Unwritten: no COMMIT is sent, so a dead connection changes no answer."""
+    await pg_cluster.execute(f"GRANT pg_signal_backend TO {quote_ident(app_database.group)}")
+
+    async def body(conn: AnyConnection) -> str | Unwritten[str]:
+        await conn.execute("INSERT INTO documents (title, content) VALUES ('x', 'y')")
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return Unwritten("nothing to do")
+
+    assert await committed(kb.source, "test", body) == "nothing to do"
+    assert await kb.count("documents") == 0
 
 
 @dataclass
