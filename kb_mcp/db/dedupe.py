@@ -8,8 +8,14 @@
   documents owning the chunks nearest to it (HNSW when the index exists), and each
   candidate's similarity is `1 - cosine distance` between the two mean vectors.
 
-Two identical adds racing each other can both be stored (no lock is held between the
-lookup and the insert); the next add of that content finds the older one.
+Racing identical adds store one document: `DocumentStore.add_document(dedupe=True)` takes
+`lock_content` (a transaction-scoped advisory lock on the content hash) and looks again
+with `find_identical` in the transaction that inserts, so the lookup and the insert are
+one step for a given content. Why a lock and not a unique index on `content_hash`:
+identity by content is only for adds without an `external_id` (a caller's key names its
+document, and two keyed documents may hold the same text), and databases upgraded from
+before migration 0003 may already hold identical copies, which a unique index would refuse.
+`DuplicateFinder.identical` is the lock-free pre-check that spares the embedding call.
 """
 
 from __future__ import annotations
@@ -18,13 +24,20 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from kb_mcp.db.outcome import database_errors
-from kb_mcp.db.port import ConnectionSource
+from kb_mcp.db.port import AnyConnection, ConnectionSource
 from kb_mcp.db.vectors import check_dimensions
 
-__all__ = ["DuplicateFinder", "NearDuplicate", "StoredDuplicate"]
+__all__ = ["DuplicateFinder", "NearDuplicate", "StoredDuplicate", "find_identical", "lock_content"]
 
 _CANDIDATE_CHUNKS = 40
 """pgvector 0.6 returns at most `hnsw.ef_search` (default 40) rows from an index scan."""
+_CONTENT_LOCK = "kb-mcp:content_hash:"
+_IDENTICAL = (
+    "SELECT d.id, d.title, "
+    "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
+    "FROM documents d WHERE d.content_hash = kb_content_hash($1) "
+    "ORDER BY d.created_at, d.id LIMIT 1"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +76,9 @@ class DuplicateFinder:
         ).format_map({"n": n})
 
     async def identical(self, content: str) -> StoredDuplicate | None:
-        """The oldest document with the same normalised content, or None."""
+        """The oldest document with the same normalised content, or None (no lock held)."""
         async with database_errors("duplicate lookup"), self._source.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT d.id, d.title, "
-                "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
-                "FROM documents d WHERE d.content_hash = kb_content_hash($1) "
-                "ORDER BY d.created_at, d.id LIMIT 1",
-                content,
-            )
-        if row is None:
-            return None
-        return StoredDuplicate(id=row["id"], title=row["title"], chunks=int(row["chunks"]))
+            return await find_identical(conn, content)
 
     async def near(
         self, document_id: UUID, *, threshold: float, limit: int = 5
@@ -95,3 +99,20 @@ class DuplicateFinder:
             if float(row["similarity"]) >= threshold
         ]
         return found[:limit]
+
+
+async def lock_content(conn: AnyConnection, content: str) -> None:
+    """Hold, until the transaction ends, the advisory lock of this normalised content."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1 || kb_content_hash($2), 0))",
+        _CONTENT_LOCK,
+        content,
+    )
+
+
+async def find_identical(conn: AnyConnection, content: str) -> StoredDuplicate | None:
+    """The oldest document with the same normalised content, or None."""
+    row = await conn.fetchrow(_IDENTICAL, content)
+    if row is None:
+        return None
+    return StoredDuplicate(id=row["id"], title=row["title"], chunks=int(row["chunks"]))

@@ -5,12 +5,17 @@
 - add: the content is split into chunks and every chunk embedded (title prepended, so a
   passage carries its document's subject) *before* the transaction; the document and all
   its chunks are then written in one transaction. A failed embedding call stores nothing.
+  With `dedupe=True` and no `external_id`, content identical to a stored document's
+  (`kb_mcp.db.dedupe`) is `duplicate`: looked up under the content's advisory lock in the
+  inserting transaction, so identical adds racing each other store one document.
   With an `external_id` (the caller's key, unique per knowledge base) an add is
   idempotent: the same title, content, tags and metadata again is `unchanged` (nothing
   written, not even embedded); different ones replace the document in place (`updated`:
-  same id, new chunks, `updated_at` set), in one transaction under an advisory lock on
-  the key, so concurrent adds of one key leave one document. The commit's outcome is
-  told truly (`kb_mcp.db.outcome`): stored, nothing stored, or unknown.
+  same id, new chunks, `updated_at` set), embedding only the chunks whose input is not
+  already stored (`kb_mcp.db.rewrite`, the same code as `kb_update`), in one transaction
+  under an advisory lock on the key, so concurrent adds of one key leave one document.
+  The commit's outcome is told truly (`kb_mcp.db.outcome`): stored, nothing stored, or
+  unknown.
 - search: cosine distance over chunks; each document is ranked by its best chunk, which
   is returned as the snippet; `score = 1 - cosine distance` (1.0 is identical). Without a
   tag filter the HNSW index picks candidate chunks (`hnsw.ef_search` raised to the
@@ -21,25 +26,31 @@
 
 asyncpg and socket errors become `DatabaseError` (`DatabaseUnavailableError` when the
 connection is the problem) naming the operation, never a value. Metadata comes back with
-its floats as floats: jsonb prints `1e308` as a 309-digit integer, and since integers
-beyond 2**53 are refused on the way in, such a number is read back as the float it was.
+its floats as floats (`kb_mcp.db.rewrite.load_metadata`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from uuid import UUID
 
 import structlog
 
-from kb_mcp.db.outcome import committed, database_errors
-from kb_mcp.db.port import AnyConnection, ConnectionSource
+from kb_mcp.db.dedupe import find_identical, lock_content
+from kb_mcp.db.outcome import Unwritten, committed, database_errors
+from kb_mcp.db.port import AnyConnection, ConnectionSource, TextEmbedder
+from kb_mcp.db.rewrite import (
+    ChunkVectors,
+    DocumentFields,
+    DocumentWriter,
+    embed_chunks,
+    load_metadata,
+    stored_vectors,
+)
 from kb_mcp.db.vectors import distance_sql, init_connection, vector_literal
-from kb_mcp.embeddings.chunking import Chunk, split_into_chunks
 from kb_mcp.errors import DatabaseError
 
 __all__ = [
@@ -53,6 +64,7 @@ __all__ = [
     "SearchHit",
     "TextEmbedder",
     "init_connection",
+    "load_metadata",
 ]
 
 log = structlog.get_logger(__name__)
@@ -60,21 +72,9 @@ log = structlog.get_logger(__name__)
 SNIPPET_CHARS = 400
 _MAX_CANDIDATES = 1000
 """pgvector's ceiling for `hnsw.ef_search`."""
-_SAFE_INTEGER = 2**53
 _EXTERNAL_ID_LOCK = "kb-mcp:external_id:"
 
-AddStatus = Literal["created", "updated", "unchanged"]
-
-
-class TextEmbedder(Protocol):
-    """What the store needs from `kb_mcp.embeddings.embedder.Embedder`."""
-
-    @property
-    def dimensions(self) -> int: ...
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
-
-    async def embed_one(self, text: str) -> list[float]: ...
+AddStatus = Literal["created", "updated", "unchanged", "duplicate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,10 @@ class AddedDocument:
     id: UUID
     chunks: int
     status: AddStatus = "created"
+    embedded: int = 0
+    """Chunks embedded for this add (created: all; updated: those not already stored)."""
+    reused: int = 0
+    """Chunks whose stored vector was reused (updated only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,24 +133,12 @@ class DocumentPage:
     next_cursor: PageCursor | None
 
 
-# Templates: {vector4}/{vector5} become "$4::text::vector(N)"/"$5::...", {distance} the
-# cosine distance of c.embedding to $1 matching the chunk index (see kb_mcp.db.vectors).
-_INSERT_DOCUMENT = (
-    "INSERT INTO documents (title, content, tags, metadata, embedding, external_id) "
-    "VALUES ($1, $2, $3, $4::jsonb, {vector5}, $6) RETURNING id"
-)
-# $6 is the document id; the same placeholders as the insert otherwise.
-_UPDATE_DOCUMENT = (
-    "UPDATE documents SET title = $1, content = $2, tags = $3, metadata = $4::jsonb, "
-    "embedding = {vector5}, updated_at = now() WHERE id = $6"
-)
+# Templates: {distance} is the cosine distance of c.embedding to $1 matching the chunk
+# index (see kb_mcp.db.vectors).
 _BY_EXTERNAL_ID = (
     "SELECT id, title, content, tags, metadata::text AS metadata, "
     "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
     "FROM documents d WHERE external_id = $1"
-)
-_INSERT_CHUNK = (
-    "INSERT INTO chunks (document_id, ordinal, content, embedding) VALUES ($1, $2, $3, {vector4})"
 )
 # $1 query vector, $2 candidate chunks from the HNSW index, $3 documents to return.
 _NEAREST = (
@@ -174,24 +166,14 @@ _EXACT = (
 class _Queries:
     """The statements that depend on the embedding dimension (only an int is filled in)."""
 
-    insert_document: str
-    update_document: str
-    insert_chunk: str
     nearest: str
     exact: str
     exact_filtered: str
 
     @classmethod
     def for_dimensions(cls, dimensions: int) -> _Queries:
-        fill = {
-            "vector4": f"$4::text::vector({int(dimensions)})",
-            "vector5": f"$5::text::vector({int(dimensions)})",
-            "distance": distance_sql(dimensions, "c.embedding", "$1"),
-        }
+        fill = {"distance": distance_sql(dimensions, "c.embedding", "$1")}
         return cls(
-            insert_document=_INSERT_DOCUMENT.format_map(fill),
-            update_document=_UPDATE_DOCUMENT.format_map(fill),
-            insert_chunk=_INSERT_CHUNK.format_map(fill),
             nearest=_NEAREST.format_map(fill),
             exact=_EXACT.format_map({**fill, "where": ""}),
             exact_filtered=_EXACT.format_map({**fill, "where": "WHERE d.tags @> $3::text[]"}),
@@ -205,6 +187,7 @@ class DocumentStore:
         self._source = source
         self._embedder = embedder
         self._sql = _Queries.for_dimensions(embedder.dimensions)
+        self._writer = DocumentWriter(embedder.dimensions)
 
     async def add_document(
         self,
@@ -214,67 +197,64 @@ class DocumentStore:
         tags: Sequence[str],
         metadata: dict[str, Any],
         external_id: str | None = None,
+        dedupe: bool = False,
     ) -> AddedDocument:
-        """Embed every chunk, then store the document and its chunks in one transaction.
+        """Embed the chunks, then store the document and its chunks in one transaction.
 
         With `external_id`, an equal document is left alone and a different one replaced
-        in place (see the module docstring).
+        in place; without one and with `dedupe`, identical content is not stored twice
+        (see the module docstring).
         """
-        fields = _Fields(title=title, content=content, tags=list(tags), metadata=metadata)
+        fields = DocumentFields(title=title, content=content, tags=list(tags), metadata=metadata)
+        stored: dict[str, str] = {}
         if external_id is not None:
             async with database_errors("add"), self._source.acquire() as conn:
                 row = await conn.fetchrow(_BY_EXTERNAL_ID, external_id)
+                if row is not None and not fields.same_as(row):
+                    stored = await stored_vectors(conn, row["id"], row["title"])
             if row is not None and fields.same_as(row):
                 return AddedDocument(id=row["id"], chunks=int(row["chunks"]), status="unchanged")
-        chunks = split_into_chunks(content)
-        if not chunks:
-            raise ValueError("content has no text to store")
-        vectors = await self._embedder.embed([f"{title}\n\n{chunk.text}" for chunk in chunks])
-        literals = [vector_literal(v) for v in vectors]
+        vectors = await embed_chunks(self._embedder, title, content, stored)
 
-        async def write(conn: AnyConnection) -> AddedDocument:
+        async def write(conn: AnyConnection) -> AddedDocument | Unwritten[AddedDocument]:
             if external_id is not None:
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                    _EXTERNAL_ID_LOCK + external_id,
-                )
-                row = await conn.fetchrow(_BY_EXTERNAL_ID + " FOR UPDATE", external_id)
-                if row is not None:
-                    if fields.same_as(row):
-                        return AddedDocument(row["id"], int(row["chunks"]), "unchanged")
-                    await self._replace_document(conn, row["id"], fields, chunks, literals)
-                    return AddedDocument(row["id"], len(chunks), "updated")
-            doc_id: UUID = await conn.fetchval(
-                self._sql.insert_document, *fields.row(), literals[0], external_id
-            )
-            await self._insert_chunks(conn, doc_id, chunks, literals)
-            return AddedDocument(doc_id, len(chunks), "created")
+                return await self._upsert(conn, external_id, fields, vectors)
+            if dedupe:
+                await lock_content(conn, content)
+                existing = await find_identical(conn, content)
+                if existing is not None:
+                    return Unwritten(AddedDocument(existing.id, existing.chunks, "duplicate"))
+            doc_id = await self._writer.insert(conn, fields, vectors)
+            return AddedDocument(doc_id, len(vectors), "created", embedded=vectors.embedded)
 
         added = await committed(self._source, "add", write)
         log.info(
-            "kb.document_added", document_id=str(added.id), chunks=added.chunks, status=added.status
+            "kb.document_added",
+            document_id=str(added.id),
+            chunks=added.chunks,
+            status=added.status,
+            embedded=added.embedded,
+            reused=added.reused,
         )
         return added
 
-    async def _replace_document(
-        self,
-        conn: AnyConnection,
-        doc_id: UUID,
-        fields: _Fields,
-        chunks: Sequence[Chunk],
-        literals: Sequence[str],
-    ) -> None:
-        """Replace a document's fields and all its chunks (inside the caller's transaction)."""
-        await conn.execute(self._sql.update_document, *fields.row(), literals[0], doc_id)
-        await conn.execute("DELETE FROM chunks WHERE document_id = $1", doc_id)
-        await self._insert_chunks(conn, doc_id, chunks, literals)
-
-    async def _insert_chunks(
-        self, conn: AnyConnection, doc_id: UUID, chunks: Sequence[Chunk], literals: Sequence[str]
-    ) -> None:
-        await conn.executemany(
-            self._sql.insert_chunk,
-            [(doc_id, c.ordinal, c.text, lit) for c, lit in zip(chunks, literals, strict=True)],
+    async def _upsert(
+        self, conn: AnyConnection, external_id: str, fields: DocumentFields, vectors: ChunkVectors
+    ) -> AddedDocument | Unwritten[AddedDocument]:
+        """Create, leave or replace the document of `external_id`, under the key's lock."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            _EXTERNAL_ID_LOCK + external_id,
+        )
+        row = await conn.fetchrow(_BY_EXTERNAL_ID + " FOR UPDATE", external_id)
+        if row is None:
+            doc_id = await self._writer.insert(conn, fields, vectors, external_id)
+            return AddedDocument(doc_id, len(vectors), "created", embedded=vectors.embedded)
+        if fields.same_as(row):
+            return Unwritten(AddedDocument(row["id"], int(row["chunks"]), "unchanged"))
+        await self._writer.replace(conn, row["id"], fields, vectors)
+        return AddedDocument(
+            row["id"], len(vectors), "updated", embedded=vectors.embedded, reused=vectors.reused
         )
 
     async def cursor_key(self) -> bytes:
@@ -388,37 +368,3 @@ def _snippet(text: str) -> str:
         return text
     cut = text.rfind(" ", 0, SNIPPET_CHARS)
     return text[: cut if cut > SNIPPET_CHARS // 2 else SNIPPET_CHARS].rstrip() + "\u2026"
-
-
-def load_metadata(text: str) -> dict[str, Any]:
-    """Metadata as stored, with integral numbers beyond 2**53 back as the floats they were."""
-    value: dict[str, Any] = json.loads(text, parse_int=_parse_int)
-    return value
-
-
-def _parse_int(text: str) -> int | float:
-    number = int(text) if len(text) <= 20 else None
-    if number is not None and abs(number) <= _SAFE_INTEGER:
-        return number
-    return float(text)
-
-
-@dataclass(frozen=True, slots=True)
-class _Fields:
-    """What an add writes, and whether a stored row already holds exactly that."""
-
-    title: str
-    content: str
-    tags: list[str]
-    metadata: dict[str, Any]
-
-    def row(self) -> tuple[str, str, list[str], str]:
-        return self.title, self.content, self.tags, json.dumps(self.metadata)
-
-    def same_as(self, row: Any) -> bool:
-        return (
-            row["title"] == self.title
-            and row["content"] == self.content
-            and list(row["tags"]) == self.tags
-            and load_metadata(row["metadata"]) == self.metadata
-        )

@@ -11,7 +11,10 @@ and tells the three outcomes apart:
   `DatabaseOutcomeUnknownError`; any other error at COMMIT means it was refused
   (rolled back, nothing stored);
 - after a successful COMMIT the write is stored, whatever returning the connection to
-  the pool does afterwards: a failing release is logged, never reported as a failure.
+  the pool does afterwards: a failing release is logged, never reported as a failure;
+- a body that decided to write nothing (an equal document, a duplicate, a stale plan)
+  returns `Unwritten(value)`: the transaction is rolled back, not committed, and `value`
+  is the answer, so a connection lost at that point cannot make "nothing to do" unknown.
 
 Why asyncpg raises `InternalClientError` ("cannot switch to state 15; another operation
 (2) is in progress"): when the server kills a backend, the FATAL error can arrive while a
@@ -28,19 +31,28 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import asyncpg
 import structlog
+from asyncpg.transaction import Transaction
 
 from kb_mcp.db.port import AnyConnection, ConnectionSource
 from kb_mcp.errors import DatabaseError, DatabaseOutcomeUnknownError, DatabaseUnavailableError
 
-__all__ = ["CONNECTION_ERRORS", "committed", "database_errors", "is_connection_loss"]
+__all__ = [
+    "CONNECTION_ERRORS",
+    "Unwritten",
+    "committed",
+    "database_errors",
+    "is_connection_loss",
+]
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
@@ -49,6 +61,13 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 """Errors that mean the connection (not the statement) failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unwritten(Generic[T_co]):
+    """A body's answer when it wrote nothing: roll back instead of committing."""
+
+    value: T_co
 
 
 def is_connection_loss(exc: BaseException) -> bool:
@@ -93,7 +112,7 @@ async def database_errors(operation: str) -> AsyncIterator[None]:
 async def committed(
     source: ConnectionSource,
     operation: str,
-    body: Callable[[AnyConnection], Awaitable[T]],
+    body: Callable[[AnyConnection], Awaitable[T | Unwritten[T]]],
 ) -> T:
     """`body(conn)` in a transaction, committed; raises only when nothing, or maybe nothing,
     was stored (see the module docstring)."""
@@ -108,22 +127,29 @@ async def committed(
                 with contextlib.suppress(Exception):
                     await transaction.rollback()  # a dead connection: nothing to roll back
                 raise
-            try:
-                await transaction.commit()
-            except Exception as exc:
-                if not is_connection_loss(exc):
-                    raise
-                log.error(
-                    "db.commit_outcome_unknown", operation=operation, error=type(exc).__name__
-                )
-                raise DatabaseOutcomeUnknownError(
-                    f"database connection lost during the commit of {operation} "
-                    f"({type(exc).__name__})"
-                ) from exc
-            result.append(value)
+            if isinstance(value, Unwritten):
+                with contextlib.suppress(Exception):
+                    await transaction.rollback()  # nothing was written either way
+                result.append(value.value)
+            else:
+                await _commit(transaction, operation)
+                result.append(value)
     except Exception as exc:
         if not result:
             raise
         # Committed: only giving the connection back failed. The write stands.
         log.warning("db.release_failed", operation=operation, error=type(exc).__name__)
     return result[0]
+
+
+async def _commit(transaction: Transaction, operation: str) -> None:
+    """COMMIT; a connection lost during it is `DatabaseOutcomeUnknownError`."""
+    try:
+        await transaction.commit()
+    except Exception as exc:
+        if not is_connection_loss(exc):
+            raise
+        log.error("db.commit_outcome_unknown", operation=operation, error=type(exc).__name__)
+        raise DatabaseOutcomeUnknownError(
+            f"database connection lost during the commit of {operation} ({type(exc).__name__})"
+        ) from exc

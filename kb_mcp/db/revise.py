@@ -2,59 +2,67 @@
 
 `DocumentReviser.revise(id, title=..., content=..., tags=..., metadata=...)` replaces the
 fields given (None keeps a field; tags and metadata are replaced whole, not merged). When
-the title or content changes, the new content is split into chunks and every chunk whose
-embedding input (`title + "\\n\\n" + chunk text`, as `DocumentStore.add_document` embeds
-it) equals one already stored reuses that stored vector; only the others are embedded. A
-title change therefore re-embeds every chunk (the title is part of each chunk's input).
+the title or content changes, the new content's chunks get their vectors from
+`kb_mcp.db.rewrite.embed_chunks` (the same code as kb_add's upsert): every chunk whose
+embedding input (`title + "\\n\\n" + chunk text`) equals a stored one reuses that vector,
+only the others are embedded. A title change therefore re-embeds every chunk (the title
+is part of each chunk's input).
 
 Embedding happens before the write transaction, so a failed embedding call changes
-nothing. The write is one transaction: the document row is locked, checked to be the
-version the plan was made from (`updated_at`), updated (`updated_at = clock_timestamp()`),
-and its chunks replaced. When another update got there first, the plan is made again from
-the new version; the last attempt holds the row lock while it embeds, so concurrent
-updates always finish, one after the other, each applied whole.
+nothing. The write is one transaction through `kb_mcp.db.outcome.committed` (a connection
+lost during COMMIT is `DatabaseOutcomeUnknownError`; a failed release after COMMIT is not
+a failure): the document row is locked, checked to be the version the plan was made from
+(`updated_at`), updated (`updated_at = clock_timestamp()`), and its chunks replaced. When
+another update got there first, the plan is made again from the new version; the last
+attempt holds the row lock while it embeds, so concurrent updates always finish, one
+after the other, each applied whole. Sending the same update again changes nothing, so
+an update whose outcome is unknown can simply be retried.
 """
 
 from __future__ import annotations
 
-import json
+import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import structlog
 
-from kb_mcp.db.documents import TextEmbedder
-from kb_mcp.db.outcome import database_errors
-from kb_mcp.db.port import AnyConnection, ConnectionSource
-from kb_mcp.db.vectors import check_dimensions, vector_literal
-from kb_mcp.embeddings.chunking import split_into_chunks
+from kb_mcp.db.outcome import Unwritten, committed, database_errors
+from kb_mcp.db.port import AnyConnection, ConnectionSource, TextEmbedder
+from kb_mcp.db.rewrite import (
+    ChunkVectors,
+    DocumentFields,
+    DocumentWriter,
+    embed_chunks,
+    load_metadata,
+    stored_vectors,
+)
 
 __all__ = ["DocumentReviser", "Revision"]
 
 log = structlog.get_logger(__name__)
 
 _READ = (
-    "SELECT title, content, tags, metadata::text AS metadata, updated_at FROM documents "
-    "WHERE id = $1"
-)
-_READ_CHUNKS = (
-    "SELECT ordinal, content, embedding::text AS embedding FROM chunks "
-    "WHERE document_id = $1 ORDER BY ordinal"
+    "SELECT title, content, tags, metadata::text AS metadata, updated_at, "
+    "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
+    "FROM documents d WHERE id = $1"
 )
 
-# {n}: the embedding dimension (an int).
-_INSERT_CHUNK = (
-    "INSERT INTO chunks (document_id, ordinal, content, embedding) "
-    "VALUES ($1, $2, $3, $4::text::vector({n}))"
-)
-_UPDATE_WITH_CHUNKS = (
-    "UPDATE documents SET title = $2, content = $3, tags = $4, metadata = $5::jsonb, "
-    "embedding = $6::text::vector({n}), updated_at = clock_timestamp() "
-    "WHERE id = $1 RETURNING updated_at"
-)
+
+class _Stale(enum.Enum):
+    """The document changed since the plan was made: plan again."""
+
+    STALE = enum.auto()
+
+
+_Found: TypeAlias = "Revision | None"
+"""A revision, or None when no document has the id."""
+_Attempt: TypeAlias = "Revision | _Stale | None"
+"""A revision, None, or: plan again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,21 +84,18 @@ class _Current:
     tags: list[str]
     metadata: dict[str, Any]
     updated_at: datetime
-    chunks: list[tuple[int, str, str]]
-    """(ordinal, text, vector literal) of every stored chunk."""
+    chunks: int
+    stored: dict[str, str]
+    """Embedding input -> vector literal of every stored chunk (`stored_vectors`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    title: str
-    content: str
-    tags: list[str]
-    metadata: dict[str, Any]
+    fields: DocumentFields
+    """The document's fields after the update."""
     changed: tuple[str, ...]
-    chunks: list[tuple[int, str, str]] | None
-    """The new chunks with their vector literals; None when title and content stay."""
-    embedded: int
-    reused: int
+    vectors: ChunkVectors | None
+    """The new chunks with their vectors; None when title and content stay."""
 
 
 class DocumentReviser:
@@ -101,12 +106,10 @@ class DocumentReviser:
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
-        n = check_dimensions(embedder.dimensions)
         self._source = source
         self._embedder = embedder
         self._attempts = attempts
-        self._insert_chunk = _INSERT_CHUNK.format_map({"n": n})
-        self._update_with_chunks = _UPDATE_WITH_CHUNKS.format_map({"n": n})
+        self._writer = DocumentWriter(embedder.dimensions)
 
     async def revise(
         self,
@@ -119,18 +122,7 @@ class DocumentReviser:
     ) -> Revision | None:
         """Apply the given fields to the document; None when no document has this id."""
         changes = _Changes(title, content, None if tags is None else list(tags), metadata)
-        for attempt in range(1, self._attempts + 1):
-            if attempt == self._attempts:
-                async with (
-                    database_errors("update"),
-                    self._source.acquire() as conn,
-                    conn.transaction(),
-                ):
-                    current = await _read(conn, document_id, lock=True)
-                    if current is None:
-                        return None
-                    plan = await self._plan(current, changes)
-                    return await self._write(conn, document_id, current, plan)
+        for attempt in range(1, self._attempts):
             async with database_errors("update"), self._source.acquire() as conn:
                 current = await _read(conn, document_id, lock=False)
             if current is None:
@@ -138,20 +130,38 @@ class DocumentReviser:
             plan = await self._plan(current, changes)
             if not plan.changed:
                 return _unchanged(document_id, current)
-            async with (
-                database_errors("update"),
-                self._source.acquire() as conn,
-                conn.transaction(),
-            ):
-                stamp = await conn.fetchval(
-                    "SELECT updated_at FROM documents WHERE id = $1 FOR UPDATE", document_id
-                )
-                if stamp is None:
-                    return None
-                if stamp == current.updated_at:
-                    return await self._write(conn, document_id, current, plan)
+            write = functools.partial(self._write_if_current, document_id, current, plan)
+            outcome = await committed(self._source, "update", write)
+            if outcome is not _Stale.STALE:
+                return outcome
             log.info("kb.document_update_retried", document_id=str(document_id), attempt=attempt)
-        raise AssertionError("unreachable: the last attempt holds the lock")  # pragma: no cover
+        locked = functools.partial(self._plan_and_write_locked, document_id, changes)
+        return await committed(self._source, "update", locked)
+
+    async def _write_if_current(
+        self, document_id: UUID, current: _Current, plan: _Plan, conn: AnyConnection
+    ) -> _Attempt | Unwritten[_Attempt]:
+        """Write `plan` if the document is still the version it was made from."""
+        stamp = await conn.fetchval(
+            "SELECT updated_at FROM documents WHERE id = $1 FOR UPDATE", document_id
+        )
+        if stamp is None:
+            return Unwritten(None)
+        if stamp != current.updated_at:
+            return Unwritten(_Stale.STALE)
+        return await self._write(conn, document_id, current, plan)
+
+    async def _plan_and_write_locked(
+        self, document_id: UUID, changes: _Changes, conn: AnyConnection
+    ) -> _Found | Unwritten[_Found]:
+        """The last attempt: read with the row locked, embed, write; nobody can interleave."""
+        current = await _read(conn, document_id, lock=True)
+        if current is None:
+            return Unwritten(None)
+        plan = await self._plan(current, changes)
+        if not plan.changed:
+            return Unwritten(_unchanged(document_id, current))
+        return await self._write(conn, document_id, current, plan)
 
     async def _plan(self, current: _Current, changes: _Changes) -> _Plan:
         title = current.title if changes.title is None else changes.title
@@ -169,63 +179,30 @@ class DocumentReviser:
             if before != after
         )
         if "title" not in changed and "content" not in changed:
-            return _Plan(title, content, tags, metadata, changed, None, 0, 0)
-        pieces = split_into_chunks(content)
-        if not pieces:
-            raise ValueError("content has no text to store")
-        stored = {f"{current.title}\n\n{text}": literal for _, text, literal in current.chunks}
-        inputs = [f"{title}\n\n{piece.text}" for piece in pieces]
-        missing = list(dict.fromkeys(text for text in inputs if text not in stored))
-        fresh: dict[str, str] = {}
-        if missing:
-            vectors = await self._embedder.embed(missing)
-            fresh = {text: vector_literal(v) for text, v in zip(missing, vectors, strict=True)}
-        chunks = [
-            (piece.ordinal, piece.text, stored.get(text) or fresh[text])
-            for piece, text in zip(pieces, inputs, strict=True)
-        ]
-        reused = sum(1 for text in inputs if text in stored)
-        return _Plan(title, content, tags, metadata, changed, chunks, len(inputs) - reused, reused)
+            return _Plan(DocumentFields(title, content, tags, metadata), changed, None)
+        vectors = await embed_chunks(self._embedder, title, content, current.stored)
+        return _Plan(DocumentFields(title, content, tags, metadata), changed, vectors)
 
     async def _write(
         self, conn: AnyConnection, document_id: UUID, current: _Current, plan: _Plan
     ) -> Revision:
-        """Inside the caller's transaction, with the row locked."""
-        if not plan.changed:
-            return _unchanged(document_id, current)
-        if plan.chunks is None:
-            stamp = await conn.fetchval(
-                "UPDATE documents SET tags = $2, metadata = $3::jsonb, "
-                "updated_at = clock_timestamp() WHERE id = $1 RETURNING updated_at",
-                document_id,
-                plan.tags,
-                json.dumps(plan.metadata),
+        """Inside the caller's transaction, with the row locked; `plan` changes something."""
+        if plan.vectors is None:
+            stamp = await self._writer.retag(
+                conn, document_id, plan.fields.tags, plan.fields.metadata
             )
-            chunks = len(current.chunks)
+            chunks, embedded, reused = current.chunks, 0, 0
         else:
-            stamp = await conn.fetchval(
-                self._update_with_chunks,
-                document_id,
-                plan.title,
-                plan.content,
-                plan.tags,
-                json.dumps(plan.metadata),
-                plan.chunks[0][2],
-            )
-            await conn.execute("DELETE FROM chunks WHERE document_id = $1", document_id)
-            await conn.executemany(
-                self._insert_chunk,
-                [(document_id, ordinal, text, literal) for ordinal, text, literal in plan.chunks],
-            )
-            chunks = len(plan.chunks)
+            stamp = await self._writer.replace(conn, document_id, plan.fields, plan.vectors)
+            chunks, embedded, reused = len(plan.vectors), plan.vectors.embedded, plan.vectors.reused
         log.info(
             "kb.document_updated",
             document_id=str(document_id),
             changed=list(plan.changed),
-            embedded=plan.embedded,
-            reused=plan.reused,
+            embedded=embedded,
+            reused=reused,
         )
-        return Revision(document_id, plan.changed, chunks, plan.embedded, plan.reused, stamp)
+        return Revision(document_id, plan.changed, chunks, embedded, reused, stamp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,16 +217,16 @@ async def _read(conn: AnyConnection, document_id: UUID, *, lock: bool) -> _Curre
     row = await conn.fetchrow(_READ + (" FOR UPDATE" if lock else ""), document_id)
     if row is None:
         return None
-    chunks = await conn.fetch(_READ_CHUNKS, document_id)
     return _Current(
         title=row["title"],
         content=row["content"],
         tags=list(row["tags"]),
-        metadata=json.loads(row["metadata"]),
+        metadata=load_metadata(row["metadata"]),
         updated_at=row["updated_at"],
-        chunks=[(int(c["ordinal"]), c["content"], c["embedding"]) for c in chunks],
+        chunks=int(row["chunks"]),
+        stored=await stored_vectors(conn, document_id, row["title"]),
     )
 
 
 def _unchanged(document_id: UUID, current: _Current) -> Revision:
-    return Revision(document_id, (), len(current.chunks), 0, 0, current.updated_at)
+    return Revision(document_id, (), current.chunks, 0, 0, current.updated_at)

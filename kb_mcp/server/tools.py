@@ -281,7 +281,7 @@ async def kb_add(
     Without one, content identical to a stored document's is not stored twice: the
     existing id comes back with status "duplicate".
     """
-    with _reported("kb_add", failure="nothing was stored"):
+    with _reported("kb_add", failure="nothing was stored", unknown=_ADD_UNKNOWN):
         checked_content = check_content(content)
         args = (check_title(title), check_tags(tags), check_metadata(metadata))
         threshold = check_dedupe_threshold(dedupe_threshold)
@@ -298,9 +298,10 @@ async def kb_add(
             tags=args[1],
             metadata=args[2],
             external_id=key,
+            dedupe=True,
         )
     near: list[NearDuplicate] = []
-    if threshold is not None:
+    if threshold is not None and added.status != "duplicate":
         with _reported("kb_add", failure="the document was stored; near duplicates not checked"):
             near = await _app(ctx).duplicates.near(added.id, threshold=threshold)
     return AddResult(
@@ -433,7 +434,7 @@ async def kb_update(
     ] = None,
 ) -> UpdateResult:
     """Revise a document in place: it keeps its id; only changed passages are re-embedded."""
-    with _reported("kb_update", failure="nothing was changed"):
+    with _reported("kb_update", failure="nothing was changed", unknown=_UPDATE_UNKNOWN):
         document_id = parse_document_id(id)
         new_title, new_content, new_tags, new_metadata = check_update(
             title, content, tags, metadata
@@ -519,9 +520,23 @@ def _app(ctx: ToolContext) -> AppContext:
     return ctx.request_context.lifespan_context
 
 
+_ADD_UNKNOWN = (
+    "the document may or may not be stored); retry with the same external_id to store it "
+    "exactly once"
+)
+_UPDATE_UNKNOWN = (
+    "the update may or may not have been applied); read the document with kb_get, or send "
+    "the same update again: applying the same fields twice changes nothing"
+)
+
+
 @contextmanager
-def _reported(tool: str, *, failure: str = "") -> Iterator[None]:
-    """Turn our errors into tool errors; dependency details go to the log only."""
+def _reported(tool: str, *, failure: str = "", unknown: str = "") -> Iterator[None]:
+    """Turn our errors into tool errors; dependency details go to the log only.
+
+    `failure` says what did not happen when a dependency failed; `unknown` what may or
+    may not have happened when the commit's outcome is unknown (writes only).
+    """
     suffix = f"; {failure}" if failure else ""
     try:
         yield
@@ -540,9 +555,8 @@ def _reported(tool: str, *, failure: str = "") -> Iterator[None]:
     except DatabaseOutcomeUnknownError as exc:
         log.error("tool.failed", tool=tool, dependency="database", error=type(exc).__name__)
         raise ToolError(
-            "the database connection was lost while committing: the outcome is unknown (the "
-            "document may or may not be stored); retry with the same external_id to store "
-            "it exactly once"
+            "the database connection was lost while committing: the outcome is unknown ("
+            + (unknown or "the write may or may not have been applied)")
         ) from exc
     except DatabaseError as exc:
         log.error(

@@ -1,0 +1,198 @@
+"""Writing a document's fields and chunks: one implementation for kb_add, its upsert and kb_update.
+
+- `embed_chunks(embedder, title, content, stored)` splits the content into chunks and
+  gives each its vector. A chunk's embedding input is `title + "\\n\\n" + chunk text` (so a
+  passage carries its document's subject); an input found in `stored` (input -> vector
+  literal, from `stored_vectors`) reuses that vector, the others are embedded in one call
+  (each distinct input once). It runs before any write transaction, so a failed embedding
+  call changes nothing. A vector depends only on its input, so a reused one is right even
+  when the document changed after it was read.
+- `DocumentWriter` writes inside the caller's transaction: `insert` a new document with its
+  chunks, `replace` a document's fields and all its chunks (same id, `updated_at` moved),
+  `retag` only tags and metadata (chunks untouched, nothing embedded).
+
+`updated_at` is `clock_timestamp()`, not `now()`: two updates of one document in one
+second of one long transaction still get distinct, ordered stamps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from kb_mcp.db.port import AnyConnection, TextEmbedder
+from kb_mcp.db.vectors import check_dimensions, vector_literal
+from kb_mcp.embeddings.chunking import split_into_chunks
+
+__all__ = [
+    "ChunkVectors",
+    "DocumentFields",
+    "DocumentWriter",
+    "embed_chunks",
+    "embedding_input",
+    "load_metadata",
+    "stored_vectors",
+]
+
+_SAFE_INTEGER = 2**53
+
+# {n}: the embedding dimension (an int). $5/$4: the vector literal, as text.
+_INSERT_DOCUMENT = (
+    "INSERT INTO documents (title, content, tags, metadata, embedding, external_id) "
+    "VALUES ($1, $2, $3, $4::jsonb, $5::text::vector({n}), $6) RETURNING id"
+)
+_REPLACE_DOCUMENT = (
+    "UPDATE documents SET title = $1, content = $2, tags = $3, metadata = $4::jsonb, "
+    "embedding = $5::text::vector({n}), updated_at = clock_timestamp() "
+    "WHERE id = $6 RETURNING updated_at"
+)
+_RETAG_DOCUMENT = (
+    "UPDATE documents SET tags = $2, metadata = $3::jsonb, updated_at = clock_timestamp() "
+    "WHERE id = $1 RETURNING updated_at"
+)
+_INSERT_CHUNK = (
+    "INSERT INTO chunks (document_id, ordinal, content, embedding) "
+    "VALUES ($1, $2, $3, $4::text::vector({n}))"
+)
+_STORED_CHUNKS = "SELECT content, embedding::text AS embedding FROM chunks WHERE document_id = $1"
+
+
+def embedding_input(title: str, text: str) -> str:
+    """What is embedded for a chunk: its document's title, a blank line, its text."""
+    return f"{title}\n\n{text}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkVectors:
+    """A content's chunks with their vector literals, and how many were embedded or reused."""
+
+    chunks: tuple[tuple[int, str, str], ...]
+    """(ordinal, text, vector literal) of every chunk, in order."""
+    embedded: int
+    reused: int
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+
+async def embed_chunks(
+    embedder: TextEmbedder, title: str, content: str, stored: Mapping[str, str] | None = None
+) -> ChunkVectors:
+    """Every chunk of `content` with a vector, embedding only inputs not in `stored`."""
+    pieces = split_into_chunks(content)
+    if not pieces:
+        raise ValueError("content has no text to store")
+    known = stored or {}
+    inputs = [embedding_input(title, piece.text) for piece in pieces]
+    missing = list(dict.fromkeys(text for text in inputs if text not in known))
+    fresh: dict[str, str] = {}
+    if missing:
+        vectors = await embedder.embed(missing)
+        fresh = {text: vector_literal(v) for text, v in zip(missing, vectors, strict=True)}
+    chunks = tuple(
+        (piece.ordinal, piece.text, known.get(text) or fresh[text])
+        for piece, text in zip(pieces, inputs, strict=True)
+    )
+    reused = sum(1 for text in inputs if text in known)
+    return ChunkVectors(chunks, embedded=len(inputs) - reused, reused=reused)
+
+
+async def stored_vectors(conn: AnyConnection, document_id: UUID, title: str) -> dict[str, str]:
+    """The stored chunks of a document titled `title`: embedding input -> vector literal."""
+    rows = await conn.fetch(_STORED_CHUNKS, document_id)
+    return {embedding_input(title, row["content"]): row["embedding"] for row in rows}
+
+
+def load_metadata(text: str) -> dict[str, Any]:
+    """Metadata as stored, with integral numbers beyond 2**53 back as the floats they were.
+
+    jsonb prints `1e308` as a 309-digit integer; integers beyond 2**53 are refused on the
+    way in, so such a number is read back as the float it was.
+    """
+    value: dict[str, Any] = json.loads(text, parse_int=_parse_int)
+    return value
+
+
+def _parse_int(text: str) -> int | float:
+    number = int(text) if len(text) <= 20 else None
+    if number is not None and abs(number) <= _SAFE_INTEGER:
+        return number
+    return float(text)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFields:
+    """A document's own fields, and whether a stored row already holds exactly these."""
+
+    title: str
+    content: str
+    tags: list[str]
+    metadata: dict[str, Any]
+
+    def row(self) -> tuple[str, str, list[str], str]:
+        return self.title, self.content, self.tags, json.dumps(self.metadata)
+
+    def same_as(self, row: Any) -> bool:
+        """`row` has title, content, tags and metadata (as jsonb text) columns."""
+        return (
+            row["title"] == self.title
+            and row["content"] == self.content
+            and list(row["tags"]) == self.tags
+            and load_metadata(row["metadata"]) == self.metadata
+        )
+
+
+class DocumentWriter:
+    """The statements that write documents and chunks (inside the caller's transaction)."""
+
+    def __init__(self, dimensions: int) -> None:
+        fill = {"n": check_dimensions(dimensions)}
+        self._insert_document = _INSERT_DOCUMENT.format_map(fill)
+        self._replace_document = _REPLACE_DOCUMENT.format_map(fill)
+        self._insert_chunk = _INSERT_CHUNK.format_map(fill)
+
+    async def insert(
+        self,
+        conn: AnyConnection,
+        fields: DocumentFields,
+        vectors: ChunkVectors,
+        external_id: str | None = None,
+    ) -> UUID:
+        """A new document and its chunks; its id."""
+        doc_id: UUID = await conn.fetchval(
+            self._insert_document, *fields.row(), vectors.chunks[0][2], external_id
+        )
+        await self._insert_chunks(conn, doc_id, vectors.chunks)
+        return doc_id
+
+    async def replace(
+        self, conn: AnyConnection, doc_id: UUID, fields: DocumentFields, vectors: ChunkVectors
+    ) -> datetime:
+        """Every field and chunk of the document replaced; its new `updated_at`."""
+        stamp: datetime = await conn.fetchval(
+            self._replace_document, *fields.row(), vectors.chunks[0][2], doc_id
+        )
+        await conn.execute("DELETE FROM chunks WHERE document_id = $1", doc_id)
+        await self._insert_chunks(conn, doc_id, vectors.chunks)
+        return stamp
+
+    async def retag(
+        self, conn: AnyConnection, doc_id: UUID, tags: Sequence[str], metadata: dict[str, Any]
+    ) -> datetime:
+        """Only tags and metadata replaced (chunks stay); the new `updated_at`."""
+        stamp: datetime = await conn.fetchval(
+            _RETAG_DOCUMENT, doc_id, list(tags), json.dumps(metadata)
+        )
+        return stamp
+
+    async def _insert_chunks(
+        self, conn: AnyConnection, doc_id: UUID, chunks: Sequence[tuple[int, str, str]]
+    ) -> None:
+        await conn.executemany(
+            self._insert_chunk,
+            [(doc_id, ordinal, text, literal) for ordinal, text, literal in chunks],
+        )
