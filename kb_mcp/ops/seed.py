@@ -242,7 +242,7 @@ def _key_file(path: str | None) -> SecretStr | None:
         value = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ValueError(f"cannot read --openai-key-file {path}: {exc.strerror}") from None
-    return SecretStr(value) if value else None  # empty: none given (compose's /dev/null)
+    return SecretStr(value) if value else None  # empty: none given (compose's docker/no-openai-key)
 
 
 def _master_json(args: argparse.Namespace, settings: Settings) -> SecretStr | None:

@@ -21,13 +21,13 @@ import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, cast
 
 import structlog
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from kb_mcp.db.dedupe import NearDuplicate
 from kb_mcp.db.search import SearchMode
@@ -38,19 +38,35 @@ from kb_mcp.errors import (
     ResourceClosedError,
     ToolInputError,
 )
+from kb_mcp.server.arguments import (
+    _Content,
+    _DedupeThreshold,
+    _ExternalId,
+    _Id,
+    _Metadata,
+    _Mode,
+    _TagFilter,
+    _Tags,
+    _Title,
+)
 from kb_mcp.server.context import AppContext, ContextFactory
 from kb_mcp.server.cursors import MAX_CURSOR_CHARS, decode_cursor, encode_cursor
 from kb_mcp.server.resources import register_document_resources
+from kb_mcp.server.results import (
+    AddResult,
+    DeleteResult,
+    DocumentResult,
+    DocumentSummary,
+    ListResult,
+    NearDuplicateResult,
+    SearchHit,
+    SearchResult,
+    UpdateResult,
+)
 from kb_mcp.server.validation import (
     MAX_CONTENT_CHARS,
-    MAX_EXTERNAL_ID_CHARS,
-    MAX_ID_CHARS,
     MAX_LIMIT,
-    MAX_METADATA_BYTES,
     MAX_QUERY_CHARS,
-    MAX_TAG_CHARS,
-    MAX_TAGS,
-    MAX_TITLE_CHARS,
     check_content,
     check_dedupe_threshold,
     check_external_id,
@@ -77,181 +93,6 @@ _INSTRUCTIONS = (
 )
 
 ToolContext = Context[AppContext, Any]
-
-
-# -- results -------------------------------------------------------------------------
-
-
-class NearDuplicateResult(BaseModel):
-    id: str
-    title: str
-    similarity: float = Field(description="Cosine similarity of the two documents, 1.0 identical.")
-
-
-class AddResult(BaseModel):
-    id: str = Field(description="The document's id (a UUID).")
-    chunks: int = Field(description="How many passages the content was split into.")
-    status: Literal["created", "updated", "unchanged", "duplicate"] = Field(
-        default="created",
-        description=(
-            "created: a new document; with an external_id already stored, updated (replaced "
-            "in place, same id) or unchanged (identical, nothing written); without an "
-            "external_id, duplicate: a document with identical content (ignoring whitespace) "
-            "was already stored, id is that document's and nothing new was stored."
-        ),
-    )
-    near_duplicates: list[NearDuplicateResult] = Field(
-        default_factory=list,
-        description="With dedupe_threshold: stored documents at least that similar.",
-    )
-
-
-class SearchHit(BaseModel):
-    id: str = Field(description="Document id.")
-    title: str
-    snippet: str = Field(description="The passage of the document that matches best.")
-    score: float = Field(
-        description=(
-            "hybrid: fused rank score, 1.0 when first by both signals; vector: cosine "
-            "similarity of the passage; keyword: full-text rank."
-        )
-    )
-    tags: list[str]
-    matched: list[str] = Field(description="The signals that found it: vector, keyword.")
-    vector_score: float | None = Field(default=None, description="Cosine similarity, if found.")
-    keyword_score: float | None = Field(default=None, description="Full-text rank, if matched.")
-
-
-class SearchResult(BaseModel):
-    hits: list[SearchHit] = Field(description="Best match first.")
-
-
-class DocumentResult(BaseModel):
-    id: str
-    title: str
-    content: str
-    tags: list[str]
-    metadata: dict[str, Any]
-    created_at: str = Field(description="ISO 8601 timestamp.")
-    updated_at: str = Field(description="ISO 8601 timestamp.")
-    chunks: int
-
-
-class DocumentSummary(BaseModel):
-    id: str
-    title: str
-    tags: list[str]
-    created_at: str
-    updated_at: str
-
-
-class ListResult(BaseModel):
-    documents: list[DocumentSummary] = Field(description="Newest first.")
-    total: int = Field(description="How many documents match the tag filter in all.")
-    next_cursor: str | None = Field(
-        description="Pass as cursor for the next page; null at the end."
-    )
-
-
-class UpdateResult(BaseModel):
-    id: str
-    changed: list[str] = Field(description="The fields that changed; empty when none did.")
-    chunks: int = Field(description="How many passages the document has now.")
-    embedded: int = Field(description="Passages embedded anew.")
-    reused: int = Field(description="Unchanged passages whose stored embedding was kept.")
-    updated_at: str = Field(description="ISO 8601 timestamp.")
-
-
-class DeleteResult(BaseModel):
-    deleted: bool = Field(description="False when no document had this id.")
-
-
-# -- arguments -----------------------------------------------------------------------
-
-_Title = Annotated[
-    str,
-    Field(
-        strict=True,
-        max_length=MAX_TITLE_CHARS * 2,
-        description=f"Document title, 1-{MAX_TITLE_CHARS} characters.",
-        json_schema_extra={"minLength": 1, "maxLength": MAX_TITLE_CHARS},
-    ),
-]
-_Content = Annotated[
-    str,
-    Field(
-        strict=True,
-        max_length=MAX_CONTENT_CHARS * 2,
-        json_schema_extra={"minLength": 1, "maxLength": MAX_CONTENT_CHARS},
-        description=(
-            f"The document's full text, at most {MAX_CONTENT_CHARS} characters. Long text is "
-            "split into passages, each embedded, so search finds the right passage."
-        ),
-    ),
-]
-_Tag = Annotated[str, Field(strict=True, max_length=MAX_TAG_CHARS * 2)]
-_Tags = Annotated[
-    list[_Tag],
-    Field(
-        strict=True,
-        default_factory=list,
-        max_length=MAX_TAGS,
-        description=f"Up to {MAX_TAGS} tags, each 1-{MAX_TAG_CHARS} characters.",
-        json_schema_extra={"items": {"type": "string", "maxLength": MAX_TAG_CHARS}},
-    ),
-]
-_Metadata = Annotated[
-    dict[str, Any],
-    Field(
-        strict=True,
-        default_factory=dict,
-        max_length=MAX_METADATA_BYTES // 2,
-        description=f"Any JSON object, at most {MAX_METADATA_BYTES} bytes serialized.",
-    ),
-]
-_TagFilter = Annotated[
-    list[_Tag] | None,
-    Field(
-        strict=True,
-        max_length=MAX_TAGS,
-        description=f"Only documents having every one of these tags (at most {MAX_TAGS}).",
-    ),
-]
-_Id = Annotated[
-    str,
-    Field(
-        strict=True,
-        max_length=MAX_ID_CHARS,
-        description="Document id, as kb_add or kb_search returned it.",
-    ),
-]
-_ExternalId = Annotated[
-    str | None,
-    Field(
-        strict=True,
-        max_length=MAX_EXTERNAL_ID_CHARS * 2,
-        description=(
-            "Your own key for this document, unique in the knowledge base "
-            f"(1-{MAX_EXTERNAL_ID_CHARS} characters). Adding again with the same key "
-            "updates the document instead of storing a copy, so a retry is always safe."
-        ),
-        json_schema_extra={"maxLength": MAX_EXTERNAL_ID_CHARS},
-    ),
-]
-_Mode = Annotated[
-    SearchMode,
-    Field(description="hybrid (full text + semantic, fused), vector (semantic) or keyword."),
-]
-_DedupeThreshold = Annotated[
-    float | None,
-    Field(
-        strict=True,
-        description=(
-            "Also report stored documents at least this similar (0-1, e.g. 0.9); "
-            "the document is stored either way."
-        ),
-    ),
-]
 
 
 def _limit(what: str) -> Any:

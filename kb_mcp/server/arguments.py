@@ -1,0 +1,108 @@
+"""The knowledge-base tools' argument types: strict, each with its limit, as pydantic reads them.
+
+Every list and string carries its limit (`max_length`), so the SDK's pydantic parse refuses
+an oversized argument after limit + 1 items instead of validating them all; the
+validators in `kb_mcp.server.validation` then check what a type cannot say.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from kb_mcp.db.search import SearchMode
+from kb_mcp.server.validation import (
+    MAX_CONTENT_CHARS,
+    MAX_EXTERNAL_ID_CHARS,
+    MAX_ID_CHARS,
+    MAX_METADATA_BYTES,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_TITLE_CHARS,
+)
+
+_Title = Annotated[
+    str,
+    Field(
+        strict=True,
+        max_length=MAX_TITLE_CHARS * 2,
+        description=f"Document title, 1-{MAX_TITLE_CHARS} characters.",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_TITLE_CHARS},
+    ),
+]
+_Content = Annotated[
+    str,
+    Field(
+        strict=True,
+        max_length=MAX_CONTENT_CHARS * 2,
+        json_schema_extra={"minLength": 1, "maxLength": MAX_CONTENT_CHARS},
+        description=(
+            f"The document's full text, at most {MAX_CONTENT_CHARS} characters. Long text is "
+            "split into passages, each embedded, so search finds the right passage."
+        ),
+    ),
+]
+_Tag = Annotated[str, Field(strict=True, max_length=MAX_TAG_CHARS * 2)]
+_Tags = Annotated[
+    list[_Tag],
+    Field(
+        strict=True,
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description=f"Up to {MAX_TAGS} tags, each 1-{MAX_TAG_CHARS} characters.",
+        json_schema_extra={"items": {"type": "string", "maxLength": MAX_TAG_CHARS}},
+    ),
+]
+_Metadata = Annotated[
+    dict[str, Any],
+    Field(
+        strict=True,
+        default_factory=dict,
+        max_length=MAX_METADATA_BYTES // 2,
+        description=f"Any JSON object, at most {MAX_METADATA_BYTES} bytes serialized.",
+    ),
+]
+_TagFilter = Annotated[
+    list[_Tag] | None,
+    Field(
+        strict=True,
+        max_length=MAX_TAGS,
+        description=f"Only documents having every one of these tags (at most {MAX_TAGS}).",
+    ),
+]
+_Id = Annotated[
+    str,
+    Field(
+        strict=True,
+        max_length=MAX_ID_CHARS,
+        description="Document id, as kb_add or kb_search returned it.",
+    ),
+]
+_ExternalId = Annotated[
+    str | None,
+    Field(
+        strict=True,
+        max_length=MAX_EXTERNAL_ID_CHARS * 2,
+        description=(
+            "Your own key for this document, unique in the knowledge base "
+            f"(1-{MAX_EXTERNAL_ID_CHARS} characters). Adding again with the same key "
+            "updates the document instead of storing a copy, so a retry is always safe."
+        ),
+        json_schema_extra={"maxLength": MAX_EXTERNAL_ID_CHARS},
+    ),
+]
+_Mode = Annotated[
+    SearchMode,
+    Field(description="hybrid (full text + semantic, fused), vector (semantic) or keyword."),
+]
+_DedupeThreshold = Annotated[
+    float | None,
+    Field(
+        strict=True,
+        description=(
+            "Also report stored documents at least this similar (0-1, e.g. 0.9); "
+            "the document is stored either way."
+        ),
+    ),
+]
