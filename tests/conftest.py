@@ -13,7 +13,7 @@ from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.redaction import iter_leaks, secret_registry
 from tests.support.fakes import WATCHED
 
-pytest_plugins = ["tests.plugins.servers"]
+pytest_plugins = ["tests.plugins.servers", "tests.plugins.knowledge"]
 
 
 class CapturedLogs:

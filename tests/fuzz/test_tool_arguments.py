@@ -11,10 +11,8 @@ the server still answers afterwards.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
@@ -22,9 +20,7 @@ from mcp_types import TextContent
 
 from kb_mcp.server.tools import build_mcp_server
 from tests.conftest import CapturedLogs
-from tests.plugins.servers import AppDatabase
-from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.knowledge_base import KbStack, kb_stack
+from tests.support.knowledge_base import KbStack
 
 _BARE = re.compile(r"^Error executing tool kb_\w+:?\s*\w*(Error|Exception)?\s*$")
 
@@ -72,14 +68,6 @@ _ARGUMENTS: dict[str, Any] = {
 _CALLS = st.sampled_from(sorted(_ARGUMENTS)).flatmap(
     lambda tool: st.tuples(st.just(tool), _ARGUMENTS[tool])
 )
-
-
-@pytest.fixture
-async def kb(
-    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
-) -> AsyncIterator[KbStack]:
-    async with kb_stack(app_database, fake_openai, openai_api_key) as stack:
-        yield stack
 
 
 @settings(

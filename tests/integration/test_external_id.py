@@ -4,7 +4,6 @@ of unchanged chunks); concurrent adds make one; identical adds without a key mak
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from mcp import Client
@@ -14,9 +13,8 @@ from kb_mcp.db.documents import AddedDocument
 from kb_mcp.embeddings.chunking import split_into_chunks
 from kb_mcp.errors import EmbeddingError
 from kb_mcp.server.tools import build_mcp_server
-from tests.plugins.servers import AppDatabase
 from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.knowledge_base import KbStack, kb_stack
+from tests.support.knowledge_base import KbStack
 
 _PARAGRAPHS = [
     f"Paragraph {i} is about {topic}. " * 25
@@ -24,14 +22,6 @@ _PARAGRAPHS = [
 ]
 _LONG = "\n\n".join(_PARAGRAPHS)
 _EDITED = _LONG.replace("Paragraph 2 is about tides.", "Paragraph 2 is about waves.")
-
-
-@pytest.fixture
-async def kb(
-    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
-) -> AsyncIterator[KbStack]:
-    async with kb_stack(app_database, fake_openai, openai_api_key) as stack:
-        yield stack
 
 
 async def test_same_key_same_document_is_unchanged_and_writes_nothing(kb: KbStack) -> None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
-import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -21,10 +20,8 @@ from kb_mcp.server.context import ReadinessReport, ReadinessSnapshot
 from kb_mcp.server.http import build_http_app
 from kb_mcp.server.tools import build_mcp_server
 from tests.conftest import CapturedLogs
-from tests.plugins.servers import AppDatabase
-from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import fake_auth_token
-from tests.support.knowledge_base import CORPUS, KbStack, kb_stack, serve_asgi
+from tests.support.knowledge_base import CORPUS, KbStack, serve_asgi
 
 _INITIALIZE = {
     "jsonrpc": "2.0",
@@ -51,14 +48,6 @@ class Switchboard:
         if self.readiness_fails:
             raise RuntimeError("probe failed")
         return self.report
-
-
-@pytest.fixture
-async def kb(
-    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
-) -> AsyncIterator[KbStack]:
-    async with kb_stack(app_database, fake_openai, openai_api_key) as stack:
-        yield stack
 
 
 @asynccontextmanager

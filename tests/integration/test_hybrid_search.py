@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from mcp import Client
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult
 
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.migrate import apply_migrations, load_migrations
@@ -23,22 +21,14 @@ from tests.support.knowledge_base import (
     KbStack,
     OpenAIBackend,
     PoolSource,
-    kb_stack,
 )
+from tests.support.mcp_calls import tool_text
 
 _ERRORS_DOC = (
     "Troubleshooting logins",
     "When the pool cannot log in the driver raises InvalidPasswordError with SQLSTATE 28P01. "
     "Check the role, then the pg_hba.conf line for the host.",
 )
-
-
-@pytest.fixture
-async def kb(
-    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
-) -> AsyncIterator[KbStack]:
-    async with kb_stack(app_database, fake_openai, openai_api_key) as stack:
-        yield stack
 
 
 def _search(kb: KbStack) -> HybridSearch:
@@ -182,10 +172,6 @@ def test_fusion_rewards_agreement_and_weights_each_signal() -> None:
 # -- through the MCP tool ---------------------------------------------------------------
 
 
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
 async def _call(client: Client, arguments: dict[str, Any]) -> CallToolResult:
     return await client.call_tool("kb_search", arguments)
 
@@ -203,7 +189,7 @@ async def test_kb_search_mode_through_the_tool(kb: KbStack) -> None:
             if mode is not None:
                 arguments["mode"] = mode
             result = await _call(client, arguments)
-            assert not result.is_error, _text(result)
+            assert not result.is_error, tool_text(result)
             assert isinstance(result.structured_content, dict)
             hits = result.structured_content["hits"]
             assert hits[0]["id"] == ids[_ERRORS_DOC[0]], mode
@@ -211,4 +197,4 @@ async def test_kb_search_mode_through_the_tool(kb: KbStack) -> None:
         for bad in ("semantic", "", 3, None, ["hybrid"]):
             refused = await _call(client, {"query": "q", "mode": bad})
             assert refused.is_error, bad
-            assert "mode" in _text(refused), (bad, _text(refused))
+            assert "mode" in tool_text(refused), (bad, tool_text(refused))

@@ -12,7 +12,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, TextContent, TextResourceContents
+from mcp_types import TextResourceContents
 
 from kb_mcp.db.revise import DocumentReviser
 from kb_mcp.embeddings.chunking import split_into_chunks
@@ -21,40 +21,15 @@ from kb_mcp.server.context import ReadinessReport, ReadinessSnapshot
 from kb_mcp.server.http import build_http_app
 from kb_mcp.server.tools import build_mcp_server
 from kb_mcp.server.validation import MAX_CONTENT_CHARS
-from tests.plugins.servers import AppDatabase
 from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.knowledge_base import KbStack, kb_stack, serve_asgi
+from tests.support.knowledge_base import KbStack, serve_asgi
+from tests.support.mcp_calls import call_ok, call_refused
 
 _PARAGRAPHS = [
     f"Paragraph {i} is about {topic}. " * 25
     for i, topic in enumerate(("harbours", "lighthouses", "tides", "ferries", "storms"))
 ]
 _LONG = "\n\n".join(_PARAGRAPHS)
-
-
-@pytest.fixture
-async def kb(
-    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
-) -> AsyncIterator[KbStack]:
-    async with kb_stack(app_database, fake_openai, openai_api_key) as stack:
-        yield stack
-
-
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-async def _ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, _text(result)
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
-
-
-async def _refused(client: Client, tool: str, arguments: dict[str, Any]) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, f"{tool} accepted {arguments!r}"[:200]
-    return _text(result)
 
 
 async def _chunks(kb: KbStack, document_id: str) -> list[tuple[str, str]]:
@@ -73,12 +48,12 @@ async def _chunks(kb: KbStack, document_id: str) -> list[tuple[str, str]]:
 async def test_update_keeps_the_id_and_re_embeds_only_changed_chunks(kb: KbStack) -> None:
     """One paragraph edited: one chunk embedded, the rest reuse their stored vectors."""
     async with Client(build_mcp_server(kb.context)) as client:
-        added = await _ok(client, "kb_add", {"title": "Coast", "content": _LONG, "tags": ["a"]})
+        added = await call_ok(client, "kb_add", {"title": "Coast", "content": _LONG, "tags": ["a"]})
         before = await _chunks(kb, added["id"])
         assert len(before) == len(_PARAGRAPHS)
         calls = len(kb.backend.calls)
         edited = _LONG.replace("Paragraph 2 is about tides.", "Paragraph 2 is about waves.")
-        result = await _ok(client, "kb_update", {"id": added["id"], "content": edited})
+        result = await call_ok(client, "kb_update", {"id": added["id"], "content": edited})
         assert result["id"] == added["id"]
         assert (result["changed"], result["embedded"], result["reused"]) == (["content"], 1, 4)
         assert kb.backend.calls[calls:] == [1]
@@ -88,13 +63,13 @@ async def test_update_keeps_the_id_and_re_embeds_only_changed_chunks(kb: KbStack
             v for i, (_, v) in enumerate(before) if i != 2
         ]
         assert after[2][1] != before[2][1]
-        doc = await _ok(client, "kb_get", {"id": added["id"]})
+        doc = await call_ok(client, "kb_get", {"id": added["id"]})
         assert doc["content"] == edited
         assert doc["updated_at"] > doc["created_at"]
         assert doc["updated_at"] == result["updated_at"]
-        hits = await _ok(client, "kb_search", {"query": "waves", "mode": "keyword"})
+        hits = await call_ok(client, "kb_search", {"query": "waves", "mode": "keyword"})
         assert [h["id"] for h in hits["hits"]] == [added["id"]]
-        gone = await _ok(client, "kb_search", {"query": "tides", "mode": "keyword"})
+        gone = await call_ok(client, "kb_search", {"query": "tides", "mode": "keyword"})
         assert gone["hits"] == []
 
 
@@ -103,18 +78,18 @@ async def test_update_of_tags_or_metadata_embeds_nothing_and_title_re_embeds_all
 ) -> None:
     """Tags and metadata change without an embedding call; a new title changes every input."""
     async with Client(build_mcp_server(kb.context)) as client:
-        added = await _ok(client, "kb_add", {"title": "Coast", "content": _LONG})
+        added = await call_ok(client, "kb_add", {"title": "Coast", "content": _LONG})
         calls = len(kb.backend.calls)
-        meta = await _ok(
+        meta = await call_ok(
             client, "kb_update", {"id": added["id"], "tags": ["x", " x"], "metadata": {"v": 2}}
         )
         assert (meta["changed"], meta["embedded"]) == (["tags", "metadata"], 0)
         assert len(kb.backend.calls) == calls
-        same = await _ok(client, "kb_update", {"id": added["id"], "tags": ["x"]})
+        same = await call_ok(client, "kb_update", {"id": added["id"], "tags": ["x"]})
         assert (same["changed"], same["updated_at"]) == ([], meta["updated_at"])
-        titled = await _ok(client, "kb_update", {"id": added["id"], "title": "Shoreline"})
+        titled = await call_ok(client, "kb_update", {"id": added["id"], "title": "Shoreline"})
         assert (titled["embedded"], titled["reused"]) == (len(_PARAGRAPHS), 0)
-        doc = await _ok(client, "kb_get", {"id": added["id"]})
+        doc = await call_ok(client, "kb_get", {"id": added["id"]})
         assert (doc["title"], doc["tags"], doc["metadata"]) == ("Shoreline", ["x"], {"v": 2})
 
 
@@ -123,15 +98,15 @@ async def test_a_failed_embedding_during_update_changes_nothing(
 ) -> None:
     """The embeddings service failing mid-update: same content, chunks, vectors and timestamp."""
     async with Client(build_mcp_server(kb.context)) as client:
-        added = await _ok(client, "kb_add", {"title": "Coast", "content": _LONG})
-        before_doc = await _ok(client, "kb_get", {"id": added["id"]})
+        added = await call_ok(client, "kb_add", {"title": "Coast", "content": _LONG})
+        before_doc = await call_ok(client, "kb_get", {"id": added["id"]})
         before = await _chunks(kb, added["id"])
         fake_openai.fail_next(1, 503)
-        text = await _refused(
+        text = await call_refused(
             client, "kb_update", {"id": added["id"], "content": _LONG + "\n\nA new ending."}
         )
         assert "the embeddings service failed; nothing was changed" in text
-        assert await _ok(client, "kb_get", {"id": added["id"]}) == before_doc
+        assert await call_ok(client, "kb_get", {"id": added["id"]}) == before_doc
         assert await _chunks(kb, added["id"]) == before
 
 
@@ -192,13 +167,13 @@ _BAD_UPDATES: list[tuple[dict[str, Any], str]] = [
 async def test_bad_kb_update_input_is_a_tool_error_and_changes_nothing(kb: KbStack) -> None:
     """Every bad kb_update argument is refused with a message naming it."""
     async with Client(build_mcp_server(kb.context)) as client:
-        added = await _ok(client, "kb_add", {"title": "Keep", "content": "kept text"})
-        before = await _ok(client, "kb_get", {"id": added["id"]})
+        added = await call_ok(client, "kb_add", {"title": "Keep", "content": "kept text"})
+        before = await call_ok(client, "kb_get", {"id": added["id"]})
         for arguments, message in _BAD_UPDATES:
             filled = {k: (added["id"] if v == "{id}" else v) for k, v in arguments.items()}
-            text = await _refused(client, "kb_update", filled)
+            text = await call_refused(client, "kb_update", filled)
             assert message in text, (arguments, text)
-        assert await _ok(client, "kb_get", {"id": added["id"]}) == before
+        assert await call_ok(client, "kb_get", {"id": added["id"]}) == before
 
 
 # -- duplicates -----------------------------------------------------------------------
@@ -207,13 +182,15 @@ async def test_bad_kb_update_input_is_a_tool_error_and_changes_nothing(kb: KbSta
 async def test_identical_content_returns_the_existing_id(kb: KbStack) -> None:
     """Same content (whitespace aside) is not stored twice and costs no embedding call."""
     async with Client(build_mcp_server(kb.context)) as client:
-        first = await _ok(client, "kb_add", {"title": "One", "content": "alpha beta\ngamma"})
+        first = await call_ok(client, "kb_add", {"title": "One", "content": "alpha beta\ngamma"})
         assert first["status"] == "created"
         calls = len(kb.backend.calls)
-        again = await _ok(client, "kb_add", {"title": "Two", "content": "  alpha  beta gamma\n"})
+        again = await call_ok(
+            client, "kb_add", {"title": "Two", "content": "  alpha  beta gamma\n"}
+        )
         assert (again["id"], again["status"], again["chunks"]) == (first["id"], "duplicate", 1)
         assert len(kb.backend.calls) == calls
-        other = await _ok(client, "kb_add", {"title": "Three", "content": "Alpha beta gamma"})
+        other = await call_ok(client, "kb_add", {"title": "Three", "content": "Alpha beta gamma"})
         assert other["status"] == "created"
         assert other["id"] != first["id"]
     assert await kb.count("documents") == 2
@@ -222,9 +199,9 @@ async def test_identical_content_returns_the_existing_id(kb: KbStack) -> None:
 async def test_dedupe_threshold_reports_near_duplicates(kb: KbStack) -> None:
     """A near copy above the threshold is stored and reported; a distinct text is not."""
     async with Client(build_mcp_server(kb.context)) as client:
-        base = await _ok(client, "kb_add", {"title": "Coast", "content": _LONG})
-        await _ok(client, "kb_add", {"title": "Bread", "content": "Knead dough, let it rise."})
-        near = await _ok(
+        base = await call_ok(client, "kb_add", {"title": "Coast", "content": _LONG})
+        await call_ok(client, "kb_add", {"title": "Bread", "content": "Knead dough, let it rise."})
+        near = await call_ok(
             client,
             "kb_add",
             {"title": "Coast", "content": _LONG + " One more line.", "dedupe_threshold": 0.9},
@@ -232,14 +209,14 @@ async def test_dedupe_threshold_reports_near_duplicates(kb: KbStack) -> None:
         assert near["status"] == "created"
         assert [n["id"] for n in near["near_duplicates"]] == [base["id"]]
         assert 0.9 <= near["near_duplicates"][0]["similarity"] <= 1.0
-        far = await _ok(
+        far = await call_ok(
             client,
             "kb_add",
             {"title": "Rust", "content": "Ownership and borrowing.", "dedupe_threshold": 0.9},
         )
         assert far["near_duplicates"] == []
         for bad in (0, -0.5, 1.5, "high", True):
-            text = await _refused(
+            text = await call_refused(
                 client, "kb_add", {"title": "t", "content": "c", "dedupe_threshold": bad}
             )
             assert "dedupe_threshold" in text, (bad, text)
@@ -320,17 +297,19 @@ async def _http_client(kb: KbStack) -> AsyncIterator[Client]:
 async def test_new_tools_and_resources_over_streamable_http(kb: KbStack) -> None:
     """Hybrid search, kb_update, duplicates and resources through a real HTTP server."""
     async with _http_client(kb) as client:
-        added = await _ok(client, "kb_add", {"title": "Errors", "content": "SQLSTATE 28P01 seen"})
-        dup = await _ok(client, "kb_add", {"title": "Again", "content": "SQLSTATE 28P01 seen"})
+        added = await call_ok(
+            client, "kb_add", {"title": "Errors", "content": "SQLSTATE 28P01 seen"}
+        )
+        dup = await call_ok(client, "kb_add", {"title": "Again", "content": "SQLSTATE 28P01 seen"})
         assert (dup["id"], dup["status"]) == (added["id"], "duplicate")
-        updated = await _ok(
+        updated = await call_ok(
             client, "kb_update", {"id": added["id"], "content": "SQLSTATE 28000 seen"}
         )
         assert updated["changed"] == ["content"]
-        hits = (await _ok(client, "kb_search", {"query": "28000"}))["hits"]
+        hits = (await call_ok(client, "kb_search", {"query": "28000"}))["hits"]
         assert [(h["id"], "keyword" in h["matched"]) for h in hits] == [(added["id"], True)]
-        assert "mode" in await _refused(client, "kb_search", {"query": "q", "mode": "fuzzy"})
-        assert "no document has id" in await _refused(
+        assert "mode" in await call_refused(client, "kb_search", {"query": "q", "mode": "fuzzy"})
+        assert "no document has id" in await call_refused(
             client, "kb_update", {"id": "00000000-0000-4000-8000-000000000000", "title": "t"}
         )
         listed = await client.list_resources()

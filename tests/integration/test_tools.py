@@ -3,50 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from mcp import Client
-from mcp_types import CallToolResult, TextContent
 
 from kb_mcp.server.context import AppContext
 from kb_mcp.server.tools import build_mcp_server
 from kb_mcp.server.validation import MAX_CONTENT_CHARS, MAX_METADATA_BYTES
 from tests.conftest import CapturedLogs
-from tests.plugins.servers import AppDatabase
 from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.knowledge_base import CORPUS, KbStack, kb_stack
-
-
-@pytest.fixture
-async def kb(
-    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
-) -> AsyncIterator[KbStack]:
-    async with kb_stack(app_database, fake_openai, openai_api_key) as stack:
-        yield stack
+from tests.support.knowledge_base import CORPUS, KbStack
+from tests.support.mcp_calls import call_ok, call_refused
 
 
 def _connect(kb: KbStack) -> Client:
     # Entered inside each test: the client's task group must open and close in one task.
     return Client(build_mcp_server(kb.context))
-
-
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-async def _ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, _text(result)
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
-
-
-async def _refused(client: Client, tool: str, arguments: dict[str, Any]) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, f"{tool} accepted {list(arguments)}"
-    return _text(result)
 
 
 async def test_tools_are_listed_with_typed_described_parameters(kb: KbStack) -> None:
@@ -78,12 +50,12 @@ async def test_add_search_get_list_delete(kb: KbStack) -> None:
     async with _connect(kb) as client:
         ids: dict[str, str] = {}
         for title, (content, tags) in CORPUS.items():
-            added = await _ok(
+            added = await call_ok(
                 client, "kb_add", {"title": title, "content": content, "tags": tags, "metadata": {}}
             )
             assert added["chunks"] == 1
             ids[title] = added["id"]
-        found = await _ok(
+        found = await call_ok(
             client, "kb_search", {"query": "tune autovacuum dead tuples in postgres", "limit": 3}
         )
         hits = found["hits"]
@@ -92,29 +64,29 @@ async def test_add_search_get_list_delete(kb: KbStack) -> None:
         assert hits[0]["title"] == "Vacuuming PostgreSQL tables"
         assert "autovacuum" in hits[0]["snippet"]
         assert hits[0]["score"] > hits[1]["score"]
-        filtered = await _ok(client, "kb_search", {"query": "anything", "tags": ["biology"]})
+        filtered = await call_ok(client, "kb_search", {"query": "anything", "tags": ["biology"]})
         assert [h["id"] for h in filtered["hits"]] == [ids["Photosynthesis in plants"]]
 
-        doc = await _ok(client, "kb_get", {"id": ids["Baking sourdough bread"]})
+        doc = await call_ok(client, "kb_get", {"id": ids["Baking sourdough bread"]})
         assert doc["content"] == CORPUS["Baking sourdough bread"][0]
         assert doc["tags"] == ["cooking"]
         assert doc["metadata"] == {}
         assert doc["created_at"].endswith("+00:00")
 
-        first = await _ok(client, "kb_list", {"limit": 3})
+        first = await call_ok(client, "kb_list", {"limit": 3})
         assert first["total"] == len(CORPUS)
         assert len(first["documents"]) == 3
-        rest = await _ok(client, "kb_list", {"limit": 3, "cursor": first["next_cursor"]})
+        rest = await call_ok(client, "kb_list", {"limit": 3, "cursor": first["next_cursor"]})
         assert rest["next_cursor"] is None
         listed = [d["id"] for d in first["documents"] + rest["documents"]]
         assert sorted(listed) == sorted(ids.values())
-        ops = await _ok(client, "kb_list", {"tags": ["ops"]})
+        ops = await call_ok(client, "kb_list", {"tags": ["ops"]})
         assert ops["total"] == 2
 
         gone = ids["Ownership and borrowing in Rust"]
-        assert await _ok(client, "kb_delete", {"id": gone}) == {"deleted": True}
-        assert await _ok(client, "kb_delete", {"id": gone}) == {"deleted": False}
-        assert "no document has id" in await _refused(client, "kb_get", {"id": gone})
+        assert await call_ok(client, "kb_delete", {"id": gone}) == {"deleted": True}
+        assert await call_ok(client, "kb_delete", {"id": gone}) == {"deleted": False}
+        assert "no document has id" in await call_refused(client, "kb_get", {"id": gone})
         assert await kb.count("documents") == len(CORPUS) - 1
 
 
@@ -122,12 +94,12 @@ async def test_tags_and_metadata_are_normalised_and_kept(kb: KbStack) -> None:
     """Tags are stripped and de-duplicated; metadata comes back as stored."""
     async with _connect(kb) as client:
         metadata = {"url": "https://example.com/a", "n": 1, "list": [1, "two", None]}
-        added = await _ok(
+        added = await call_ok(
             client,
             "kb_add",
             {"title": " T ", "content": "c", "tags": [" a", "a ", "b"], "metadata": metadata},
         )
-        doc = await _ok(client, "kb_get", {"id": added["id"]})
+        doc = await call_ok(client, "kb_get", {"id": added["id"]})
         assert (doc["title"], doc["tags"], doc["metadata"]) == ("T", ["a", "b"], metadata)
 
 
@@ -157,7 +129,7 @@ async def test_bad_kb_add_input_is_a_tool_error_and_stores_nothing(kb: KbStack) 
     """Each invalid kb_add argument is refused with a message naming it; nothing is written."""
     async with _connect(kb) as client:
         for arguments, message in _BAD_ADDS:
-            text = await _refused(client, "kb_add", arguments)
+            text = await call_refused(client, "kb_add", arguments)
             assert re.search(message, text), (message, text)
     assert await kb.count("documents") == 0
     assert kb.backend.calls == []
@@ -188,7 +160,7 @@ async def test_bad_arguments_of_other_tools_are_tool_errors(kb: KbStack) -> None
     """Bad queries, limits, ids, cursors and tag filters come back as clear tool errors."""
     async with _connect(kb) as client:
         for tool, arguments, message in _BAD_READS:
-            text = await _refused(client, tool, arguments)
+            text = await call_refused(client, tool, arguments)
             assert message in text, (tool, message, text)
 
 
@@ -198,11 +170,13 @@ async def test_a_failing_embeddings_service_is_named_and_nothing_is_stored(
     """kb_add during an embeddings outage: a tool error naming the service; no row written."""
     async with _connect(kb) as client:
         fake_openai.fail_next(1, 503)
-        text = await _refused(client, "kb_add", {"title": "t", "content": "some text"})
+        text = await call_refused(client, "kb_add", {"title": "t", "content": "some text"})
         assert "the embeddings service failed; nothing was stored" in text
         assert await kb.count("documents") == 0
         fake_openai.fail_next(1, 500)
-        assert "embeddings service failed" in await _refused(client, "kb_search", {"query": "q"})
+        assert "embeddings service failed" in await call_refused(
+            client, "kb_search", {"query": "q"}
+        )
         failures = captured_logs.events("tool.failed")
         assert [(f["tool"], f["dependency"]) for f in failures] == [
             ("kb_add", "embeddings"),
@@ -215,8 +189,8 @@ async def test_a_failing_database_is_named_in_a_generic_message(kb: KbStack) -> 
     broken = AppContext(db=kb.source, embedder=kb.embedder)
     async with Client(build_mcp_server(broken)) as client:
         await kb.source.pool.close()
-        text = await _refused(client, "kb_list", {})
+        text = await call_refused(client, "kb_list", {})
         assert "the database is unavailable; try again later" in text
         assert "pool" not in text.lower()
-        text = await _refused(client, "kb_add", {"title": "t", "content": "c"})
+        text = await call_refused(client, "kb_add", {"title": "t", "content": "c"})
         assert "the database is unavailable; nothing was stored" in text

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import pytest
 from mcp import Client
-from mcp_types import CallToolResult, TextContent
 
 from kb_mcp.db.outcome import Unwritten, committed
 from kb_mcp.db.port import AnyConnection
@@ -26,38 +24,13 @@ from kb_mcp.db.sqltext import quote_ident
 from kb_mcp.devstack.postgres import PostgresCluster
 from kb_mcp.server.tools import build_mcp_server
 from tests.plugins.servers import AppDatabase
-from tests.support.fake_openai import FakeOpenAIServer
-from tests.support.knowledge_base import KbStack, kb_stack
+from tests.support.knowledge_base import KbStack
+from tests.support.mcp_calls import call_ok, call_refused
 
 _LONG = "\n\n".join(
     f"Paragraph {i} is about {topic}. " * 25
     for i, topic in enumerate(("harbours", "lighthouses", "tides", "ferries", "storms"))
 )
-
-
-@pytest.fixture
-async def kb(
-    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
-) -> AsyncIterator[KbStack]:
-    async with kb_stack(app_database, fake_openai, openai_api_key) as stack:
-        yield stack
-
-
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-async def _ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, _text(result)
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
-
-
-async def _refused(client: Client, tool: str, arguments: dict[str, Any]) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, f"{tool} accepted {arguments!r}"[:200]
-    return _text(result)
 
 
 # A deferred constraint trigger runs at COMMIT: this one kills its own backend there, so
@@ -78,21 +51,21 @@ async def test_an_update_cut_off_at_commit_is_outcome_unknown_and_retry_applies_
     # Sessions act as the owning group (SET ROLE): let it signal its login roles' backends.
     await pg_cluster.execute(f"GRANT pg_signal_backend TO {quote_ident(app_database.group)}")
     async with Client(build_mcp_server(kb.context)) as client:
-        added = await _ok(client, "kb_add", {"title": "Coast", "content": _LONG})
+        added = await call_ok(client, "kb_add", {"title": "Coast", "content": _LONG})
         async with kb.source.acquire() as conn:
             await conn.execute(_KILL_AT_COMMIT)
         update = {"id": added["id"], "title": "Doomed"}
-        text = await _refused(client, "kb_update", update)
+        text = await call_refused(client, "kb_update", update)
         assert "the outcome is unknown" in text, text
         assert "may or may not have been applied" in text
         assert "nothing was changed" not in text
         async with kb.source.acquire() as conn:
             await conn.execute("DROP TRIGGER kill_at_commit ON documents")
-        retried = await _ok(client, "kb_update", update)
+        retried = await call_ok(client, "kb_update", update)
         assert retried["changed"] == ["title"]
-        again = await _ok(client, "kb_update", update)
+        again = await call_ok(client, "kb_update", update)
         assert (again["changed"], again["updated_at"]) == ([], retried["updated_at"])
-        doc = await _ok(client, "kb_get", {"id": added["id"]})
+        doc = await call_ok(client, "kb_get", {"id": added["id"]})
         assert doc["title"] == "Doomed"
 
 

@@ -5,29 +5,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from typing import Any
 
 import httpx2
 from mcp import Client, StdioServerParameters
-from mcp_types import CallToolResult, TextContent
 
 from kb_mcp.ops.drill.load import mcp_client
 from tests.support.fakes import fake_auth_token
+from tests.support.mcp_calls import call_ok
 from tests.support.processes import KbMcpProcess
 from tests.support.runtime_env import RuntimeEnv
 
 TOKEN_SECRET = "kb-mcp/prod/mcp-auth-token"
-
-
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-async def _ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, _text(result)
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
 
 
 async def test_stdio_transport_serves_every_tool(env: RuntimeEnv) -> None:
@@ -38,7 +26,7 @@ async def test_stdio_transport_serves_every_tool(env: RuntimeEnv) -> None:
         env=env.process_env(),
     )
     async with Client(params) as client:
-        first = await _ok(
+        first = await call_ok(
             client,
             "kb_add",
             {
@@ -47,18 +35,20 @@ async def test_stdio_transport_serves_every_tool(env: RuntimeEnv) -> None:
                 "tags": ["ops"],
             },
         )
-        await _ok(
+        await call_ok(
             client,
             "kb_add",
             {"title": "Baking bread", "content": "Flour, water, salt and a long slow rise."},
         )
-        hits = (await _ok(client, "kb_search", {"query": "login roles password rotation"}))["hits"]
+        hits = (await call_ok(client, "kb_search", {"query": "login roles password rotation"}))[
+            "hits"
+        ]
         assert hits[0]["id"] == first["id"]
-        document = await _ok(client, "kb_get", {"id": first["id"]})
+        document = await call_ok(client, "kb_get", {"id": first["id"]})
         assert document["title"] == "Rotating database credentials"
-        listed = await _ok(client, "kb_list", {"tags": ["ops"]})
+        listed = await call_ok(client, "kb_list", {"tags": ["ops"]})
         assert [d["id"] for d in listed["documents"]] == [first["id"]]
-        assert (await _ok(client, "kb_delete", {"id": first["id"]}))["deleted"] is True
+        assert (await call_ok(client, "kb_delete", {"id": first["id"]}))["deleted"] is True
         refused = await client.call_tool("kb_search", {"query": "x", "limit": 500})
         assert refused.is_error
 
