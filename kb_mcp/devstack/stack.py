@@ -50,6 +50,7 @@ from kb_mcp.devstack.rotation import rotate_periodically
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, KbMcpError, report_startup_failure
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.redaction import secret_registry
+from kb_mcp.ops.local_stack import STACK_ENVIRONMENT, STACK_FILE
 from kb_mcp.ops.rotation.openai_key import generate_openai_key
 from kb_mcp.ops.rotation.postgres import default_master_secret_name, other_username
 from kb_mcp.ops.seed import seed_secrets
@@ -343,28 +344,17 @@ async def _serve(
     return code
 
 
-STACK_FILE = "stack.json"
-
-
 def _write_stack_file(info: StackInfo) -> None:
     """`<data>/stack.json` (0600): where the running stack is, for `kb-mcp drill` and
     `kb-mcp secrets ...` run beside it. Holds only local, per-run emulator credentials.
     `openai_keys: "secret"` says the embeddings endpoint accepts whatever key the OpenAI
     secret holds, so a rotation may generate one."""
-    names = (
-        "KB_MCP_ENV",
-        "AWS_ENDPOINT_URL",
-        "AWS_REGION",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_EC2_METADATA_DISABLED",
-        "OPENAI_BASE_URL",
-        "SECRETS_CACHE_TTL_SECONDS",
-    )
     document = {
         "mcp_url": info.url,
         "pid": info.pid,
-        "environment": {name: os.environ[name] for name in names if name in os.environ},
+        "environment": {
+            name: os.environ[name] for name in sorted(STACK_ENVIRONMENT) if name in os.environ
+        },
         "openai_keys": "secret",
     }
     path = info.data_dir / STACK_FILE

@@ -20,6 +20,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_STACK_DIR",
+    "STACK_ENVIRONMENT",
     "STACK_FILE",
     "LocalStack",
     "find_local_stack",
@@ -29,7 +30,7 @@ __all__ = [
 STACK_FILE = "stack.json"
 DEFAULT_STACK_DIR = Path(".kb-mcp")
 _STACK_DIR_VARIABLE = "KB_MCP_STACK_DIR"
-_ALLOWED_ENVIRONMENT = frozenset(
+STACK_ENVIRONMENT = frozenset(
     {
         "KB_MCP_ENV",
         "AWS_ENDPOINT_URL",
@@ -89,7 +90,7 @@ def find_local_stack(folder: Path | None = None) -> LocalStack | None:
         return None
     if not _alive(pid):
         return None
-    env = {k: str(v) for k, v in environment.items() if k in _ALLOWED_ENVIRONMENT}
+    env = {k: str(v) for k, v in environment.items() if k in STACK_ENVIRONMENT}
     return LocalStack(where, url, pid, env, data.get("openai_keys") == "secret")
 
 
