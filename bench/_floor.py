@@ -1,72 +1,74 @@
-"""The floor of `bench_mcp`: a trivial `kb_search`-shaped tool on the same MCP SDK.
+"""The floor of `bench_mcp`: kb-mcp's own `kb_search` tool, minus the search, on the same SDK.
 
     python -m bench._floor --port P
 
-Same transport settings as `kb-mcp serve --transport http` (streamable HTTP at `/mcp`,
-stateless, JSON responses, the SDK's Host check off), same uvicorn configuration and the
-same event loop choice (`kb_mcp.runtime.eventloop`), on a listening socket made the same
-way; `/readyz` answers 200 once it serves. The tool returns five fixed hits without
-touching anything: whatever a request costs here is the SDK's and uvicorn's own cost.
-SIGTERM stops it.
+The tool has `kb_search`'s signature (so the same input schema and argument parsing),
+description and result type (`kb_mcp.server.results.SearchResult`, so the same output
+schema the client validates and the same serialisation), and returns five fixed hits of
+the size `kb_search` returns for `bench_mcp`'s documents (400-character snippets, both
+signals matched) without touching anything. Same transport settings as `kb-mcp serve
+--transport http` (streamable HTTP at `/mcp`, stateless, JSON responses, the SDK's Host
+check off), same uvicorn configuration and the same event loop choice
+(`kb_mcp.runtime.eventloop`), on a listening socket made the same way; `/readyz` answers
+200 once it serves. Whatever a request costs here is the SDK's and uvicorn's own cost for
+this tool. SIGTERM stops it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import socket
 import sys
-from typing import Annotated
+import typing
+from typing import Any
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import BaseModel, Field
+from mcp_types import ToolAnnotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kb_mcp.runtime.eventloop import event_loop_factory
+from kb_mcp.server import tools
+from kb_mcp.server.results import SearchHit, SearchResult
 
-
-class Hit(BaseModel):
-    id: str
-    title: str
-    snippet: str
-    score: float
-    tags: list[str]
-
-
-class Hits(BaseModel):
-    hits: list[Hit]
-
-
-_HITS = Hits(
+_SNIPPET = " ".join(f"passage 7 sentence {i} about credentials and rotation." for i in range(8))
+_HITS = SearchResult(
     hits=[
-        Hit(
+        SearchHit(
             id=f"00000000-0000-4000-8000-00000000000{n}",
-            title=f"document {n}",
-            snippet="Alternate between two login roles so the old password keeps working. " * 3,
+            title=f"seed document {n}",
+            snippet=_SNIPPET[: _SNIPPET.rfind(" ", 0, 400)] + "\u2026",
             score=round(0.9 - n / 20, 6),
-            tags=["ops"],
+            tags=["seed", f"group-{n}"],
+            matched=["vector", "keyword"],
+            vector_score=round(0.8 - n / 20, 6),
+            keyword_score=round(0.1 - n / 100, 6),
         )
         for n in range(5)
     ]
 )
 
 
+async def kb_search(*_args: Any, **_kwargs: Any) -> SearchResult:
+    """Five fixed hits, whatever the query."""
+    return _HITS
+
+
+# kb_search's own signature (context parameter included) and description: the SDK builds
+# the same argument model, input and output schemas from them.
+kb_search.__signature__ = inspect.signature(tools.kb_search, eval_str=True)  # type: ignore[attr-defined]
+kb_search.__annotations__ = typing.get_type_hints(tools.kb_search, include_extras=True)
+kb_search.__doc__ = tools.kb_search.__doc__
+
+
 def build_floor() -> MCPServer[object]:
     server: MCPServer[object] = MCPServer("floor")
-
-    @server.tool()
-    async def kb_search(
-        query: Annotated[str, Field(min_length=1, max_length=2000)],
-        limit: Annotated[int, Field(ge=1, le=50)] = 5,
-        tags: list[str] | None = None,
-    ) -> Hits:
-        """Five fixed hits, whatever the query."""
-        return _HITS
-
+    server.add_tool(kb_search, name="kb_search", annotations=ToolAnnotations(read_only_hint=True))
     return server
 
 

@@ -25,7 +25,7 @@ from uuid import UUID
 
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import AnyConnection, ConnectionSource
-from kb_mcp.db.vectors import check_dimensions
+from kb_mcp.db.vectors import check_dimensions, vector_sql
 
 __all__ = ["DuplicateFinder", "NearDuplicate", "StoredDuplicate", "find_identical", "lock_content"]
 
@@ -65,15 +65,15 @@ class DuplicateFinder:
         n = check_dimensions(dimensions)
         self._source = source
         self._near = (
-            "SELECT d.id, d.title, 1 - (avg(c.embedding) <=> $1::text::vector({n})) AS similarity "
+            "SELECT d.id, d.title, 1 - (avg(c.embedding) <=> {v}) AS similarity "
             "FROM (SELECT DISTINCT nearest.document_id FROM ("
             "  SELECT c.document_id FROM chunks c"
-            "  ORDER BY (c.embedding <=> $1::text::vector({n})) LIMIT $3"
+            "  ORDER BY (c.embedding <=> {v}) LIMIT $3"
             " ) AS nearest WHERE nearest.document_id <> $2"
             ") AS candidate JOIN chunks c ON c.document_id = candidate.document_id "
             "JOIN documents d ON d.id = candidate.document_id "
             "GROUP BY d.id, d.title ORDER BY similarity DESC, d.id"
-        ).format_map({"n": n})
+        ).format_map({"v": vector_sql(n, "$1")})
 
     async def identical(self, content: str) -> StoredDuplicate | None:
         """The oldest document with the same normalised content, or None (no lock held)."""
@@ -86,7 +86,7 @@ class DuplicateFinder:
         """Other documents at least `threshold` similar to this stored one, most similar first."""
         async with database_errors("duplicate lookup"), self._source.acquire() as conn:
             mean = await conn.fetchval(
-                "SELECT avg(embedding)::text FROM chunks WHERE document_id = $1", document_id
+                "SELECT avg(embedding)::real[] FROM chunks WHERE document_id = $1", document_id
             )
             if mean is None:
                 return []

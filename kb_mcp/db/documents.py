@@ -31,6 +31,7 @@ its floats as floats (`kb_mcp.db.rewrite.load_metadata`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,7 +51,7 @@ from kb_mcp.db.rewrite import (
     load_metadata,
     stored_vectors,
 )
-from kb_mcp.db.vectors import distance_sql, init_connection, vector_literal
+from kb_mcp.db.vectors import distance_sql, init_connection, vector_param
 from kb_mcp.errors import DatabaseError
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "TextEmbedder",
     "init_connection",
     "load_metadata",
+    "search_candidates",
 ]
 
 log = structlog.get_logger(__name__)
@@ -72,6 +74,15 @@ log = structlog.get_logger(__name__)
 SNIPPET_CHARS = 400
 _MAX_CANDIDATES = 1000
 """pgvector's ceiling for `hnsw.ef_search`."""
+_MIN_CANDIDATES = 40
+_CANDIDATES_PER_HIT = 10
+
+
+def search_candidates(limit: int) -> int:
+    """Chunks the HNSW index is asked for (and `hnsw.ef_search`) to return `limit` documents."""
+    return min(_MAX_CANDIDATES, max(_MIN_CANDIDATES, limit * _CANDIDATES_PER_HIT))
+
+
 _EXTERNAL_ID_LOCK = "kb-mcp:external_id:"
 
 AddStatus = Literal["created", "updated", "unchanged", "duplicate"]
@@ -171,6 +182,7 @@ class _Queries:
     exact_filtered: str
 
     @classmethod
+    @functools.cache
     def for_dimensions(cls, dimensions: int) -> _Queries:
         fill = {"distance": distance_sql(dimensions, "c.embedding", "$1")}
         return cls(
@@ -183,11 +195,27 @@ class _Queries:
 class DocumentStore:
     """Queries over `documents` and `chunks` through any `ConnectionSource`."""
 
-    def __init__(self, source: ConnectionSource, embedder: TextEmbedder) -> None:
+    def __init__(
+        self,
+        source: ConnectionSource,
+        embedder: TextEmbedder,
+        *,
+        session_ef_search: int | None = None,
+    ) -> None:
+        """`session_ef_search`: the `hnsw.ef_search` every connection of `source` already
+        has for its session (`kb_mcp.db.vectors.init_connection` sets `SESSION_EF_SEARCH`);
+        a search needing no more candidates than that is one statement, others (and every
+        search when it is None) set it for a transaction of their own."""
         self._source = source
         self._embedder = embedder
         self._sql = _Queries.for_dimensions(embedder.dimensions)
-        self._writer = DocumentWriter(embedder.dimensions)
+        self._writer = DocumentWriter.for_dimensions(embedder.dimensions)
+        self._session_ef_search = session_ef_search
+
+    @property
+    def dimensions(self) -> int:
+        """The embedding dimension of the stored vectors."""
+        return self._embedder.dimensions
 
     async def add_document(
         self,
@@ -206,7 +234,7 @@ class DocumentStore:
         (see the module docstring).
         """
         fields = DocumentFields(title=title, content=content, tags=list(tags), metadata=metadata)
-        stored: dict[str, str] = {}
+        stored: dict[str, list[float]] = {}
         if external_id is not None:
             async with database_errors("add"), self._source.acquire() as conn:
                 row = await conn.fetchrow(_BY_EXTERNAL_ID, external_id)
@@ -269,17 +297,15 @@ class DocumentStore:
         self, query: str, *, limit: int, tags: Sequence[str] | None = None
     ) -> list[SearchHit]:
         """Documents ranked by their best chunk's cosine similarity to the query."""
-        vector = vector_literal(await self._embedder.embed_one(query))
+        vector = await self.query_vector(query)
         async with database_errors("search"), self._source.acquire() as conn:
             if tags:
                 rows = await conn.fetch(self._sql.exact_filtered, vector, limit, list(tags))
             else:
-                candidates = min(_MAX_CANDIDATES, max(40, limit * 10))
-                async with conn.transaction():
-                    await conn.execute(
-                        "SELECT set_config('hnsw.ef_search', $1, true)", str(candidates)
-                    )
-                    rows = await conn.fetch(self._sql.nearest, vector, candidates, limit)
+                candidates = search_candidates(limit)
+                rows = await self.fetch_nearest(
+                    conn, self._sql.nearest, vector, candidates, limit, candidates=candidates
+                )
                 if len(rows) < limit:
                     # Few documents, or a few long ones filled every candidate slot.
                     rows = await conn.fetch(self._sql.exact, vector, limit)
@@ -293,6 +319,24 @@ class DocumentStore:
             )
             for row in rows
         ]
+
+    async def query_vector(self, query: str) -> list[float]:
+        """The query's embedding, as the `real[]` parameter the search statements take."""
+        return vector_param(await self._embedder.embed_one(query))
+
+    async def fetch_nearest(
+        self, conn: AnyConnection, statement: str, *args: object, candidates: int
+    ) -> list[Any]:
+        """Rows of `statement`, whose HNSW scan must see `hnsw.ef_search >= candidates`.
+
+        One statement when the session already has enough (`session_ef_search`); else
+        `set_config(..., true)` and the statement in a transaction of their own.
+        """
+        if self._session_ef_search is not None and candidates <= self._session_ef_search:
+            return list(await conn.fetch(statement, *args))
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(candidates))
+            return list(await conn.fetch(statement, *args))
 
     async def get_document(self, document_id: UUID) -> Document | None:
         """One document with its full content, or None."""

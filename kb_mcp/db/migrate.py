@@ -229,10 +229,13 @@ async def _check_dimensions(conn: AnyConnection, dimensions: int) -> None:
 
 async def _unlock(conn: AnyConnection) -> None:
     # A broken connection releases its session lock when it closes; nothing to undo then.
+    # The pool keeps sessions on release (kb_mcp.db.pool): a connection whose unlock
+    # failed is closed, so the lock never outlives the migration.
     try:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     except (*_SCHEMA_ERRORS, *_CONNECTION_ERRORS) as exc:
         log.warning("db.migration_unlock_failed", error=type(exc).__name__)
+        conn.terminate()
 
 
 def _schema_error(what: str, exc: Exception) -> DatabaseError:

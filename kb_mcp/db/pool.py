@@ -26,6 +26,14 @@ demand plus one connection, not two full pools.
 A failure to release a connection after the caller's block completed does not reach the
 caller (its work is done): it is logged, counted (`PoolReleaseFailures`) and the
 connection is discarded.
+
+A released connection keeps its session: asyncpg still rolls back a transaction left
+open, but not its default reset (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+ALL`, a round trip per release). kb-mcp keeps no session state on a pooled connection
+but what the pool's `init` set (`kb_mcp.db.vectors.init_connection`), which that reset
+would undo: statements use `SET LOCAL`/`set_config(..., true)` and transaction-scoped
+advisory locks; the one session lock, the migration's, is released by it, or its
+connection closed.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.secrets.port import LoadedSecret
 from kb_mcp.secrets.schemas import PostgresCredentials
 
-__all__ = ["AUTH_ERRORS", "InitConnection", "PoolManager"]
+__all__ = ["AUTH_ERRORS", "InitConnection", "PoolManager", "keep_session"]
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +70,10 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[Any]"
 InitConnection: TypeAlias = "Callable[[asyncpg.Connection[Any]], Awaitable[None]]"
+
+
+async def keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """A pool's reset on release: nothing beyond asyncpg's own rollback (module doc)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +114,7 @@ class _PoolAdapter:
                 max_size=self.max_size,
                 timeout=self.connect_timeout_s,
                 init=self.init,  # type: ignore[arg-type]  # stubs want a Protocol; same signature
+                reset=keep_session,
             )
         self._built = True
         return _Pool(pool=pool, identity=identity)

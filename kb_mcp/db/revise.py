@@ -85,8 +85,8 @@ class _Current:
     metadata: dict[str, Any]
     updated_at: datetime
     chunks: int
-    stored: dict[str, str]
-    """Embedding input -> vector literal of every stored chunk (`stored_vectors`)."""
+    stored: dict[str, list[float]]
+    """Embedding input -> vector of every stored chunk (`stored_vectors`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ class DocumentReviser:
         self._source = source
         self._embedder = embedder
         self._attempts = attempts
-        self._writer = DocumentWriter(embedder.dimensions)
+        self._writer = DocumentWriter.for_dimensions(embedder.dimensions)
 
     async def revise(
         self,

@@ -17,6 +17,7 @@ second of one long transaction still get distinct, ordered stamps.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 from uuid import UUID
 
 from kb_mcp.db.port import AnyConnection, TextEmbedder
-from kb_mcp.db.vectors import check_dimensions, vector_literal
+from kb_mcp.db.vectors import check_dimensions, vector_param, vector_sql
 from kb_mcp.embeddings.chunking import split_into_chunks
 
 __all__ = [
@@ -40,14 +41,15 @@ __all__ = [
 
 _SAFE_INTEGER = 2**53
 
-# {n}: the embedding dimension (an int). $5/$4: the vector literal, as text.
+# {v5}/{v4}: $5/$4, the vector as `real[]` cast to the embedding dimension
+# (`kb_mcp.db.vectors.vector_sql`).
 _INSERT_DOCUMENT = (
     "INSERT INTO documents (title, content, tags, metadata, embedding, external_id) "
-    "VALUES ($1, $2, $3, $4::jsonb, $5::text::vector({n}), $6) RETURNING id"
+    "VALUES ($1, $2, $3, $4::jsonb, {v5}, $6) RETURNING id"
 )
 _REPLACE_DOCUMENT = (
     "UPDATE documents SET title = $1, content = $2, tags = $3, metadata = $4::jsonb, "
-    "embedding = $5::text::vector({n}), updated_at = clock_timestamp() "
+    "embedding = {v5}, updated_at = clock_timestamp() "
     "WHERE id = $6 RETURNING updated_at"
 )
 _RETAG_DOCUMENT = (
@@ -55,10 +57,9 @@ _RETAG_DOCUMENT = (
     "WHERE id = $1 RETURNING updated_at"
 )
 _INSERT_CHUNK = (
-    "INSERT INTO chunks (document_id, ordinal, content, embedding) "
-    "VALUES ($1, $2, $3, $4::text::vector({n}))"
+    "INSERT INTO chunks (document_id, ordinal, content, embedding) VALUES ($1, $2, $3, {v4})"
 )
-_STORED_CHUNKS = "SELECT content, embedding::text AS embedding FROM chunks WHERE document_id = $1"
+_STORED_CHUNKS = "SELECT content, embedding::real[] AS embedding FROM chunks WHERE document_id = $1"
 
 
 def embedding_input(title: str, text: str) -> str:
@@ -68,10 +69,10 @@ def embedding_input(title: str, text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ChunkVectors:
-    """A content's chunks with their vector literals, and how many were embedded or reused."""
+    """A content's chunks with their vectors, and how many were embedded or reused."""
 
-    chunks: tuple[tuple[int, str, str], ...]
-    """(ordinal, text, vector literal) of every chunk, in order."""
+    chunks: tuple[tuple[int, str, list[float]], ...]
+    """(ordinal, text, vector) of every chunk, in order."""
     embedded: int
     reused: int
 
@@ -80,7 +81,10 @@ class ChunkVectors:
 
 
 async def embed_chunks(
-    embedder: TextEmbedder, title: str, content: str, stored: Mapping[str, str] | None = None
+    embedder: TextEmbedder,
+    title: str,
+    content: str,
+    stored: Mapping[str, list[float]] | None = None,
 ) -> ChunkVectors:
     """Every chunk of `content` with a vector, embedding only inputs not in `stored`."""
     pieces = split_into_chunks(content)
@@ -89,10 +93,10 @@ async def embed_chunks(
     known = stored or {}
     inputs = [embedding_input(title, piece.text) for piece in pieces]
     missing = list(dict.fromkeys(text for text in inputs if text not in known))
-    fresh: dict[str, str] = {}
+    fresh: dict[str, list[float]] = {}
     if missing:
         vectors = await embedder.embed(missing)
-        fresh = {text: vector_literal(v) for text, v in zip(missing, vectors, strict=True)}
+        fresh = {text: vector_param(v) for text, v in zip(missing, vectors, strict=True)}
     chunks = tuple(
         (piece.ordinal, piece.text, known.get(text) or fresh[text])
         for piece, text in zip(pieces, inputs, strict=True)
@@ -101,10 +105,12 @@ async def embed_chunks(
     return ChunkVectors(chunks, embedded=len(inputs) - reused, reused=reused)
 
 
-async def stored_vectors(conn: AnyConnection, document_id: UUID, title: str) -> dict[str, str]:
-    """The stored chunks of a document titled `title`: embedding input -> vector literal."""
+async def stored_vectors(
+    conn: AnyConnection, document_id: UUID, title: str
+) -> dict[str, list[float]]:
+    """The stored chunks of a document titled `title`: embedding input -> vector."""
     rows = await conn.fetch(_STORED_CHUNKS, document_id)
-    return {embedding_input(title, row["content"]): row["embedding"] for row in rows}
+    return {embedding_input(title, row["content"]): list(row["embedding"]) for row in rows}
 
 
 def load_metadata(text: str) -> dict[str, Any]:
@@ -149,8 +155,15 @@ class DocumentFields:
 class DocumentWriter:
     """The statements that write documents and chunks (inside the caller's transaction)."""
 
+    @classmethod
+    @functools.cache
+    def for_dimensions(cls, dimensions: int) -> DocumentWriter:
+        """The writer for `dimensions` (built once: the statements are formatted here)."""
+        return cls(dimensions)
+
     def __init__(self, dimensions: int) -> None:
-        fill = {"n": check_dimensions(dimensions)}
+        n = check_dimensions(dimensions)
+        fill = {"v5": vector_sql(n, "$5"), "v4": vector_sql(n, "$4")}
         self._insert_document = _INSERT_DOCUMENT.format_map(fill)
         self._replace_document = _REPLACE_DOCUMENT.format_map(fill)
         self._insert_chunk = _INSERT_CHUNK.format_map(fill)
@@ -190,9 +203,9 @@ class DocumentWriter:
         return stamp
 
     async def _insert_chunks(
-        self, conn: AnyConnection, doc_id: UUID, chunks: Sequence[tuple[int, str, str]]
+        self, conn: AnyConnection, doc_id: UUID, chunks: Sequence[tuple[int, str, list[float]]]
     ) -> None:
         await conn.executemany(
             self._insert_chunk,
-            [(doc_id, ordinal, text, literal) for ordinal, text, literal in chunks],
+            [(doc_id, ordinal, text, vector) for ordinal, text, vector in chunks],
         )

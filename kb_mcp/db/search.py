@@ -10,11 +10,14 @@ Three modes, one result shape (`RankedHit`):
   (more matches rank higher). The all-words pass is selective, so it is fast; the
   any-word pass visits every chunk holding any of the words. Each document is ranked by
   its best chunk's `ts_rank_cd`.
-- `hybrid` (default): both rankings (`limit` by vector, `depth` by keyword), fetched
-  concurrently on two connections, fused
-  with weighted reciprocal rank fusion, `sum(w / (k + rank))`, normalised so a document
-  first in both lists scores 1.0. A hit says which signals matched: `vector` when it was
-  among the vector candidates, `keyword` when its text matched the query's words.
+- `hybrid` (default): both rankings (`limit` by vector, `depth` by keyword) fused with
+  weighted reciprocal rank fusion, `sum(w / (k + rank))`, normalised so a document first
+  in both lists scores 1.0. A hit says which signals matched: `vector` when it was among
+  the vector candidates, `keyword` when its text matched the query's words. The whole of
+  it (both rankings, the any-word fallback, the fusion and the best `limit` documents'
+  rows) is one statement on one connection (`_HYBRID`); only the passages of those
+  `limit` documents are read, and only their first `SNIPPET_CHARS + 1` characters.
+  `fuse` is the same fusion in Python, the statement's reference.
 
 The fusion constants (`FusionWeights`) were chosen by measurement on
 `bench/bench_retrieval.py`.
@@ -22,15 +25,22 @@ The fusion constants (`FusionWeights`) were chosen by measurement on
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
 
-from kb_mcp.db.documents import DocumentStore, SearchHit, _snippet
+from kb_mcp.db.documents import (
+    SNIPPET_CHARS,
+    DocumentStore,
+    SearchHit,
+    _snippet,
+    search_candidates,
+)
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import ConnectionSource
+from kb_mcp.db.vectors import distance_sql
 
 __all__ = [
     "SEARCH_MODES",
@@ -68,6 +78,111 @@ _ANY_WORD = (
 )
 _KEYWORD_ALL = _KEYWORD.format_map({"tsquery": _EVERY_WORD})
 _KEYWORD_ANY = _KEYWORD.format_map({"tsquery": _ANY_WORD})
+
+# Hybrid search in one statement. $1 query vector (real[]), $2 documents to return, $3
+# query text, $4 keyword depth, $5 tags every document must have (or NULL), $6 vector
+# weight, $7 keyword weight, $8 k, and for the HNSW form $9 candidate chunks.
+# {vector}: one of the `_VECTOR_*` rankings below; {distance}: the cosine distance of
+# c.embedding to $1 in the chunk index's form; {any_word}: `_ANY_WORD` on $3.
+# The ranks, scores and tie-break are `fuse`'s; the any-word pass runs only when no
+# chunk has every word (an uncorrelated NOT EXISTS: a one-time filter).
+_HYBRID = (
+    "WITH vec AS ({vector}),"
+    " q AS (SELECT websearch_to_tsquery('english', $3) AS every, {any_word} AS some),"
+    " every_top AS ("
+    "  SELECT b.document_id, b.ordinal, b.rank FROM ("
+    "   SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
+    "   ts_rank_cd(c.search_vector, q.every) AS rank FROM chunks c, q"
+    "   WHERE c.search_vector @@ q.every {keyword_tags}"
+    "   ORDER BY c.document_id, rank DESC, c.ordinal"
+    "  ) AS b ORDER BY b.rank DESC, b.document_id LIMIT $4),"
+    " some_top AS ("
+    "  SELECT b.document_id, b.ordinal, b.rank FROM ("
+    "   SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
+    "   ts_rank_cd(c.search_vector, q.some) AS rank FROM chunks c, q"
+    "   WHERE NOT EXISTS (SELECT 1 FROM every_top) AND c.search_vector @@ q.some"
+    "   {keyword_tags}"
+    "   ORDER BY c.document_id, rank DESC, c.ordinal"
+    "  ) AS b ORDER BY b.rank DESC, b.document_id LIMIT $4),"
+    " kw AS ("
+    "  SELECT u.document_id, u.ordinal, u.rank,"
+    "  row_number() OVER (ORDER BY u.rank DESC, u.document_id) AS position"
+    "  FROM (SELECT * FROM every_top UNION ALL SELECT * FROM some_top) AS u),"
+    " fused AS ("
+    "  SELECT coalesce(v.document_id, k.document_id) AS document_id,"
+    "  v.position AS vector_position, v.distance, v.ordinal AS vector_ordinal,"
+    "  k.position AS keyword_position, k.rank AS keyword_rank, k.ordinal AS keyword_ordinal,"
+    "  coalesce($6::float8 / ($8::int + v.position), 0)"
+    "  + coalesce($7::float8 / ($8::int + k.position), 0) AS score,"
+    "  least(coalesce(v.position, (SELECT count(*) FROM vec) + 1),"
+    "   coalesce(k.position, (SELECT count(*) FROM kw) + 1)) AS tie"
+    "  FROM vec v FULL JOIN kw k ON k.document_id = v.document_id"
+    "  ORDER BY score DESC, tie, document_id LIMIT $2)"
+    " SELECT f.document_id AS id, d.title, d.tags, left(c.content, {snippet_read}) AS snippet,"
+    " f.score, f.distance, f.keyword_rank, f.vector_position IS NOT NULL AS by_vector,"
+    " f.keyword_position IS NOT NULL AS by_keyword, (SELECT count(*) FROM vec) AS vector_found"
+    " FROM fused f JOIN documents d ON d.id = f.document_id"
+    " JOIN chunks c ON c.document_id = f.document_id AND c.ordinal = CASE"
+    "  WHEN f.keyword_position IS NOT NULL"
+    "   AND (f.vector_position IS NULL OR f.keyword_position < f.vector_position)"
+    "  THEN f.keyword_ordinal ELSE f.vector_ordinal END"
+    " ORDER BY f.score DESC, f.tie, f.document_id"
+)
+_KEYWORD_TAGS = (
+    "AND ($5::text[] IS NULL OR EXISTS ("
+    "SELECT 1 FROM documents t WHERE t.id = c.document_id AND t.tags @> $5::text[]))"
+)
+# Each document's best chunk, ranked by distance (ties by id), the first $2 of them.
+_VECTOR_RANKED = (
+    "SELECT b.document_id, b.ordinal, b.distance,"
+    " row_number() OVER (ORDER BY b.distance, b.document_id) AS position FROM ({best}) AS b"
+    " ORDER BY b.distance, b.document_id LIMIT $2"
+)
+# Best chunks among the $9 nearest the HNSW index returns (DocumentStore.search's).
+_VECTOR_NEAREST = _VECTOR_RANKED.replace(
+    "{best}",
+    "SELECT DISTINCT ON (n.document_id) n.document_id, n.ordinal, n.distance FROM ("
+    " SELECT c.document_id, c.ordinal, {distance} AS distance"
+    " FROM chunks c ORDER BY {distance} LIMIT $9"
+    ") AS n ORDER BY n.document_id, n.distance, n.ordinal",
+)
+# Exact: every chunk (of the documents having the tags $5, when given).
+_VECTOR_EXACT = _VECTOR_RANKED.replace(
+    "{best}",
+    "SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal, {distance} AS distance"
+    " FROM chunks c {where} ORDER BY c.document_id, distance, c.ordinal",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _HybridStatements:
+    nearest: str
+    exact: str
+    exact_filtered: str
+
+    @classmethod
+    @functools.cache
+    def for_dimensions(cls, dimensions: int) -> _HybridStatements:
+        def statement(vector: str, where: str = "") -> str:
+            ranking = vector.replace("{where}", where)
+            return _HYBRID.format_map(
+                {
+                    "vector": ranking.format_map({"distance": distance}),
+                    "any_word": _ANY_WORD.replace("$1", "$3"),
+                    "keyword_tags": _KEYWORD_TAGS,
+                    "snippet_read": str(SNIPPET_CHARS + 1),
+                }
+            )
+
+        distance = distance_sql(dimensions, "c.embedding", "$1")
+        return cls(
+            nearest=statement(_VECTOR_NEAREST),
+            exact=statement(_VECTOR_EXACT),
+            exact_filtered=statement(
+                _VECTOR_EXACT,
+                "JOIN documents t ON t.id = c.document_id WHERE t.tags @> $5::text[]",
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +239,7 @@ class HybridSearch:
         self._store = store
         self._weights = weights or FusionWeights()
         self._depth = depth
+        self._statements = _HybridStatements.for_dimensions(store.dimensions)
 
     async def search(
         self,
@@ -142,22 +258,62 @@ class HybridSearch:
             return [_from_keyword(hit) for hit in found]
         if mode != "hybrid":
             raise ValueError(f"unknown search mode {mode!r}")
-        # The vector side asks for what mode=vector would (its cost grows with the HNSW
-        # candidate count); the keyword side, cheaper, looks deeper.
-        depth = max(self._depth, limit)
-        # Both run to the end, then the first failure (if any) is raised: an asyncio
-        # TaskGroup would cancel its parent task on a failure, which the MCP SDK's anyio
-        # cancel scopes take for a cancellation of the whole request.
-        vector, keyword = await asyncio.gather(
-            self._store.search(query, limit=limit, tags=tags),
-            self.keyword(query, limit=depth, tags=tags),
-            return_exceptions=True,
+        return await self.hybrid(query, limit=limit, tags=tags)
+
+    async def hybrid(
+        self, query: str, *, limit: int, tags: Sequence[str] | None = None
+    ) -> list[RankedHit]:
+        """`fuse` of the vector and keyword rankings, computed by one statement.
+
+        The vector side asks for what mode=vector would (its cost grows with the HNSW
+        candidate count); the keyword side, cheaper, looks `depth` deep. As in
+        `DocumentStore.search`, when the HNSW candidates hold fewer than `limit`
+        documents the vector ranking is exact instead.
+        """
+        vector = await self._store.query_vector(query)
+        w = self._weights
+        args = (
+            vector,
+            limit,
+            query,
+            max(self._depth, limit),
+            list(tags) if tags else None,
+            w.vector,
+            w.keyword,
+            w.k,
         )
-        if isinstance(vector, BaseException):
-            raise vector
-        if isinstance(keyword, BaseException):
-            raise keyword
-        return fuse(vector, keyword, limit=limit, weights=self._weights)
+        sql = self._statements
+        async with database_errors("search"), self._source.acquire() as conn:
+            if tags:
+                rows = await conn.fetch(sql.exact_filtered, *args)
+            else:
+                candidates = search_candidates(limit)
+                rows = await self._store.fetch_nearest(
+                    conn, sql.nearest, *args, candidates, candidates=candidates
+                )
+                if (rows[0]["vector_found"] if rows else 0) < limit:
+                    rows = await conn.fetch(sql.exact, *args)
+        best = w.vector / (w.k + 1) + w.keyword / (w.k + 1)
+        return [
+            RankedHit(
+                id=row["id"],
+                title=row["title"],
+                snippet=_snippet(row["snippet"]),
+                score=round(row["score"] / best, 6),
+                tags=list(row["tags"]),
+                matched=tuple(
+                    name
+                    for name, found in (
+                        ("vector", row["by_vector"]),
+                        ("keyword", row["by_keyword"]),
+                    )
+                    if found
+                ),
+                vector_score=(round(1.0 - float(row["distance"]), 6) if row["by_vector"] else None),
+                keyword_score=(round(float(row["keyword_rank"]), 6) if row["by_keyword"] else None),
+            )
+            for row in rows
+        ]
 
     async def keyword(
         self, query: str, *, limit: int, tags: Sequence[str] | None = None

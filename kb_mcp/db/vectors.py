@@ -1,9 +1,13 @@
 """How embedding vectors travel between Python and pgvector.
 
-Queries send vectors as text (`'[0.1,0.2,...]'`) cast in SQL (`$1::text::vector`), so they
-work on any connection, including one opened before the migration created the extension.
-`init_connection` also registers a text codec for `vector` on connections where the type
-exists, so a query that selects a vector gets a `list[float]` back.
+Queries send vectors as `real[]` (`vector_param`: a checked `list[float]`, which asyncpg
+encodes in its binary format) cast in SQL (`$1::real[]::vector(N)`, `vector_sql`), and read
+stored ones back the same way (`embedding::real[]`). That works on any connection,
+including one opened before the migration created the extension, and costs ~20 us per
+1536-dimension vector where the text form (`'[0.1,0.2,...]'`, `vector_literal`) cost
+~1,700 us to format (`python -m bench.bench_embeddings` prints both). `init_connection`
+also registers a text codec for `vector` on connections where the type exists, so a query
+that selects a `vector` column as such gets a `list[float]` back.
 
 The chunks get an HNSW index for cosine distance when N is at most 2,000 (pgvector's limit
 for indexing `vector`); above that, search is exact (no index). OpenAI's
@@ -22,12 +26,15 @@ import asyncpg
 
 __all__ = [
     "MAX_DIMENSIONS",
+    "SESSION_EF_SEARCH",
     "VECTOR_HNSW_MAX_DIMENSIONS",
     "chunk_index_sql",
     "distance_sql",
     "init_connection",
     "parse_vector",
     "vector_literal",
+    "vector_param",
+    "vector_sql",
 ]
 
 VECTOR_HNSW_MAX_DIMENSIONS = 2000
@@ -55,13 +62,42 @@ def chunk_index_sql(dimensions: int) -> str:
     return f"-- {n} dimensions exceed the HNSW limit: search over chunks is exact."
 
 
+def vector_sql(dimensions: int, parameter: str) -> str:
+    """`parameter` (a `real[]`, see `vector_param`) as a `vector(dimensions)` expression.
+
+    `parameter` is a fixed SQL fragment from this package, never user input.
+    """
+    return f"{parameter}::real[]::vector({check_dimensions(dimensions)})"
+
+
 def distance_sql(dimensions: int, column: str, parameter: str) -> str:
-    """Cosine distance between `column` and the text parameter, in the chunk index's form.
+    """Cosine distance between `column` and the `real[]` parameter, in the chunk index's form.
 
     `column` and `parameter` are fixed SQL fragments from this package, never user input.
     """
-    n = check_dimensions(dimensions)
-    return f"({column} <=> {parameter}::text::vector({n}))"
+    return f"({column} <=> {vector_sql(dimensions, parameter)})"
+
+
+def vector_param(values: Sequence[float]) -> list[float]:
+    """`values` as the `list[float]` a `real[]` parameter takes; every one must be finite."""
+    vector = values if type(values) is list else list(values)
+    # One C-level sum tells that every component is a finite number; only when it does
+    # not (or overflows, for components near 1e308) is each component looked at.
+    try:
+        if math.isfinite(math.fsum(vector)):
+            return vector
+    except (OverflowError, TypeError, ValueError):
+        pass
+    checked: list[float] = []
+    for value in vector:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError("vector components must be finite numbers") from None
+        if not math.isfinite(number):
+            raise ValueError("vector components must be finite numbers")
+        checked.append(number)
+    return checked
 
 
 def vector_literal(values: Sequence[float]) -> str:
@@ -81,12 +117,26 @@ def parse_vector(text: str) -> list[float]:
     return [float(part) for part in inner.split(",")] if inner.strip() else []
 
 
+SESSION_EF_SEARCH = 100
+"""`hnsw.ef_search` of every pooled connection's session (`init_connection`): enough for a
+search of up to 10 hits in one statement (`kb_mcp.db.documents.search_candidates`)."""
+
+
 async def init_connection(conn: asyncpg.Connection[Any]) -> None:
-    """Per-connection setup for the pool: a text codec for `vector` when the type exists."""
-    schema = await conn.fetchval(
-        "SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
-        "WHERE t.typname = 'vector' ORDER BY n.nspname = 'public' DESC LIMIT 1"
+    """Per-connection setup for the pool: `hnsw.ef_search` for the session, and a text
+    codec for `vector` when the type exists.
+
+    The setting lasts because the pool keeps session state on release
+    (`kb_mcp.db.pool`); before the extension exists it is kept as a placeholder, which
+    pgvector adopts when it loads.
+    """
+    row = await conn.fetchrow(
+        "SELECT set_config('hnsw.ef_search', $1, false) AS ef_search, (SELECT n.nspname "
+        "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = "
+        "'vector' ORDER BY n.nspname = 'public' DESC LIMIT 1) AS schema",
+        str(SESSION_EF_SEARCH),
     )
+    schema = row["schema"] if row is not None else None
     if schema is None:
         return
     await conn.set_type_codec(

@@ -98,11 +98,32 @@ class Embedder:
                     f"expected {self.dimensions}",
                     hint="set KB_MCP_EMBEDDING_DIMENSIONS to the model's output size",
                 )
-            floats = [float(x) for x in vector]
-            if not all(math.isfinite(x) for x in floats):
+            floats = _finite_floats(vector)
+            if floats is None:
                 raise EmbeddingError(f"model {self.model} returned a non-finite vector component")
             if not any(floats):
                 # Cosine distance to a zero vector is undefined (NaN scores).
                 raise EmbeddingError(f"model {self.model} returned a zero vector")
             checked.append(floats)
         return checked
+
+
+def _finite_floats(vector: Sequence[float]) -> list[float] | None:
+    """`vector` as a list of floats, or None when a component is not a finite number.
+
+    A list of numbers whose sum is finite has only finite components: it is taken as it
+    is (one C-level pass; the decoded answers are lists of floats). Anything else (a
+    non-number, an infinity or NaN, a sum that overflows) is converted and checked
+    component by component.
+    """
+    if type(vector) is list:
+        try:
+            if math.isfinite(math.fsum(vector)):
+                return vector
+        except (OverflowError, TypeError, ValueError):
+            pass
+    try:
+        floats = [float(x) for x in vector]
+    except (TypeError, ValueError):
+        return None
+    return floats if all(math.isfinite(x) for x in floats) else None

@@ -14,6 +14,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 
+from kb_mcp.db.vectors import SESSION_EF_SEARCH
 from kb_mcp.embeddings.cache import CachingEmbeddingsBackend, EmbeddingCache
 from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.embeddings.port import EmbeddingsBackend
@@ -54,7 +55,14 @@ def build_app(runtime: Runtime, *, host: str) -> BuiltApp:
     embedder = Embedder(
         backend, model=settings.embedding_model, dimensions=settings.embedding_dimensions
     )
-    context = AppContext(db=runtime.pool, embedder=embedder, readiness=runtime.health)
+    # The pool's connections start with `init_connection` (kb_mcp.runtime.serve), which
+    # sets this ef_search for their sessions.
+    context = AppContext(
+        db=runtime.pool,
+        embedder=embedder,
+        readiness=runtime.health,
+        session_ef_search=SESSION_EF_SEARCH,
+    )
     mcp = build_mcp_server(context)
     auth = BearerAuth(runtime.tokens.tokens) if runtime.tokens is not None else None
     policy = OriginPolicy.for_bind(

@@ -85,11 +85,13 @@ class AppContext:
     readiness: Readiness | None = None
     cursors: CursorSigner = field(default_factory=CursorSigner)
     """Signs `kb_list` cursors with the knowledge base's key (read once)."""
+    session_ef_search: int | None = None
+    """The `hnsw.ef_search` `db`'s connections have for their session (`DocumentStore`)."""
 
     @property
     def documents(self) -> DocumentStore:
         """The document store over this context's database and embedder."""
-        return DocumentStore(self.db, self.embedder)
+        return DocumentStore(self.db, self.embedder, session_ef_search=self.session_ef_search)
 
     @property
     def search(self) -> HybridSearch:

@@ -88,6 +88,21 @@ async def test_migration_0003_upgrades_a_0001_database_with_data_in_place(
     assert [h.id for h in hits] == [old.id]
 
 
+async def test_the_keyword_index_has_no_pending_list(kb: KbStack) -> None:
+    """Migration 0004: the GIN index is updated on insert (fastupdate off), so a search
+    never scans a list of recent chunks; a chunk added a moment ago is found by keyword."""
+    async with kb.source.acquire() as conn:
+        options = await conn.fetchval(
+            "SELECT reloptions FROM pg_class WHERE relname = 'chunks_search_vector_idx'"
+        )
+    assert options == ["fastupdate=off"]
+    await kb.store.add_document(
+        title="Fresh", content="A zymurgy note added just now.", tags=[], metadata={}
+    )
+    hits = await _search(kb).search("zymurgy", limit=3, mode="keyword")
+    assert [h.title for h in hits] == ["Fresh"]
+
+
 async def test_identifiers_and_error_codes_are_found_by_keyword_and_hybrid(kb: KbStack) -> None:
     """An error code, an exception name and a quoted phrase find their document first."""
     ids = await _add_all(kb)
@@ -149,6 +164,41 @@ async def test_stop_words_only_match_nothing_by_keyword(kb: KbStack) -> None:
     hybrid = await _search(kb).search("the and of", limit=5)
     assert len(hybrid) == 5
     assert all(h.matched == ("vector",) for h in hybrid)
+
+
+async def test_the_hybrid_statement_is_fuse_of_the_two_rankings(kb: KbStack) -> None:
+    """The one-statement hybrid search returns exactly `fuse` of mode=vector's ranking and
+    the keyword ranking `depth` deep: ids, order, scores, snippets, signals; with every
+    word, with any word only, with none, with tags, with a limit above the documents
+    stored (the exact vector fallback) and with other weights."""
+    await _add_all(kb)
+    queries = [
+        "autovacuum dead tuples",  # every word in one document
+        "rotating passwords sunlight oxygen",  # no document has every word: any-word pass
+        "the and of",  # no lexeme: vector only
+        "28P01",
+        '"dutch oven" bread',
+    ]
+    cases: list[tuple[str, int, list[str] | None, FusionWeights]] = [
+        (q, limit, tags, weights)
+        for q in queries
+        for limit in (1, 3, 50)
+        for tags in (None, ["ops"])
+        for weights in (FusionWeights(), FusionWeights(vector=1.0, keyword=0.25, k=60))
+    ]
+    for query, limit, tags, weights in cases:
+        search = HybridSearch(kb.source, kb.store, weights=weights, depth=7)
+        expected = fuse(
+            await kb.store.search(query, limit=limit, tags=tags),
+            await search.keyword(query, limit=max(7, limit), tags=tags),
+            limit=limit,
+            weights=weights,
+        )
+        got = await search.search(query, limit=limit, tags=tags)
+        assert got == expected, (query, limit, tags, weights)
+    # Vector-only documents, keyword-only documents and both, among the cases above.
+    everything = await HybridSearch(kb.source, kb.store).search("rotating passwords", limit=50)
+    assert {h.matched for h in everything} >= {("vector", "keyword"), ("vector",)}
 
 
 def test_fusion_rewards_agreement_and_weights_each_signal() -> None:

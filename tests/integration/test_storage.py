@@ -10,6 +10,7 @@ import pytest
 
 from kb_mcp.db.documents import DocumentStore, _Queries
 from kb_mcp.db.migrate import Migration, apply_migrations, load_migrations
+from kb_mcp.db.search import _HybridStatements
 from kb_mcp.db.sqltext import quote_ident
 from kb_mcp.devstack.postgres import PostgresCluster
 from kb_mcp.embeddings.embedder import Embedder
@@ -139,16 +140,24 @@ async def test_dimensions_above_the_hnsw_limit_search_exactly(
 async def test_search_query_can_use_the_hnsw_index(
     app_database: AppDatabase, dimensions: int
 ) -> None:
-    """The nearest-chunk query's distance expression matches the index expression."""
+    """The nearest-chunk queries' distance expression matches the index expression: that of
+    mode=vector and that of hybrid search's one statement."""
     async with PoolSource.open(app_database) as source:
         await apply_migrations(source, dimensions=dimensions)
-        vector = "[" + ",".join(["0.5"] * dimensions) + "]"
+        vector = [0.5] * dimensions
+        hybrid = _HybridStatements.for_dimensions(dimensions).nearest
         async with source.acquire() as conn, conn.transaction():
             await conn.execute("SET LOCAL enable_seqscan = off")
-            plan = await conn.fetch(
-                "EXPLAIN " + _Queries.for_dimensions(dimensions).nearest, vector, 40, 5
-            )
-    assert "chunks_embedding_hnsw_idx" in "\n".join(row[0] for row in plan)
+            plans = [
+                await conn.fetch(
+                    "EXPLAIN " + _Queries.for_dimensions(dimensions).nearest, vector, 40, 5
+                ),
+                await conn.fetch(
+                    "EXPLAIN " + hybrid, vector, 5, "some words", 50, None, 0.5, 1.0, 10, 40
+                ),
+            ]
+    for plan in plans:
+        assert "chunks_embedding_hnsw_idx" in "\n".join(row[0] for row in plan)
 
 
 async def test_a_missing_extension_the_role_cannot_create_is_a_clear_error(

@@ -19,7 +19,8 @@ from starlette.types import ASGIApp
 
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.migrate import apply_migrations
-from kb_mcp.db.vectors import init_connection
+from kb_mcp.db.pool import keep_session
+from kb_mcp.db.vectors import SESSION_EF_SEARCH, init_connection
 from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.errors import EmbeddingError
 from kb_mcp.server.context import AppContext
@@ -97,6 +98,7 @@ class PoolSource:
             min_size=1,
             max_size=max_size,
             init=init_connection,
+            reset=keep_session,  # as the runtime's pool: init's session settings stay
         )
         try:
             yield cls(pool)
@@ -182,8 +184,8 @@ async def kb_stack(
             source=source,
             backend=backend,
             embedder=embedder,
-            store=DocumentStore(source, embedder),
-            context=AppContext(db=source, embedder=embedder),
+            store=DocumentStore(source, embedder, session_ef_search=SESSION_EF_SEARCH),
+            context=AppContext(db=source, embedder=embedder, session_ef_search=SESSION_EF_SEARCH),
         )
 
 
