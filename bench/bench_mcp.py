@@ -21,9 +21,14 @@ are for comparing side by side).
 Readiness is a poll of `/readyz`; ports are picked free on 127.0.0.1 before a server is
 started (`kb-mcp serve` only reports its port 0 binding in a log line).
 
+Before/after in one run: `--before-tree DIR` also starts, per HTTP stack, a `kb-mcp serve`
+from another source tree (a checkout of an older commit; it starts first, on the same
+database) and measures its `kb_search`, `kb_search_vector`, `kb_add` as targets named
+`...@before`, against the same floor.
+
     python -m bench.bench_mcp [--quick] [--json] [--seconds 3] [--rounds 2]
         [--clients 1,16,64] [--stacks uvloop+h11,asyncio+h11]
-        [--targets floor,kb_search,kb_add] [--documents 300]
+        [--targets floor,kb_search,kb_add] [--documents 300] [--before-tree DIR]
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mcp import Client
@@ -202,9 +208,18 @@ async def seed(url: str, documents: int) -> None:
 # -- the run -------------------------------------------------------------------------
 
 
+def _product_targets(stack: str, url: str, suffix: str = "") -> list[Target]:
+    return [
+        Target(stack, f"kb_search{suffix}", url, "kb_search", search_arguments),
+        Target(stack, f"kb_add{suffix}", url, "kb_add", add_arguments),
+        Target(stack, f"kb_search_repeat{suffix}", url, "kb_search", repeat_arguments),
+        Target(stack, f"kb_search_vector{suffix}", url, "kb_search", vector_search_arguments),
+    ]
+
+
 @contextlib.asynccontextmanager
 async def servers(
-    stack: BenchStack, stacks: list[str], seed_documents: int
+    stack: BenchStack, stacks: list[str], seed_documents: int, before_tree: Path | None = None
 ) -> AsyncIterator[list[Target]]:
     """The embeddings endpoint, then a floor and a kb-mcp per HTTP stack; the targets."""
     key = stack.keys[0]
@@ -228,6 +243,25 @@ async def servers(
         for name in stacks:
             prologue = STACKS[name]
             floor_port, kb_port = free_port(), free_port()
+            if before_tree is not None:
+                # First: the older tree must not meet migrations newer than its own.
+                before_port = free_port()
+                before = await own.enter_async_context(
+                    spawn(
+                        f"kb-mcp-before-{name}",
+                        [
+                            sys.executable,
+                            "-c",
+                            f"{prologue}import sys; from kb_mcp.cli import main; sys.exit(main())",
+                            *("serve", "--transport", "http", "--port", str(before_port)),
+                        ],
+                        {**env, "PYTHONPATH": str(before_tree)},
+                        before_port,
+                        "/readyz",
+                        cwd=before_tree,
+                    )
+                )
+                targets += _product_targets(name, before.url, "@before")
             floor = await own.enter_async_context(
                 spawn(
                     f"floor-{name}",
@@ -252,10 +286,7 @@ async def servers(
             )
             targets += [
                 Target(name, "floor", floor.url, "kb_search", search_arguments),
-                Target(name, "kb_search", kb.url, "kb_search", search_arguments),
-                Target(name, "kb_add", kb.url, "kb_add", add_arguments),
-                Target(name, "kb_search_repeat", kb.url, "kb_search", repeat_arguments),
-                Target(name, "kb_search_vector", kb.url, "kb_search", vector_search_arguments),
+                *_product_targets(name, kb.url),
             ]
         # One database behind both kb-mcp processes: seed it once.
         await seed(next(t.url for t in targets if t.kind == "kb_add"), seed_documents)
@@ -270,11 +301,15 @@ async def run(
     seconds: float,
     rounds: int,
     seed_documents: int,
+    before_tree: Path | None = None,
 ) -> dict[str, Any]:
     configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
     samples: dict[tuple[str, str, int], list[Sample]] = {}
     rng = random.Random(13)
-    async with open_stack() as stack, servers(stack, stacks, seed_documents) as targets:
+    async with (
+        open_stack() as stack,
+        servers(stack, stacks, seed_documents, before_tree) as targets,
+    ):
         for _ in range(rounds):
             for clients in levels:
                 order = [t for t in targets if t.kind in kinds]
@@ -359,7 +394,15 @@ def main() -> int:
     parser.add_argument("--stacks", default=",".join(STACKS), help="HTTP stacks to measure")
     parser.add_argument("--documents", type=int, default=None, help="documents seeded first")
     parser.add_argument("--targets", default=",".join(KINDS), help="of floor,kb_search,kb_add")
+    parser.add_argument(
+        "--before-tree",
+        default=None,
+        help="also measure kb-mcp from this source tree: targets named ...@before",
+    )
     args = parser.parse_args()
+    before_tree = Path(args.before_tree).resolve() if args.before_tree else None
+    if before_tree is not None and not (before_tree / "kb_mcp" / "cli.py").is_file():
+        parser.error("--before-tree: not a kb-mcp source tree")
     quick = bool(args.quick)
     stacks = [s for s in args.stacks.split(",") if s]
     unknown = [s for s in stacks if s not in STACKS]
@@ -368,6 +411,8 @@ def main() -> int:
     kinds = [k for k in args.targets.split(",") if k]
     if not kinds or any(k not in (*KINDS, *OPTIONAL_KINDS) for k in kinds):
         parser.error(f"--targets: choose from {', '.join((*KINDS, *OPTIONAL_KINDS))}")
+    if before_tree is not None:
+        kinds += [f"{k}@before" for k in kinds if k != "floor"]
     levels = [int(c) for c in (args.clients or ("1,4" if quick else "1,16,64")).split(",")]
     if not levels or min(levels) < 1:
         parser.error("--clients: positive integers")
@@ -380,6 +425,7 @@ def main() -> int:
             seconds=args.seconds or (0.4 if quick else 3.0),
             rounds=args.rounds or (1 if quick else 2),
             seed_documents=args.documents if args.documents is not None else (10 if quick else 300),
+            before_tree=before_tree,
         )
     )
     report(figures)

@@ -43,9 +43,13 @@ _SAFE_INTEGER = 2**53
 
 # {v5}/{v4}: $5/$4, the vector as `real[]` cast to the embedding dimension
 # (`kb_mcp.db.vectors.vector_sql`).
-_INSERT_DOCUMENT = (
-    "INSERT INTO documents (title, content, tags, metadata, embedding, external_id) "
-    "VALUES ($1, $2, $3, $4::jsonb, {v5}, $6) RETURNING id"
+# The document and its first chunk in one statement, the vector ($5) sent once for both.
+_INSERT_DOCUMENT_AND_FIRST_CHUNK = (
+    "WITH d AS (INSERT INTO documents (title, content, tags, metadata, embedding, external_id) "
+    "VALUES ($1, $2, $3, $4::jsonb, {v5}, $6) RETURNING id), "
+    "c AS (INSERT INTO chunks (document_id, ordinal, content, embedding) "
+    "SELECT d.id, $7, $8, {v5} FROM d) "
+    "SELECT id FROM d"
 )
 _REPLACE_DOCUMENT = (
     "UPDATE documents SET title = $1, content = $2, tags = $3, metadata = $4::jsonb, "
@@ -164,7 +168,7 @@ class DocumentWriter:
     def __init__(self, dimensions: int) -> None:
         n = check_dimensions(dimensions)
         fill = {"v5": vector_sql(n, "$5"), "v4": vector_sql(n, "$4")}
-        self._insert_document = _INSERT_DOCUMENT.format_map(fill)
+        self._insert_document = _INSERT_DOCUMENT_AND_FIRST_CHUNK.format_map(fill)
         self._replace_document = _REPLACE_DOCUMENT.format_map(fill)
         self._insert_chunk = _INSERT_CHUNK.format_map(fill)
 
@@ -176,10 +180,12 @@ class DocumentWriter:
         external_id: str | None = None,
     ) -> UUID:
         """A new document and its chunks; its id."""
+        (ordinal, text, vector), *rest = vectors.chunks
         doc_id: UUID = await conn.fetchval(
-            self._insert_document, *fields.row(), vectors.chunks[0][2], external_id
+            self._insert_document, *fields.row(), vector, external_id, ordinal, text
         )
-        await self._insert_chunks(conn, doc_id, vectors.chunks)
+        if rest:
+            await self._insert_chunks(conn, doc_id, rest)
         return doc_id
 
     async def replace(

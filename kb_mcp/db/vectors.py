@@ -117,9 +117,10 @@ def parse_vector(text: str) -> list[float]:
     return [float(part) for part in inner.split(",")] if inner.strip() else []
 
 
-SESSION_EF_SEARCH = 100
-"""`hnsw.ef_search` of every pooled connection's session (`init_connection`): enough for a
-search of up to 10 hits in one statement (`kb_mcp.db.documents.search_candidates`)."""
+SESSION_EF_SEARCH = 50
+"""`hnsw.ef_search` of every pooled connection's session (`init_connection`): what a search
+of kb_search's default 5 hits needs (`kb_mcp.db.documents.search_candidates(5)`), so that
+one is one statement; a larger limit sets its own for a transaction."""
 
 
 async def init_connection(conn: asyncpg.Connection[Any]) -> None:

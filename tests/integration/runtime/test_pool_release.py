@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kb_mcp.db.pool import _Pool
+from kb_mcp.db.vectors import SESSION_EF_SEARCH, init_connection
 from kb_mcp.runtime.supervisor import boot_runtime
 from tests.conftest import CapturedLogs
 from tests.support.runtime_env import RuntimeEnv
@@ -40,3 +41,25 @@ async def test_a_failed_release_is_counted_and_logged_not_raised(
         (event,) = captured_logs.events("db.release_failed")
         assert event["error"] == "RuntimeError"
         assert await runtime.pool.fetchval("SELECT 1") == 1
+
+
+async def test_a_released_connection_keeps_its_session_but_not_its_transaction(
+    env: RuntimeEnv,
+) -> None:
+    """The pool keeps what `init_connection` set for the session (hnsw.ef_search, which a
+    search relies on), rolls back a transaction left open, and undoes SET LOCAL."""
+    async with boot_runtime(env.settings(), pool_init=init_connection) as runtime:
+        pool = runtime.pool
+        for _ in range(3):  # each acquire may meet any pooled connection
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SHOW hnsw.ef_search") == str(SESSION_EF_SEARCH)
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL hnsw.ef_search = 400")
+        async with pool.acquire() as conn:
+            left_open = conn.transaction()
+            await left_open.start()
+            await conn.execute("CREATE TEMP TABLE never_committed (id int)")
+        async with pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.never_committed')") is None
+            assert await conn.fetchval("SHOW hnsw.ef_search") == str(SESSION_EF_SEARCH)
