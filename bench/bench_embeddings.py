@@ -9,7 +9,9 @@ search query) and a batch of 64 (a long document):
 - `sdk float`: `client.embeddings.create(encoding_format="float")`, what the holder did;
 - `sdk base64`: the same asking for base64 (the SDK decodes it, with numpy if installed);
 - `lean array`: `kb_mcp.embeddings.lean.create_embeddings` (raw response, base64 decoded
-  once with `array`), what the holder does now;
+  once with `array`) over the SDK's default httpx transport;
+- `lean aiohttp`: the same over the SDK's aiohttp transport (`openai.DefaultAioHttpClient`,
+  `kb_mcp.embeddings.holder.http_client`), what the holder does when aiohttp is installed;
 - `decode numpy` / `decode array`: only the decoding of one answer body (no request),
   numpy's `frombuffer(...).tolist()` against `array`, when numpy is installed.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import sys
 import time
 from array import array
@@ -32,6 +35,7 @@ import openai
 
 from bench import bench_parser, finish, machine, percentile, print_table
 from bench._stack import FakesProcess, fake_key
+from kb_mcp.embeddings.holder import http_client
 from kb_mcp.embeddings.lean import create_embeddings, decode_embeddings
 from kb_mcp.observability.logging import configure_logging
 
@@ -40,7 +44,7 @@ MODEL = "text-embedding-3-small"
 Call = Callable[[list[str]], Awaitable[Any]]
 
 
-def _paths(client: openai.AsyncOpenAI) -> dict[str, Call]:
+def _paths(client: openai.AsyncOpenAI, over_aiohttp: openai.AsyncOpenAI) -> dict[str, Call]:
     async def sdk_float(texts: list[str]) -> Any:
         response = await client.embeddings.create(
             input=texts, model=MODEL, dimensions=DIMENSIONS, encoding_format="float"
@@ -56,7 +60,15 @@ def _paths(client: openai.AsyncOpenAI) -> dict[str, Call]:
     async def lean_array(texts: list[str]) -> Any:
         return await create_embeddings(client, texts, model=MODEL, dimensions=DIMENSIONS)
 
-    return {"sdk float": sdk_float, "sdk base64": sdk_base64, "lean array": lean_array}
+    async def lean_aiohttp(texts: list[str]) -> Any:
+        return await create_embeddings(over_aiohttp, texts, model=MODEL, dimensions=DIMENSIONS)
+
+    return {
+        "sdk float": sdk_float,
+        "sdk base64": sdk_base64,
+        "lean array": lean_array,
+        "lean aiohttp": lean_aiohttp,
+    }
 
 
 async def _time(call: Call, texts: list[str], calls: int) -> tuple[float, float]:
@@ -105,8 +117,14 @@ async def run(calls: int, rounds: int) -> dict[str, Any]:
         key = fake_key()
         await fakes.command("allow", key)
         client = openai.AsyncOpenAI(api_key=key, base_url=fakes.openai_base_url, max_retries=0)
+        over_aiohttp = openai.AsyncOpenAI(
+            api_key=key,
+            base_url=fakes.openai_base_url,
+            max_retries=0,
+            http_client=http_client("aiohttp", ssl.create_default_context()),
+        )
         try:
-            paths = _paths(client)
+            paths = _paths(client, over_aiohttp)
             batches = {"1 text": ["rotating database credentials"]}
             batches["64 texts"] = [f"passage {n} about rotation and keys" for n in range(64)]
             samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
@@ -127,6 +145,7 @@ async def run(calls: int, rounds: int) -> dict[str, Any]:
             ).content
         finally:
             await client.close()
+            await over_aiohttp.close()
     rows: list[dict[str, Any]] = []
     for (batch, name), taken in samples.items():
         rows.append(

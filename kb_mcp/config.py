@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -113,6 +113,14 @@ class Settings(BaseSettings):
         default=1536, ge=1, le=16000, validation_alias="KB_MCP_EMBEDDING_DIMENSIONS"
     )
     openai_timeout_s: float = Field(default=30.0, gt=0, validation_alias="KB_MCP_OPENAI_TIMEOUT_S")
+    openai_http_transport: Literal["auto", "aiohttp", "httpx"] = Field(
+        default="auto",
+        validation_alias="KB_MCP_OPENAI_HTTP_TRANSPORT",
+        description=(
+            "The openai client's HTTP transport: aiohttp (the SDK's aiohttp extra), httpx "
+            "(its default), auto: aiohttp when installed."
+        ),
+    )
     probe_openai_key: bool = Field(default=True, validation_alias="KB_MCP_PROBE_OPENAI_KEY")
     # Query-embedding cache (kb_mcp.embeddings.cache): 0 entries turns it off.
     embedding_cache_entries: int = Field(

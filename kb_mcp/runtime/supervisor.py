@@ -154,6 +154,7 @@ async def boot_runtime(
             recover=refresher.recover,
             base_url=settings.openai_base_url,
             timeout_s=settings.openai_timeout_s,
+            transport=settings.openai_http_transport,
             probe_on_rotation=settings.probe_openai_key,
             drain_timeout_s=settings.drain_timeout_s,
             metrics=registry,
