@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from kb_mcp.db.documents import DocumentStore
-from kb_mcp.db.vectors import vector_literal
+from kb_mcp.db.vectors import vector_literal, vector_param
 from kb_mcp.devstack.hashing import hashed_embedding
 
 __all__ = ["own_peak_rss_mib", "postgres_rss_mib", "recall", "storage_mib"]
@@ -39,11 +39,12 @@ async def recall(
     async with pool.acquire() as conn:
         default_ef = int(await conn.fetchval("SHOW hnsw.ef_search"))
         for query in queries:
-            vector = vector_literal(hashed_embedding(query, dimensions))
-            approximate = {tuple(r) for r in await conn.fetch(chunk_sql, vector, limit)}
+            embedding = hashed_embedding(query, dimensions)
+            literal, vector = vector_literal(embedding), vector_param(embedding)
+            approximate = {tuple(r) for r in await conn.fetch(chunk_sql, literal, limit)}
             async with conn.transaction():
                 await conn.execute("SET LOCAL enable_indexscan = off")
-                exact = {tuple(r) for r in await conn.fetch(chunk_sql, vector, limit)}
+                exact = {tuple(r) for r in await conn.fetch(chunk_sql, literal, limit)}
             chunk_hits += len(approximate & exact)
             async with conn.transaction():
                 await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(candidates))

@@ -41,7 +41,7 @@ from bench._search_measures import own_peak_rss_mib, postgres_rss_mib, recall, s
 from bench._stack import BenchDatabase, _postmaster_pid, open_database
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.migrate import apply_migrations
-from kb_mcp.db.vectors import chunk_index_sql, init_connection, vector_literal
+from kb_mcp.db.vectors import chunk_index_sql, init_connection, vector_literal, vector_param
 from kb_mcp.devstack.hashing import hashed_embedding
 from kb_mcp.embeddings.chunking import split_into_chunks
 from kb_mcp.observability.logging import configure_logging
@@ -209,7 +209,7 @@ async def _time_searches(
 
 async def _uses_index(pool: asyncpg.Pool[Any], store: DocumentStore, query: str) -> bool:
     """Whether the planner answers an unfiltered search through the HNSW index."""
-    vector = vector_literal(hashed_embedding(query, DIMENSIONS))
+    vector = vector_param(hashed_embedding(query, DIMENSIONS))
     sql = store._sql.nearest  # the store's own statement, so the plan is the one it gets
     async with pool.acquire() as conn:
         plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", vector, 100, LIMIT)
