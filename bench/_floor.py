@@ -1,6 +1,6 @@
 """The floor of `bench_mcp`: kb-mcp's own `kb_search` tool, minus the search, on the same SDK.
 
-    python -m bench._floor --port P
+    python -m bench._floor --port P [--minimal]
 
 The tool has `kb_search`'s signature (so the same input schema and argument parsing),
 description and result type (`kb_mcp.server.results.SearchResult`, so the same output
@@ -12,6 +12,10 @@ check off), same uvicorn configuration and the same event loop choice
 (`kb_mcp.runtime.eventloop`), on a listening socket made the same way; `/readyz` answers
 200 once it serves. Whatever a request costs here is the SDK's and uvicorn's own cost for
 this tool. SIGTERM stops it.
+
+`--minimal` serves instead the floor earlier runs used: a five-field hit model and a
+three-argument signature (a smaller output schema for the client to check), so figures
+against either floor can be compared.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import inspect
 import socket
 import sys
 import typing
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -66,9 +71,45 @@ kb_search.__annotations__ = typing.get_type_hints(tools.kb_search, include_extra
 kb_search.__doc__ = tools.kb_search.__doc__
 
 
-def build_floor() -> MCPServer[object]:
+class _MinimalHit(BaseModel):
+    id: str
+    title: str
+    snippet: str
+    score: float
+    tags: list[str]
+
+
+class _MinimalHits(BaseModel):
+    hits: list[_MinimalHit]
+
+
+_MINIMAL_HITS = _MinimalHits(
+    hits=[
+        _MinimalHit(
+            id=f"00000000-0000-4000-8000-00000000000{n}",
+            title=f"document {n}",
+            snippet="Alternate between two login roles so the old password keeps working. " * 3,
+            score=round(0.9 - n / 20, 6),
+            tags=["ops"],
+        )
+        for n in range(5)
+    ]
+)
+
+
+async def minimal_kb_search(
+    query: Annotated[str, Field(min_length=1, max_length=2000)],
+    limit: Annotated[int, Field(ge=1, le=50)] = 5,
+    tags: list[str] | None = None,
+) -> _MinimalHits:
+    """Five fixed hits, whatever the query."""
+    return _MINIMAL_HITS
+
+
+def build_floor(*, minimal: bool = False) -> MCPServer[object]:
     server: MCPServer[object] = MCPServer("floor")
-    server.add_tool(kb_search, name="kb_search", annotations=ToolAnnotations(read_only_hint=True))
+    tool = minimal_kb_search if minimal else kb_search
+    server.add_tool(tool, name="kb_search", annotations=ToolAnnotations(read_only_hint=True))
     return server
 
 
@@ -76,8 +117,8 @@ async def readyz(_request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
-async def _serve(port: int) -> None:
-    app = build_floor().streamable_http_app(
+async def _serve(port: int, *, minimal: bool) -> None:
+    app = build_floor(minimal=minimal).streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=True,
         json_response=True,
@@ -95,9 +136,10 @@ async def _serve(port: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--minimal", action="store_true", help="the earlier, smaller floor")
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(_serve(args.port))
+        runner.run(_serve(args.port, minimal=bool(args.minimal)))
     return 0
 
 

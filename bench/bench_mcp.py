@@ -59,9 +59,10 @@ STACKS = {
 }
 """Python prologues: None in sys.modules makes `import uvloop` raise ImportError."""
 KINDS = ("floor", "kb_search", "kb_add")
-OPTIONAL_KINDS = ("kb_search_repeat", "kb_search_vector")
+OPTIONAL_KINDS = ("kb_search_repeat", "kb_search_vector", "floor_minimal")
 """`kb_search_repeat`: 20 queries asked again and again (the query cache answers);
-`kb_search_vector`: `kb_search` with `mode: vector` (the default is hybrid)."""
+`kb_search_vector`: `kb_search` with `mode: vector` (the default is hybrid);
+`floor_minimal`: the smaller floor of earlier runs (`python -m bench._floor --minimal`)."""
 _RUN = secrets.token_hex(4)
 
 
@@ -284,8 +285,21 @@ async def servers(
                     "/readyz",
                 )
             )
+            minimal_port = free_port()
+            minimal = await own.enter_async_context(
+                spawn(
+                    f"floor-minimal-{name}",
+                    python_argv(
+                        prologue, "bench._floor:main", "--port", str(minimal_port), "--minimal"
+                    ),
+                    env,
+                    minimal_port,
+                    "/readyz",
+                )
+            )
             targets += [
                 Target(name, "floor", floor.url, "kb_search", search_arguments),
+                Target(name, "floor_minimal", minimal.url, "kb_search", search_arguments),
                 *_product_targets(name, kb.url),
             ]
         # One database behind both kb-mcp processes: seed it once.
