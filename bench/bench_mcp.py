@@ -220,7 +220,12 @@ def _product_targets(stack: str, url: str, suffix: str = "") -> list[Target]:
 
 @contextlib.asynccontextmanager
 async def servers(
-    stack: BenchStack, stacks: list[str], seed_documents: int, before_tree: Path | None = None
+    stack: BenchStack,
+    stacks: list[str],
+    seed_documents: int,
+    before_tree: Path | None = None,
+    *,
+    minimal_floor: bool = False,
 ) -> AsyncIterator[list[Target]]:
     """The embeddings endpoint, then a floor and a kb-mcp per HTTP stack; the targets."""
     key = stack.keys[0]
@@ -285,21 +290,24 @@ async def servers(
                     "/readyz",
                 )
             )
-            minimal_port = free_port()
-            minimal = await own.enter_async_context(
-                spawn(
-                    f"floor-minimal-{name}",
-                    python_argv(
-                        prologue, "bench._floor:main", "--port", str(minimal_port), "--minimal"
-                    ),
-                    env,
-                    minimal_port,
-                    "/readyz",
+            if minimal_floor:
+                minimal_port = free_port()
+                minimal = await own.enter_async_context(
+                    spawn(
+                        f"floor-minimal-{name}",
+                        python_argv(
+                            prologue, "bench._floor:main", "--port", str(minimal_port), "--minimal"
+                        ),
+                        env,
+                        minimal_port,
+                        "/readyz",
+                    )
                 )
-            )
+                targets.append(
+                    Target(name, "floor_minimal", minimal.url, "kb_search", search_arguments)
+                )
             targets += [
                 Target(name, "floor", floor.url, "kb_search", search_arguments),
-                Target(name, "floor_minimal", minimal.url, "kb_search", search_arguments),
                 *_product_targets(name, kb.url),
             ]
         # One database behind both kb-mcp processes: seed it once.
@@ -322,7 +330,9 @@ async def run(
     rng = random.Random(13)
     async with (
         open_stack() as stack,
-        servers(stack, stacks, seed_documents, before_tree) as targets,
+        servers(
+            stack, stacks, seed_documents, before_tree, minimal_floor="floor_minimal" in kinds
+        ) as targets,
     ):
         for _ in range(rounds):
             for clients in levels:
