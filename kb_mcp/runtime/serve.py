@@ -61,10 +61,13 @@ def run_serve(
     port: int,
     allow_unauthenticated: bool = False,
     ready_fd: int | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> int:
     """Load settings, configure logging, and run `serve` to completion; the exit code.
 
     `ready_fd`: a file descriptor that gets one JSON line once serving (`handshake.py`).
+    `on_ready`: called once serving, after that line (the command line resumes the
+    garbage collector with it, `collector.py`).
     """
     try:
         settings = load_settings()
@@ -84,7 +87,7 @@ def run_serve(
                 host=host,
                 port=port,
                 allow_unauthenticated=allow_unauthenticated,
-                on_started=None if ready_fd is None else _ready_line(ready_fd),
+                on_started=_on_started(ready_fd, on_ready),
             )
         )
     # Everything is closed. Freezing what is left spares the interpreter's final garbage
@@ -227,16 +230,23 @@ async def _stopping_when_done(work: Awaitable[None], stop: asyncio.Event) -> Non
         stop.set()
 
 
-def _ready_line(fd: int) -> OnStarted:
+def _on_started(fd: int | None, on_ready: Callable[[], None] | None) -> OnStarted | None:
+    """The handshake line on `fd` (when given), then `on_ready` (when given)."""
+    if fd is None and on_ready is None:
+        return None
+
     def on_started(started: ServerStarted) -> None:
-        document = {
-            "transport": started.transport,
-            "host": started.host,
-            "port": started.port,
-            "url": started.url,
-            "booted_in_s": round(started.runtime.booted_in_s, 3),
-        }
-        write_ready_line(fd, document)
+        if fd is not None:
+            document = {
+                "transport": started.transport,
+                "host": started.host,
+                "port": started.port,
+                "url": started.url,
+                "booted_in_s": round(started.runtime.booted_in_s, 3),
+            }
+            write_ready_line(fd, document)
+        if on_ready is not None:
+            on_ready()
 
     return on_started
 
