@@ -1,8 +1,10 @@
 """The streamable HTTP transport of `kb-mcp serve`: the app under uvicorn, on a socket bound here.
 
 Imported only when serving over http (`serve.py`), so the stdio transport never loads
-uvicorn. The socket is bound before uvicorn starts, so port 0 gives the real port to the
-started handshake; uvicorn's own signal handling is off (the supervisor owns signals).
+uvicorn's HTTP protocols and h11 (the `uvicorn` package itself comes with the MCP SDK:
+`mcp` -> `sse_starlette` -> `uvicorn.main`). The socket is bound before uvicorn starts,
+so port 0 gives the real port to the started handshake; uvicorn's own signal handling is
+off (the supervisor owns signals).
 """
 
 from __future__ import annotations
