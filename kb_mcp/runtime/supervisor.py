@@ -7,9 +7,9 @@
    model (a bad shape fails the boot before anything is built);
 2. the `Refresher` (kb_mcp.hotswap), the only owner of which version is in service;
 3. the `OpenAIClientHolder` and the `PoolManager` (pool opened and probed with
-   `SELECT 1`), built side by side from those parsed values, and the bearer-token
-   holder when a token secret is configured, each watched by the refresher, which they
-   ask for recovery on an auth failure;
+   `SELECT 1`), built from those parsed values, and the bearer-token holder when a token
+   secret is configured, each watched by the refresher, which they ask for recovery on
+   an auth failure;
 4. the TaskGroup that owns drains of swapped-out generations.
 
 Any failure before the runtime is yielded closes whatever was opened (nothing
@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
@@ -160,6 +159,7 @@ async def boot_runtime(
             metrics=registry,
             observers=observers,
         )
+        await openai_holder.start(key)
         stack.push_async_callback(openai_holder.aclose)
 
         pool = PoolManager(
@@ -174,10 +174,8 @@ async def boot_runtime(
             metrics=registry,
             observers=observers,
         )
+        await pool.start(credentials)
         stack.push_async_callback(pool.aclose)
-        # Side by side: the pool mostly waits on PostgreSQL (connect, SELECT 1, min_size
-        # connections), the client build is CPU only (no I/O), so it runs in those waits.
-        await _start_together(pool.start(credentials), openai_holder.start(key))
         await pool.probe()
         if on_pool_ready is not None:
             await on_pool_ready(pool)
@@ -217,17 +215,6 @@ async def boot_runtime(
             runtime.stop.set()
             log.info("runtime.stopping")
     log.info("runtime.stopped")
-
-
-async def _start_together(*starts: Coroutine[Any, Any, object]) -> None:
-    """Run `starts` concurrently, in order; the first failure is raised as it is (the
-    others are cancelled; what started is closed by the caller's exit stack)."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            for start in starts:
-                group.create_task(start)
-    except BaseExceptionGroup as failed:
-        raise failed.exceptions[0]  # noqa: B904 - its own cause is kept; the group is context
 
 
 async def _read_secrets(
