@@ -9,7 +9,13 @@ less). It then reads VmRSS (and the peak, VmHWM) after 2 s idle (0.5 s with --qu
 sends SIGTERM and times the exit (code 0). Then, per run: `kb-mcp --help` (spawn to exit)
 and the stdio transport as a desktop client starts it: the SDK's stdio client
 (`mcp.Client(StdioServerParameters(...))`) from spawn to a completed handshake and a
-`tools/list` answer.
+`tools/list` answer. And the floor: the CPU seconds a fresh interpreter spends importing
+only the third-party packages `serve --transport http` needs (`THIRD_PARTY`), with the
+collector off as the server imports them, measured in the child (`time.process_time`).
+
+The package's bytecode is compiled first, as `pip install` does in the image (the
+development checkout is an editable install, and `PYTHONDONTWRITEBYTECODE=1`, which the
+image also sets, would otherwise recompile every `kb_mcp` module at each spawn).
 
     python -m bench.bench_boot [--quick] [--json] [--runs 5]
 """
@@ -17,6 +23,7 @@ and the stdio transport as a desktop client starts it: the SDK's stdio client
 from __future__ import annotations
 
 import asyncio
+import compileall
 import json
 import os
 import signal
@@ -27,6 +34,7 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 
+import kb_mcp
 from bench import bench_parser, finish, machine, percentile, print_table
 from bench._stack import BenchStack, open_stack
 from kb_mcp.observability.logging import configure_logging
@@ -34,6 +42,22 @@ from kb_mcp.observability.logging import configure_logging
 IDLE_S = 2.0
 READY_TIMEOUT_S = 60.0
 _TICKS = os.sysconf("SC_CLK_TCK")
+THIRD_PARTY = (
+    "mcp.server.mcpserver",
+    "openai",
+    "aioboto3",
+    "asyncpg",
+    "uvicorn",
+    "uvloop",
+    "starlette.applications",
+    "pydantic_settings",
+    "structlog",
+)
+"""What `kb-mcp serve --transport http` imports of others' code (each pulls in its own)."""
+_FLOOR = (
+    "import gc, os, time; gc.disable(); began = time.process_time(); import {modules}; "
+    "print(time.process_time() - began, flush=True); os._exit(0)"
+)
 
 
 async def _status(port: int, path: str) -> int:
@@ -170,17 +194,33 @@ async def stdio_handshake(stack: BenchStack) -> float:
     return round(taken, 3)
 
 
+async def import_floor() -> float:
+    """CPU seconds of importing `THIRD_PARTY` alone in a fresh interpreter."""
+    code = _FLOOR.format(modules=", ".join(THIRD_PARTY))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError("importing the third-party floor failed")
+    return round(float(out), 3)
+
+
 async def run(runs: int, idle_s: float) -> dict[str, Any]:
     configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
+    compileall.compile_dir(Path(kb_mcp.__file__).parent, quiet=1)
     async with open_stack() as stack:
         boots = [await one_boot(stack, idle_s) for _ in range(runs)]
         helps = [await help_time() for _ in range(runs)]
         stdio = [await stdio_handshake(stack) for _ in range(runs)]
-    for boot, help_s, stdio_s in zip(boots, helps, stdio, strict=True):
+    floors = [await import_floor() for _ in range(runs)]
+    for boot, help_s, stdio_s, floor_s in zip(boots, helps, stdio, floors, strict=True):
         boot["help_s"] = help_s
         boot["stdio_handshake_s"] = stdio_s
+        boot["third_party_imports_cpu_s"] = floor_s
     keys: tuple[str, ...] = ("listening_s", "ready_s", "cpu_to_ready_s", "runtime_booted_s")
     keys += ("before_boot_s", "rss_mib", "peak_rss_mib", "help_s", "stdio_handshake_s")
+    keys += ("third_party_imports_cpu_s",)
     summary = {
         key: {
             "p50": percentile([float(b[key]) for b in boots], 50),
@@ -209,6 +249,7 @@ def report(figures: dict[str, Any]) -> None:
         "sigterm_to_exit_s": "SIGTERM -> exit (s)",
         "help_s": "kb-mcp --help, spawn -> exit (s)",
         "stdio_handshake_s": "stdio: spawn -> handshake + tools/list (s)",
+        "third_party_imports_cpu_s": "floor: third-party imports alone, CPU (s)",
     }
     rows = [
         [

@@ -49,15 +49,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from kb_mcp.runtime.serve import run_serve
+    from kb_mcp.runtime.collector import collector_paused
 
-    return run_serve(
-        transport=args.transport,
-        host=args.host,
-        port=args.port,
-        allow_unauthenticated=args.allow_unauthenticated,
-        ready_fd=args.ready_fd,
-    )
+    # The collector stays off from the first heavy import until the server is ready.
+    with collector_paused() as resume:
+        from kb_mcp.runtime.serve import run_serve
+
+        return run_serve(
+            transport=args.transport,
+            host=args.host,
+            port=args.port,
+            allow_unauthenticated=args.allow_unauthenticated,
+            ready_fd=args.ready_fd,
+            on_ready=resume,
+        )
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:

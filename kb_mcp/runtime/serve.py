@@ -9,18 +9,14 @@ event and a short human line on stderr.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
-import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.errors import (
@@ -34,8 +30,6 @@ from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.metrics import EmfEmitter
 from kb_mcp.runtime.handshake import write_ready_line
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
-from kb_mcp.server.limits import HttpLimits
-from kb_mcp.server.stdio import run_stdio
 
 __all__ = ["OnStarted", "ServerStarted", "run_serve", "serve"]
 
@@ -60,24 +54,6 @@ class ServerStarted:
 OnStarted = Callable[[ServerStarted], None]
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, minus its own signal handling (the supervisor owns signals), plus a
-    callback once its sockets accept connections."""
-
-    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_listening = on_listening
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
-            self._on_listening()
-
-
 def run_serve(
     *,
     transport: str,
@@ -85,10 +61,13 @@ def run_serve(
     port: int,
     allow_unauthenticated: bool = False,
     ready_fd: int | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> int:
     """Load settings, configure logging, and run `serve` to completion; the exit code.
 
     `ready_fd`: a file descriptor that gets one JSON line once serving (`handshake.py`).
+    `on_ready`: called once serving, after that line (the command line resumes the
+    garbage collector with it, `collector.py`).
     """
     try:
         settings = load_settings()
@@ -108,7 +87,7 @@ def run_serve(
                 host=host,
                 port=port,
                 allow_unauthenticated=allow_unauthenticated,
-                on_started=None if ready_fd is None else _ready_line(ready_fd),
+                on_started=_on_started(ready_fd, on_ready),
             )
         )
     # Everything is closed. Freezing what is left spares the interpreter's final garbage
@@ -221,29 +200,23 @@ async def _run_transport(
         if settings.json_logs:  # EMF lines are for CloudWatch, never the development console
             tasks.create_task(emitter.run(stop, settings.metrics_flush_interval_s))
         if transport == "stdio":
+            from kb_mcp.server.stdio import run_stdio
+
             # run_stdio answers malformed lines with a JSON-RPC parse error.
             stdio = tasks.create_task(_stopping_when_done(run_stdio(built.mcp), stop))
             started(0)
             await stop.wait()
             stdio.cancel()
         else:
-            # IPPROTO_TCP explicitly: with protocol 0 asyncio does not set TCP_NODELAY on
-            # accepted connections, and keep-alive responses wait ~40 ms for a delayed ACK.
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
+            from kb_mcp.runtime.http_transport import bind_socket, http_server
+
+            sock = bind_socket(host, port)
             bound_port = sock.getsockname()[1]
-            config = uvicorn.Config(
+            server = http_server(
                 built.http,
-                log_config=None,
-                lifespan="on",
-                timeout_graceful_shutdown=int(settings.drain_timeout_s),
-                access_log=False,
-                # Connection cap, header/keep-alive timeouts, head size (kb_mcp.server.limits).
-                **HttpLimits().uvicorn_options(H11Protocol),
+                drain_timeout_s=settings.drain_timeout_s,
+                on_listening=lambda: started(bound_port),
             )
-            server = _Server(config, on_listening=lambda: started(bound_port))
             tasks.create_task(_stopping_when_done(server.serve(sockets=[sock]), stop))
             await stop.wait()
             server.should_exit = True
@@ -257,16 +230,23 @@ async def _stopping_when_done(work: Awaitable[None], stop: asyncio.Event) -> Non
         stop.set()
 
 
-def _ready_line(fd: int) -> OnStarted:
+def _on_started(fd: int | None, on_ready: Callable[[], None] | None) -> OnStarted | None:
+    """The handshake line on `fd` (when given), then `on_ready` (when given)."""
+    if fd is None and on_ready is None:
+        return None
+
     def on_started(started: ServerStarted) -> None:
-        document = {
-            "transport": started.transport,
-            "host": started.host,
-            "port": started.port,
-            "url": started.url,
-            "booted_in_s": round(started.runtime.booted_in_s, 3),
-        }
-        write_ready_line(fd, document)
+        if fd is not None:
+            document = {
+                "transport": started.transport,
+                "host": started.host,
+                "port": started.port,
+                "url": started.url,
+                "booted_in_s": round(started.runtime.booted_in_s, 3),
+            }
+            write_ready_line(fd, document)
+        if on_ready is not None:
+            on_ready()
 
     return on_started
 
