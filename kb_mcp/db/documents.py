@@ -72,7 +72,15 @@ log = structlog.get_logger(__name__)
 SNIPPET_CHARS = 400
 _MAX_CANDIDATES = 1000
 """pgvector's ceiling for `hnsw.ef_search`."""
+_MIN_CANDIDATES = 40
+_CANDIDATES_PER_HIT = 10
 _EXTERNAL_ID_LOCK = "kb-mcp:external_id:"
+
+
+def _candidate_count(limit: int) -> int:
+    """Chunks the HNSW index is asked for (its `hnsw.ef_search`) to return `limit` documents."""
+    return min(_MAX_CANDIDATES, max(_MIN_CANDIDATES, limit * _CANDIDATES_PER_HIT))
+
 
 AddStatus = Literal["created", "updated", "unchanged", "duplicate"]
 
@@ -274,7 +282,7 @@ class DocumentStore:
             if tags:
                 rows = await conn.fetch(self._sql.exact_filtered, vector, limit, list(tags))
             else:
-                candidates = min(_MAX_CANDIDATES, max(40, limit * 10))
+                candidates = _candidate_count(limit)
                 async with conn.transaction():
                     await conn.execute(
                         "SELECT set_config('hnsw.ef_search', $1, true)", str(candidates)

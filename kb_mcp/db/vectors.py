@@ -21,6 +21,8 @@ from typing import Any
 import asyncpg
 
 __all__ = [
+    "HNSW_EF_CONSTRUCTION",
+    "HNSW_M",
     "MAX_DIMENSIONS",
     "VECTOR_HNSW_MAX_DIMENSIONS",
     "chunk_index_sql",
@@ -33,6 +35,9 @@ __all__ = [
 VECTOR_HNSW_MAX_DIMENSIONS = 2000
 MAX_DIMENSIONS = 16000
 """pgvector's limit for a `vector` column."""
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+"""The chunk index's graph parameters (pgvector's defaults), chosen by `bench/bench_search.py`."""
 
 
 def check_dimensions(dimensions: int) -> int:
@@ -44,13 +49,16 @@ def check_dimensions(dimensions: int) -> int:
     return dimensions
 
 
-def chunk_index_sql(dimensions: int) -> str:
+def chunk_index_sql(
+    dimensions: int, *, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION
+) -> str:
     """The statement creating the ANN index on `chunks.embedding` (a comment when none fits)."""
     n = check_dimensions(dimensions)
     if n <= VECTOR_HNSW_MAX_DIMENSIONS:
         return (
             "CREATE INDEX chunks_embedding_hnsw_idx ON chunks "
-            "USING hnsw (embedding vector_cosine_ops);"
+            "USING hnsw (embedding vector_cosine_ops) "
+            f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)});"
         )
     return f"-- {n} dimensions exceed the HNSW limit: search over chunks is exact."
 
