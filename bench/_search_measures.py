@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from kb_mcp.db.documents import DocumentStore, _candidate_count
+from kb_mcp.db.documents import DocumentStore, search_candidates
 
 __all__ = ["own_peak_rss_mib", "postgres_rss_mib", "recall", "storage_mib"]
 
@@ -32,7 +32,7 @@ async def recall(
     to its candidate count, as the store sets it) against its exact statement.
     """
     chunk_sql = _CHUNKS_NEAREST.format(n=dimensions)
-    candidates = _candidate_count(limit)
+    candidates = search_candidates(limit)
     chunk_hits = document_hits = 0
     async with pool.acquire() as conn:
         default_ef = int(await conn.fetchval("SHOW hnsw.ef_search"))

@@ -54,7 +54,7 @@ from bench._clustered import ClusteredCorpus
 from bench._hnsw_grid import Grid, print_grid, run_grid
 from bench._search_measures import own_peak_rss_mib, postgres_rss_mib, recall, storage_mib
 from bench._stack import BenchDatabase, _postmaster_pid, open_database
-from kb_mcp.db.documents import DocumentStore, _candidate_count
+from kb_mcp.db.documents import DocumentStore, search_candidates
 from kb_mcp.db.migrate import apply_migrations
 from kb_mcp.db.vectors import (
     chunk_index_sql,
@@ -480,7 +480,7 @@ def main() -> int:
         args.m,
         args.ef_construction,
         quick=quick,
-        default_ef_search=[40, _candidate_count(LIMIT)],
+        default_ef_search=[40, search_candidates(LIMIT)],
     )
     try:
         figures = asyncio.run(

@@ -65,6 +65,7 @@ __all__ = [
     "TextEmbedder",
     "init_connection",
     "load_metadata",
+    "search_candidates",
 ]
 
 log = structlog.get_logger(__name__)
@@ -75,13 +76,14 @@ _MAX_CANDIDATES = 1000
 _MIN_CANDIDATES = 100
 _CANDIDATES_PER_HIT = 40
 """Chosen at 100k chunks by `bench/bench_search.py` (recall@10 0.99 at 400 candidates)."""
-_EXTERNAL_ID_LOCK = "kb-mcp:external_id:"
 
 
-def _candidate_count(limit: int) -> int:
-    """Chunks the HNSW index is asked for (its `hnsw.ef_search`) to return `limit` documents."""
+def search_candidates(limit: int) -> int:
+    """Chunks the HNSW index is asked for (and `hnsw.ef_search`) to return `limit` documents."""
     return min(_MAX_CANDIDATES, max(_MIN_CANDIDATES, limit * _CANDIDATES_PER_HIT))
 
+
+_EXTERNAL_ID_LOCK = "kb-mcp:external_id:"
 
 AddStatus = Literal["created", "updated", "unchanged", "duplicate"]
 
@@ -283,7 +285,7 @@ class DocumentStore:
             if tags:
                 rows = await conn.fetch(self._sql.exact_filtered, vector, limit, list(tags))
             else:
-                candidates = _candidate_count(limit)
+                candidates = search_candidates(limit)
                 async with conn.transaction():
                     await conn.execute(
                         "SELECT set_config('hnsw.ef_search', $1, true)", str(candidates)

@@ -37,7 +37,7 @@ MAX_DIMENSIONS = 16000
 """pgvector's limit for a `vector` column."""
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 128
-"""The chunk index's graph: pgvector's `m`, twice its `ef_construction` (migration 0004).
+"""The chunk index's graph: pgvector's `m`, twice its `ef_construction` (migration 0005).
 
 Measured at 100k chunks (`bench/bench_search.py`, hard data set): recall@10 0.99 at
 `ef_search` 400 against 0.94 with the defaults (16, 64), for a build 2.8 times as long.

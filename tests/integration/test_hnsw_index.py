@@ -1,4 +1,4 @@
-"""The chunk index's HNSW parameters (migration 0004) on real PostgreSQL + pgvector."""
+"""The chunk index's HNSW parameters (migration hnsw_parameters) on real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ _RELOPTIONS = (
 _CHOSEN = [f"m={HNSW_M}", f"ef_construction={HNSW_EF_CONSTRUCTION}"]
 
 
-async def test_migration_0004_rebuilds_a_0003_index_with_the_chosen_parameters(
+async def test_the_hnsw_migration_rebuilds_an_older_index_with_the_chosen_parameters(
     app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
 ) -> None:
-    """A 0003 database with documents gets its index rebuilt; search still finds them."""
+    """A database from before it, with documents, gets its index rebuilt; search finds them."""
     shipped = load_migrations()
-    before = [m for m in shipped if m.version < 4]
+    rebuild = next(m for m in shipped if m.name == "hnsw_parameters")
+    before = [m for m in shipped if m.version < rebuild.version]
     async with (
         PoolSource.open(app_database) as source,
         OpenAIBackend.open(fake_openai.base_url, openai_api_key) as backend,
@@ -31,7 +32,7 @@ async def test_migration_0004_rebuilds_a_0003_index_with_the_chosen_parameters(
         await apply_migrations(source, dimensions=DIMENSIONS, migrations=before)
         async with source.acquire() as conn:
             await conn.execute("DROP INDEX chunks_embedding_hnsw_idx")
-            # The index as 0001 created it before 0004: pgvector's own defaults.
+            # The index as 0001 created it before: pgvector's own defaults.
             await conn.execute(
                 "CREATE INDEX chunks_embedding_hnsw_idx ON chunks "
                 "USING hnsw (embedding vector_cosine_ops)"
@@ -51,7 +52,7 @@ async def test_migration_0004_rebuilds_a_0003_index_with_the_chosen_parameters(
                 "'chunks_embedding_hnsw_idx'::regclass AND indisvalid AND indisready"
             )
         hits = await store.search("borrow checker and references", limit=3)
-    assert applied == [m.label for m in shipped if m.version >= 4]
+    assert applied == [m.label for m in shipped if m.version >= rebuild.version]
     assert old is not None
     assert old["reloptions"] is None
     assert new is not None
@@ -71,8 +72,8 @@ async def test_a_new_database_gets_the_chosen_parameters(app_database: AppDataba
     assert sorted(row["reloptions"]) == sorted(_CHOSEN)
 
 
-async def test_above_the_hnsw_limit_0004_leaves_no_index(app_database: AppDatabase) -> None:
-    """At 3072 dimensions there is no index before 0004 and none after: search stays exact."""
+async def test_above_the_hnsw_limit_the_rebuild_leaves_no_index(app_database: AppDatabase) -> None:
+    """At 3072 dimensions there is no index before the rebuild and none after."""
     async with PoolSource.open(app_database) as source:
         await apply_migrations(source, dimensions=3072)
         async with source.acquire() as conn:

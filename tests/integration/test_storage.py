@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from kb_mcp.db.documents import DocumentStore, _candidate_count, _Queries
+from kb_mcp.db.documents import DocumentStore, _Queries, search_candidates
 from kb_mcp.db.migrate import Migration, apply_migrations, load_migrations
 from kb_mcp.db.sqltext import quote_ident
 from kb_mcp.devstack.postgres import PostgresCluster
@@ -260,7 +260,7 @@ async def test_tag_filter_keeps_only_documents_with_every_tag(kb: KbStack) -> No
 
 async def test_search_finds_documents_beyond_the_hnsw_candidates(kb: KbStack) -> None:
     """Documents with many close chunks do not crowd the others out of the results."""
-    per_document = _candidate_count(4) // 2  # three of them fill every candidate slot
+    per_document = search_candidates(4) // 2  # three of them fill every candidate slot
     for i in range(3):
         text = "\n\n".join(
             f"Kubernetes pods restart number {i}-{j}. " * 25 for j in range(per_document)
