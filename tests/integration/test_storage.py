@@ -104,9 +104,10 @@ async def test_a_later_migration_applies_in_its_own_transaction(
 ) -> None:
     """A failing migration leaves no trace; the ones before it stay applied."""
     shipped = load_migrations()
-    good = Migration(len(shipped) + 1, "notes", "CREATE TABLE notes (id int);")
+    latest = max(m.version for m in shipped)  # versions may skip a number between branches
+    good = Migration(latest + 1, "notes", "CREATE TABLE notes (id int);")
     bad = Migration(
-        len(shipped) + 2, "broken", "CREATE TABLE half (id int); SELECT * FROM missing_table;"
+        latest + 2, "broken", "CREATE TABLE half (id int); SELECT * FROM missing_table;"
     )
     async with PoolSource.open(app_database) as source:
         with pytest.raises(DatabaseError, match=f"migration {bad.label} failed"):
