@@ -8,9 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from kb_mcp.db.documents import DocumentStore
-from kb_mcp.db.vectors import vector_literal, vector_param
-from kb_mcp.devstack.hashing import hashed_embedding
+from kb_mcp.db.documents import DocumentStore, search_candidates
+from kb_mcp.db.vectors import parse_vector
 
 __all__ = ["own_peak_rss_mib", "postgres_rss_mib", "recall", "storage_mib"]
 
@@ -22,7 +21,7 @@ _CHUNKS_NEAREST = (
 async def recall(
     pool: asyncpg.Pool[Any],
     store: DocumentStore,
-    queries: list[str],
+    vectors: list[str],
     *,
     dimensions: int,
     limit: int,
@@ -34,24 +33,23 @@ async def recall(
     to its candidate count, as the store sets it) against its exact statement.
     """
     chunk_sql = _CHUNKS_NEAREST.format(n=dimensions)
-    candidates = max(40, limit * 10)
+    candidates = search_candidates(limit)
     chunk_hits = document_hits = 0
     async with pool.acquire() as conn:
         default_ef = int(await conn.fetchval("SHOW hnsw.ef_search"))
-        for query in queries:
-            embedding = hashed_embedding(query, dimensions)
-            literal, vector = vector_literal(embedding), vector_param(embedding)
-            approximate = {tuple(r) for r in await conn.fetch(chunk_sql, literal, limit)}
+        for vector in vectors:
+            approximate = {tuple(r) for r in await conn.fetch(chunk_sql, vector, limit)}
             async with conn.transaction():
                 await conn.execute("SET LOCAL enable_indexscan = off")
-                exact = {tuple(r) for r in await conn.fetch(chunk_sql, literal, limit)}
+                exact = {tuple(r) for r in await conn.fetch(chunk_sql, vector, limit)}
             chunk_hits += len(approximate & exact)
             async with conn.transaction():
                 await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(candidates))
-                found = await conn.fetch(store._sql.nearest, vector, candidates, limit)
-            truth = await conn.fetch(store._sql.exact, vector, limit)
+                param = parse_vector(vector)  # the store's statements take real[]
+                found = await conn.fetch(store._sql.nearest, param, candidates, limit)
+            truth = await conn.fetch(store._sql.exact, param, limit)
             document_hits += len({r["id"] for r in found} & {r["id"] for r in truth})
-    total = limit * len(queries)
+    total = limit * len(vectors)
     return {
         "default_ef_search": default_ef,
         "chunks_recall": round(chunk_hits / total, 4),

@@ -19,8 +19,21 @@ At each size it also measures, on the same queries:
 - how long the last HNSW build took (bulk sizes), and how storage and memory grew: the
   chunk table and index sizes, and the PostgreSQL server processes' resident memory.
 
+With `--ef-search`, `--m` or `--ef-construction` (each a comma-separated list), the last
+size's data is then measured over a grid (`bench._hnsw_grid`): every index `m` x
+`ef_construction` built in turn on the same rows, each at every `ef_search`: recall@10 of
+chunks and of what `kb_search` returns (asking the index for `ef_search` candidates), and
+that search's p50/p99. Quick mode runs a small grid (the product's index, `ef_search` 40
+and the product's candidate count).
+
+`--data clustered` replaces the hashed prose by synthetic vectors with cluster structure
+(`bench._clustered`: not text, a stand-in for real embeddings' shape), every size loaded in
+bulk; the hashed prose (default) is the hard case.
+
     python -m bench.bench_search [--quick] [--json] [--sizes 1000,10000] [--queries 200]
     python -m bench.bench_search --sizes 1000 --chunks 100000     # the 100k-chunk figures
+    python -m bench.bench_search --sizes 1000 --chunks 100000 --ef-search 40,100,200,400,800 \
+        --m 16,24 --ef-construction 64,128 [--data clustered]     # the HNSW grid at 100k
 """
 
 from __future__ import annotations
@@ -37,11 +50,18 @@ from typing import Any, cast
 import asyncpg
 
 from bench import bench_parser, finish, latency_summary, machine, print_table
+from bench._clustered import ClusteredCorpus
+from bench._hnsw_grid import Grid, print_grid, run_grid
 from bench._search_measures import own_peak_rss_mib, postgres_rss_mib, recall, storage_mib
 from bench._stack import BenchDatabase, _postmaster_pid, open_database
-from kb_mcp.db.documents import DocumentStore
+from kb_mcp.db.documents import DocumentStore, search_candidates
 from kb_mcp.db.migrate import apply_migrations
-from kb_mcp.db.vectors import chunk_index_sql, init_connection, vector_literal, vector_param
+from kb_mcp.db.vectors import (
+    chunk_index_sql,
+    init_connection,
+    parse_vector,
+    vector_literal,
+)
 from kb_mcp.devstack.hashing import hashed_embedding
 from kb_mcp.embeddings.chunking import split_into_chunks
 from kb_mcp.observability.logging import configure_logging
@@ -63,8 +83,15 @@ class HashingEmbedder:
         for text in texts:
             self._known[text] = hashed_embedding(text, self.dimensions)
 
+    def know(self, text: str, vector: list[float]) -> None:
+        """Answer `text` with `vector` (the clustered data set's queries have no text)."""
+        self._known[text] = vector
+
+    def vector(self, text: str) -> list[float]:
+        return self._known.get(text) or hashed_embedding(text, self.dimensions)
+
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [self._known.get(t) or hashed_embedding(t, self.dimensions) for t in texts]
+        return [self.vector(t) for t in texts]
 
     async def embed_one(self, text: str) -> list[float]:
         (vector,) = await self.embed([text])
@@ -142,12 +169,14 @@ async def _bulk_fill(
     stop: int,
     *,
     until_chunks: int | None = None,
+    corpus: ClusteredCorpus | None = None,
 ) -> tuple[float, int, list[str], float]:
     """Rows as `add_document` writes them, loaded without the index, which is then rebuilt.
 
     Documents start..stop-1, or, with `until_chunks`, as many as it takes to hold that many
-    chunks in all (counting the `start` already there). Seconds taken (including the index
-    build), chunks written, the contents, and the seconds the index build alone took.
+    chunks in all (counting the `start` already there); from `corpus` when given, else
+    hashed prose. Seconds taken (including the index build), chunks written, the contents,
+    and the seconds the index build alone took.
     """
     began = time.perf_counter()
     contents: list[str] = []
@@ -159,17 +188,16 @@ async def _bulk_fill(
         while offset < stop if until_chunks is None else existing + chunk_count < until_chunks:
             documents, chunks = [], []
             for n in range(offset, offset + 500 if until_chunks else min(stop, offset + 500)):
-                title, content = _document(rng, vocabulary, n)
+                title, content, pieces = (
+                    _hashed_rows(rng, vocabulary, n) if corpus is None else corpus.document(n)
+                )
                 contents.append(content)
                 doc_id = uuid.uuid4()
-                pieces = split_into_chunks(content)
-                vectors = [
-                    vector_literal(hashed_embedding(f"{title}\n\n{c.text}", DIMENSIONS))
-                    for c in pieces
-                ]
+                vectors = [vector_literal(vector) for _, vector in pieces]
                 documents.append((doc_id, title, content, vectors[0]))
                 chunks += [
-                    (doc_id, c.ordinal, c.text, v) for c, v in zip(pieces, vectors, strict=True)
+                    (doc_id, ordinal, text, v)
+                    for ordinal, ((text, _), v) in enumerate(zip(pieces, vectors, strict=True))
                 ]
             async with conn.transaction():
                 await conn.executemany(_BULK_DOCUMENT, documents)
@@ -184,6 +212,19 @@ async def _bulk_fill(
     return time.perf_counter() - began, chunk_count, contents, built_in
 
 
+def _hashed_rows(
+    rng: random.Random, vocabulary: list[str], n: int
+) -> tuple[str, str, list[tuple[str, list[float]]]]:
+    """A hashed-prose document: title, content, its chunks' texts and vectors."""
+    title, content = _document(rng, vocabulary, n)
+    pieces = split_into_chunks(content)
+    return (
+        title,
+        content,
+        [(c.text, hashed_embedding(f"{title}\n\n{c.text}", DIMENSIONS)) for c in pieces],
+    )
+
+
 def _queries(rng: random.Random, contents: list[str], count: int) -> list[str]:
     queries = []
     for _ in range(count):
@@ -196,7 +237,6 @@ def _queries(rng: random.Random, contents: list[str], count: int) -> list[str]:
 async def _time_searches(
     store: DocumentStore, embedder: HashingEmbedder, queries: list[str]
 ) -> list[float]:
-    embedder.precompute(queries)
     for query in queries[:5]:  # warm the plan cache and the index pages
         await store.search(query, limit=LIMIT)
     latencies = []
@@ -207,12 +247,11 @@ async def _time_searches(
     return latencies
 
 
-async def _uses_index(pool: asyncpg.Pool[Any], store: DocumentStore, query: str) -> bool:
+async def _uses_index(pool: asyncpg.Pool[Any], store: DocumentStore, vector: str) -> bool:
     """Whether the planner answers an unfiltered search through the HNSW index."""
-    vector = vector_param(hashed_embedding(query, DIMENSIONS))
     sql = store._sql.nearest  # the store's own statement, so the plan is the one it gets
     async with pool.acquire() as conn:
-        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", vector, 100, LIMIT)
+        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", parse_vector(vector), 100, LIMIT)
     return "chunks_embedding_hnsw_idx" in str(plan)
 
 
@@ -238,12 +277,21 @@ async def _check_vector_ops(db: BenchDatabase) -> None:
         conn.terminate()
 
 
-async def run(sizes: list[int], queries: int, chunk_target: int | None) -> dict[str, Any]:
+async def run(
+    sizes: list[int],
+    queries: int,
+    chunk_target: int | None,
+    *,
+    data: str = "hashed",
+    grid: Grid | None = None,
+) -> dict[str, Any]:
     configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
     rng = random.Random(1536)
     vocabulary = _vocabulary(rng)
+    corpus = ClusteredCorpus(rng, DIMENSIONS) if data == "clustered" else None
     embedder = HashingEmbedder(DIMENSIONS)
     results: list[dict[str, Any]] = []
+    grid_rows: list[dict[str, Any]] = []
     async with open_database() as db:
         await _check_vector_ops(db)
         pg_pid = _postmaster_pid(db.pg)
@@ -259,27 +307,35 @@ async def run(sizes: list[int], queries: int, chunk_target: int | None) -> dict[
             steps: list[tuple[int, int | None]] = [(size, None) for size in sorted(sizes)]
             if chunk_target is not None:
                 steps.append((0, chunk_target))
+            asked: list[str] = []
             for size, until_chunks in steps:
                 before = {
                     "postgres_rss_mib": postgres_rss_mib(pg_pid),
                     "bench_rss": own_peak_rss_mib(),
                 }
                 built_in: float | None = None
-                if loaded == 0:
+                if loaded == 0 and corpus is None:
                     how = f"DocumentStore.add_document, {WRITERS} writers"
                     seconds, added, texts = await _fill(store, rng, vocabulary, loaded, size)
                 else:
                     how = "bulk rows, then the HNSW index rebuilt"
                     seconds, added, texts, built_in = await _bulk_fill(
-                        pool, rng, vocabulary, loaded, size, until_chunks=until_chunks
+                        pool,
+                        rng,
+                        vocabulary,
+                        loaded,
+                        size,
+                        until_chunks=until_chunks,
+                        corpus=corpus,
                     )
                 contents += texts
                 chunks += added
                 loaded += len(texts)
-                asked = _queries(rng, contents, queries)
+                asked = _asked(rng, embedder, corpus, contents, queries)
+                vectors = [vector_literal(embedder.vector(q)) for q in asked]
                 latencies = await _time_searches(store, embedder, asked)
-                index_used = await _uses_index(pool, store, asked[0])
-                recalled = await recall(pool, store, asked, dimensions=DIMENSIONS, limit=LIMIT)
+                index_used = await _uses_index(pool, store, vectors[0])
+                recalled = await recall(pool, store, vectors, dimensions=DIMENSIONS, limit=LIMIT)
                 results.append(
                     {
                         "documents": loaded,
@@ -300,9 +356,46 @@ async def run(sizes: list[int], queries: int, chunk_target: int | None) -> dict[
                         },
                     }
                 )
+            if grid is not None:
+                vectors = [vector_literal(embedder.vector(q)) for q in asked]
+                grid_rows = await run_grid(
+                    pool,
+                    pg_pid,
+                    store,
+                    vectors,
+                    grid,
+                    dimensions=DIMENSIONS,
+                    limit=LIMIT,
+                    built_s=results[-1]["hnsw_build_s"],
+                )
         finally:
             await pool.close()
-    return {"dimensions": DIMENSIONS, "limit": LIMIT, "writers": WRITERS, "sizes": results}
+    return {
+        "dimensions": DIMENSIONS,
+        "limit": LIMIT,
+        "writers": WRITERS,
+        "data": data,
+        "sizes": results,
+        "grid": grid_rows,
+    }
+
+
+def _asked(
+    rng: random.Random,
+    embedder: HashingEmbedder,
+    corpus: ClusteredCorpus | None,
+    contents: list[str],
+    count: int,
+) -> list[str]:
+    """This size's queries, their vectors known to the embedder (computed before timing)."""
+    if corpus is None:
+        asked = _queries(rng, contents, count)
+        embedder.precompute(asked)
+        return asked
+    names = [f"clustered query {len(contents)}-{i}" for i in range(count)]
+    for name in names:
+        embedder.know(name, corpus.query())
+    return names
 
 
 def report(figures: dict[str, Any]) -> None:
@@ -355,6 +448,8 @@ def report(figures: dict[str, Any]) -> None:
             f"recall: chunks at the default hnsw.ef_search {ef['default_ef_search']}, "
             f"kb_search at its ef_search {ef['documents_ef_search']}, against exact search"
         )
+    if figures["grid"]:
+        print_grid(figures["grid"], data=figures["data"], limit=figures["limit"])
 
 
 def main() -> int:
@@ -364,12 +459,40 @@ def main() -> int:
     parser.add_argument(
         "--chunks", type=int, default=None, help="then bulk-load up to this many chunks in all"
     )
+    parser.add_argument(
+        "--data",
+        choices=("hashed", "clustered"),
+        default="hashed",
+        help="hashed prose (the hard set, default) or clustered synthetic vectors",
+    )
+    parser.add_argument(
+        "--ef-search", default=None, help="grid: comma-separated hnsw.ef_search values"
+    )
+    parser.add_argument("--m", default=None, help="grid: comma-separated index m values")
+    parser.add_argument(
+        "--ef-construction", default=None, help="grid: comma-separated ef_construction values"
+    )
     args = parser.parse_args()
     quick = bool(args.quick)
     host = machine()
     sizes = [int(s) for s in (args.sizes or ("200" if quick else "1000,10000")).split(",")]
+    grid = Grid.parse(
+        args.ef_search,
+        args.m,
+        args.ef_construction,
+        quick=quick,
+        default_ef_search=[40, search_candidates(LIMIT)],
+    )
     try:
-        figures = asyncio.run(run(sizes, args.queries or (50 if quick else 200), args.chunks))
+        figures = asyncio.run(
+            run(
+                sizes,
+                args.queries or (50 if quick else 200),
+                args.chunks,
+                data=args.data,
+                grid=grid,
+            )
+        )
     except VectorOpsCrash as exc:
         sys.stderr.write(f"bench_search: {exc}\n")
         return 1

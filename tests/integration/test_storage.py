@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from kb_mcp.db.documents import DocumentStore, _Queries
+from kb_mcp.db.documents import DocumentStore, _Queries, search_candidates
 from kb_mcp.db.migrate import Migration, apply_migrations, load_migrations
 from kb_mcp.db.search import _HybridStatements
 from kb_mcp.db.sqltext import quote_ident
@@ -105,9 +105,10 @@ async def test_a_later_migration_applies_in_its_own_transaction(
 ) -> None:
     """A failing migration leaves no trace; the ones before it stay applied."""
     shipped = load_migrations()
-    good = Migration(len(shipped) + 1, "notes", "CREATE TABLE notes (id int);")
+    latest = max(m.version for m in shipped)  # versions may skip a number between branches
+    good = Migration(latest + 1, "notes", "CREATE TABLE notes (id int);")
     bad = Migration(
-        len(shipped) + 2, "broken", "CREATE TABLE half (id int); SELECT * FROM missing_table;"
+        latest + 2, "broken", "CREATE TABLE half (id int); SELECT * FROM missing_table;"
     )
     async with PoolSource.open(app_database) as source:
         with pytest.raises(DatabaseError, match=f"migration {bad.label} failed"):
@@ -269,8 +270,11 @@ async def test_tag_filter_keeps_only_documents_with_every_tag(kb: KbStack) -> No
 
 async def test_search_finds_documents_beyond_the_hnsw_candidates(kb: KbStack) -> None:
     """Documents with many close chunks do not crowd the others out of the results."""
+    per_document = search_candidates(4) // 2  # three of them fill every candidate slot
     for i in range(3):
-        text = "\n\n".join(f"Kubernetes pods restart number {i}-{j}. " * 25 for j in range(30))
+        text = "\n\n".join(
+            f"Kubernetes pods restart number {i}-{j}. " * 25 for j in range(per_document)
+        )
         await kb.store.add_document(title=f"Pods {i}", content=text, tags=[], metadata={})
     other = await kb.store.add_document(
         title="Deployments", content="Kubernetes deployments roll pods out.", tags=[], metadata={}
