@@ -45,7 +45,7 @@ async def recall(
             chunk_hits += len(approximate & exact)
             async with conn.transaction():
                 await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(candidates))
-                param = parse_vector(vector)  # the store's statements take real[]
+                param = parse_vector(vector)  # the store's statements take a list
                 found = await conn.fetch(store._sql.nearest, param, candidates, limit)
             truth = await conn.fetch(store._sql.exact, param, limit)
             document_hits += len({r["id"] for r in found} & {r["id"] for r in truth})

@@ -25,7 +25,7 @@ from uuid import UUID
 
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import AnyConnection, ConnectionSource
-from kb_mcp.db.vectors import check_dimensions, vector_sql
+from kb_mcp.db.vectors import check_dimensions, query_vector_sql
 
 __all__ = ["DuplicateFinder", "NearDuplicate", "StoredDuplicate", "find_identical", "lock_content"]
 
@@ -62,7 +62,7 @@ class DuplicateFinder:
     """Duplicate lookups over `documents` and `chunks`."""
 
     def __init__(self, source: ConnectionSource, *, dimensions: int) -> None:
-        n = check_dimensions(dimensions)
+        check_dimensions(dimensions)
         self._source = source
         self._near = (
             "SELECT d.id, d.title, 1 - (avg(c.embedding) <=> {v}) AS similarity "
@@ -73,7 +73,7 @@ class DuplicateFinder:
             ") AS candidate JOIN chunks c ON c.document_id = candidate.document_id "
             "JOIN documents d ON d.id = candidate.document_id "
             "GROUP BY d.id, d.title ORDER BY similarity DESC, d.id"
-        ).format_map({"v": vector_sql(n, "$1")})
+        ).format_map({"v": query_vector_sql("$1")})
 
     async def identical(self, content: str) -> StoredDuplicate | None:
         """The oldest document with the same normalised content, or None (no lock held)."""

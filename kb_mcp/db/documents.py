@@ -322,7 +322,7 @@ class DocumentStore:
         ]
 
     async def query_vector(self, query: str) -> list[float]:
-        """The query's embedding, as the `real[]` parameter the search statements take."""
+        """The query's embedding, as the vector parameter the search statements take."""
         return vector_param(await self._embedder.embed_one(query))
 
     async def fetch_nearest(

@@ -293,6 +293,13 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
         async with self.acquire() as conn:
             return await conn.execute(query, *args)
 
+    async def renew_connections(self) -> None:
+        """Replace every open connection of the current pool as it is next acquired (or,
+        in use, released): asyncpg's `expire_connections`. After the boot's migrations, so
+        that no connection opened before they created the `vector` type serves without
+        the pool's `init` (its codec: `kb_mcp.db.vectors`) having seen it."""
+        await self._swap.current.resource.pool.expire_connections()
+
     async def probe(self, timeout_s: float = 2.0) -> None:
         """`SELECT 1` through the pool (readiness); raises on failure."""
         async with asyncio.timeout(timeout_s):

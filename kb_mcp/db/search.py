@@ -9,7 +9,9 @@ Three modes, one result shape (`RankedHit`):
   first and alone; when none has them all, documents having any of the words are ranked
   (more matches rank higher). The all-words pass is selective, so it is fast; the
   any-word pass visits every chunk holding any of the words. Each document is ranked by
-  its best chunk's `ts_rank_cd`.
+  its best chunk's `ts_rank_cd` (cover density) in the all-words pass and `ts_rank` (term
+  frequency, 6x cheaper a chunk) in the any-word pass, so `keyword_score`s of the two
+  passes are on different scales (a result list holds one pass only).
 - `hybrid` (default): both rankings (`limit` by vector, `depth` by keyword) fused with
   weighted reciprocal rank fusion, `sum(w / (k + rank))`, normalised so a document first
   in both lists scores 1.0. A hit says which signals matched: `vector` when it was among
@@ -62,7 +64,7 @@ _KEYWORD = (
     "SELECT d.id, d.title, d.tags, c.content AS snippet, top.rank FROM ("
     " SELECT best.document_id, best.ordinal, best.rank FROM ("
     "  SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
-    "  ts_rank_cd(c.search_vector, q.query) AS rank"
+    "  {rank}(c.search_vector, q.query) AS rank"
     "  FROM chunks c, (SELECT {tsquery} AS query) AS q"
     "  WHERE c.search_vector @@ q.query AND ($3::text[] IS NULL OR EXISTS ("
     "   SELECT 1 FROM documents t WHERE t.id = c.document_id AND t.tags @> $3::text[]))"
@@ -76,10 +78,15 @@ _EVERY_WORD = "websearch_to_tsquery('english', $1)"
 _ANY_WORD = (
     "regexp_replace(websearch_to_tsquery('english', $1)::text, ' & (?=[^!])', ' | ', 'g')::tsquery"
 )
-_KEYWORD_ALL = _KEYWORD.format_map({"tsquery": _EVERY_WORD})
-_KEYWORD_ANY = _KEYWORD.format_map({"tsquery": _ANY_WORD})
+# Every word: cover density, which ranks the words close together higher; the pass is
+# selective. Any word: term frequency (`ts_rank`), 6x cheaper a chunk than `ts_rank_cd`
+# (300 chunks: 0.75 against 4.8 ms), and that pass ranks every chunk holding any word.
+_EVERY_RANK = "ts_rank_cd"
+_ANY_RANK = "ts_rank"
+_KEYWORD_ALL = _KEYWORD.format_map({"tsquery": _EVERY_WORD, "rank": _EVERY_RANK})
+_KEYWORD_ANY = _KEYWORD.format_map({"tsquery": _ANY_WORD, "rank": _ANY_RANK})
 
-# Hybrid search in one statement. $1 query vector (real[]), $2 documents to return, $3
+# Hybrid search in one statement. $1 query vector (vector), $2 documents to return, $3
 # query text, $4 keyword depth, $5 tags every document must have (or NULL), $6 vector
 # weight, $7 keyword weight, $8 k, and for the HNSW form $9 candidate chunks.
 # {vector}: one of the `_VECTOR_*` rankings below; {distance}: the cosine distance of
@@ -92,14 +99,14 @@ _HYBRID = (
     " every_top AS ("
     "  SELECT b.document_id, b.ordinal, b.rank FROM ("
     "   SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
-    "   ts_rank_cd(c.search_vector, q.every) AS rank FROM chunks c, q"
+    "   {every_rank}(c.search_vector, q.every) AS rank FROM chunks c, q"
     "   WHERE c.search_vector @@ q.every {keyword_tags}"
     "   ORDER BY c.document_id, rank DESC, c.ordinal"
     "  ) AS b ORDER BY b.rank DESC, b.document_id LIMIT $4),"
     " some_top AS ("
     "  SELECT b.document_id, b.ordinal, b.rank FROM ("
     "   SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
-    "   ts_rank_cd(c.search_vector, q.some) AS rank FROM chunks c, q"
+    "   {any_rank}(c.search_vector, q.some) AS rank FROM chunks c, q"
     "   WHERE NOT EXISTS (SELECT 1 FROM every_top) AND c.search_vector @@ q.some"
     "   {keyword_tags}"
     "   ORDER BY c.document_id, rank DESC, c.ordinal"
@@ -169,6 +176,8 @@ class _HybridStatements:
                 {
                     "vector": ranking.format_map({"distance": distance}),
                     "any_word": _ANY_WORD.replace("$1", "$3"),
+                    "every_rank": _EVERY_RANK,
+                    "any_rank": _ANY_RANK,
                     "keyword_tags": _KEYWORD_TAGS,
                     "snippet_read": str(SNIPPET_CHARS + 1),
                 }

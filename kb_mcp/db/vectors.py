@@ -1,13 +1,24 @@
 """How embedding vectors travel between Python and pgvector.
 
-Queries send vectors as `real[]` (`vector_param`: a checked `list[float]`, which asyncpg
-encodes in its binary format) cast in SQL (`$1::real[]::vector(N)`, `vector_sql`), and read
-stored ones back the same way (`embedding::real[]`). That works on any connection,
-including one opened before the migration created the extension, and costs ~20 us per
-1536-dimension vector where the text form (`'[0.1,0.2,...]'`, `vector_literal`) cost
-~1,700 us to format (`python -m bench.bench_embeddings` prints both). `init_connection`
-also registers a text codec for `vector` on connections where the type exists, so a query
-that selects a `vector` column as such gets a `list[float]` back.
+A vector goes to the server as a checked `list[float]` (`vector_param`: finite numbers a
+`real` holds) in one of two forms:
+
+- a query vector (search, duplicate lookup) as a `vector` parameter (`query_vector_sql`,
+  `distance_sql`), packed by the binary codec every pooled connection gets
+  (`init_connection`, `encode_vector`: ~20 us for 1536 dimensions against ~900 us for
+  asyncpg's generic `real[]` encoding). Nothing is cast on the server, so PostgreSQL's
+  generic plan has nothing to evaluate per row;
+- a vector to store as `real[]` cast once in the statement (`vector_sql`), which measured
+  better for writes (`vector_sql` says why).
+
+A selected `vector` comes back as a `list[float]` (`decode_vector`); stored vectors are
+read as `embedding::real[]` where a query needs their numbers.
+
+The codec can only be registered on a connection once the extension exists: a pool
+opened before the first migration created it (boot on a fresh database, with a role that
+may create it) renews its connections after migrating (`PoolManager.renew_connections`,
+asyncpg's `expire_connections`). A connection without the codec refuses a query vector
+("expected str, got list"); nothing is stored or ranked wrong.
 
 The chunks get an HNSW index for cosine distance when N is at most 2,000 (pgvector's limit
 for indexing `vector`); above that, search is exact (no index). OpenAI's
@@ -19,21 +30,26 @@ ships 0.6, so only `vector` is used: it works on every pgvector since 0.5.)
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 __all__ = [
+    "FLOAT4_MAX",
     "HNSW_EF_CONSTRUCTION",
     "HNSW_M",
     "MAX_DIMENSIONS",
     "SESSION_EF_SEARCH",
     "VECTOR_HNSW_MAX_DIMENSIONS",
     "chunk_index_sql",
+    "decode_vector",
     "distance_sql",
+    "encode_vector",
     "init_connection",
     "parse_vector",
+    "query_vector_sql",
     "vector_literal",
     "vector_param",
     "vector_sql",
@@ -75,28 +91,61 @@ def chunk_index_sql(
 
 
 def vector_sql(dimensions: int, parameter: str) -> str:
-    """`parameter` (a `real[]`, see `vector_param`) as a `vector(dimensions)` expression.
+    """`parameter` (a `real[]`, see `vector_param`) as a `vector(dimensions)` expression:
+    how a vector to store is written.
+
+    A statement that writes a vector evaluates this once, so the cast costs little; the
+    binary form (`query_vector_sql`) measured worse here: a chunk index grown from inserts
+    sent so took 3x the server time per later insert (kb_add 62-64 against 85-87 req/s,
+    same data, `bench/bench_mcp.py`; a REINDEX of that index restored it). The vectors
+    stored are bit-for-bit the same; the cause is not known, so writes keep this form.
 
     `parameter` is a fixed SQL fragment from this package, never user input.
     """
     return f"{parameter}::real[]::vector({check_dimensions(dimensions)})"
 
 
+def query_vector_sql(parameter: str) -> str:
+    """`parameter` (a vector, see `vector_param`) as a `vector`: how a query vector is
+    sent, in pgvector's binary form (the connection's codec, `init_connection`).
+
+    Nothing is cast per row, in a custom plan or in the generic plan PostgreSQL switches a
+    prepared statement to after five executions (where a `real[]` cast was evaluated for
+    every row the distance was computed on: 3-7 ms a search at 300 chunks of 1536
+    dimensions), and the client packs it in ~20 us instead of ~900 us. No typmod: the
+    distance operator checks that both sides have the same dimension.
+
+    `parameter` is a fixed SQL fragment from this package, never user input.
+    """
+    return f"{parameter}::vector"
+
+
 def distance_sql(dimensions: int, column: str, parameter: str) -> str:
-    """Cosine distance between `column` and the `real[]` parameter, in the chunk index's form.
+    """Cosine distance between `column` and the query vector `parameter`, in the chunk
+    index's form (`query_vector_sql`).
 
     `column` and `parameter` are fixed SQL fragments from this package, never user input.
     """
-    return f"({column} <=> {vector_sql(dimensions, parameter)})"
+    check_dimensions(dimensions)
+    return f"({column} <=> {query_vector_sql(parameter)})"
+
+
+FLOAT4_MAX = 3.4028234663852886e38
+"""The largest finite `real`: pgvector stores each component as one."""
+_RANGE_ERROR = "vector components must be finite numbers within the float4 range"
 
 
 def vector_param(values: Sequence[float]) -> list[float]:
-    """`values` as the `list[float]` a `real[]` parameter takes; every one must be finite."""
+    """`values` as the `list[float]` a vector parameter takes (`encode_vector`): every one
+    a finite number a `real` holds, or `ValueError`."""
     vector = values if type(values) is list else list(values)
-    # One C-level sum tells that every component is a finite number; only when it does
-    # not (or overflows, for components near 1e308) is each component looked at.
+    # C-level passes tell that every component is a number in range (the sum is finite
+    # and so are min and max); only when they do not (or the sum overflows, for
+    # components near 1e308) is each component looked at, to say which rule it breaks.
     try:
-        if math.isfinite(math.fsum(vector)):
+        # A finite sum means no NaN or infinity, so min and max are well defined.
+        finite = math.isfinite(math.fsum(vector))
+        if finite and min(vector) >= -FLOAT4_MAX and max(vector) <= FLOAT4_MAX:
             return vector
     except (OverflowError, TypeError, ValueError):
         pass
@@ -105,9 +154,9 @@ def vector_param(values: Sequence[float]) -> list[float]:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError("vector components must be finite numbers") from None
-        if not math.isfinite(number):
-            raise ValueError("vector components must be finite numbers")
+            raise ValueError(_RANGE_ERROR) from None
+        if not math.isfinite(number) or abs(number) > FLOAT4_MAX:
+            raise ValueError(_RANGE_ERROR)
         checked.append(number)
     return checked
 
@@ -129,6 +178,27 @@ def parse_vector(text: str) -> list[float]:
     return [float(part) for part in inner.split(",")] if inner.strip() else []
 
 
+_HEADER = struct.Struct(">HH")
+"""pgvector's binary form: dimensions (uint16), an unused uint16, then big-endian float4s."""
+
+
+def encode_vector(values: Sequence[float] | str) -> bytes:
+    """`values` in pgvector's binary wire format (the codec's encoder).
+
+    A `str` is taken in pgvector's text form (`'[1,2,3]'`). Components are not checked
+    here (`vector_param` does, before a statement); the server refuses NaN and infinity.
+    """
+    vector = parse_vector(values) if isinstance(values, str) else values
+    n = len(vector)
+    return _HEADER.pack(n, 0) + struct.pack(f">{n}f", *vector)
+
+
+def decode_vector(data: bytes) -> list[float]:
+    """A `vector` from pgvector's binary wire format (the codec's decoder)."""
+    (n, _unused) = _HEADER.unpack_from(data)
+    return list(struct.unpack_from(f">{n}f", data, _HEADER.size))
+
+
 SESSION_EF_SEARCH = 200
 """`hnsw.ef_search` of every pooled connection's session (`init_connection`): what a search
 of kb_search's default 5 hits needs (`kb_mcp.db.documents.search_candidates(5)`), so that
@@ -136,8 +206,8 @@ one is one statement; a larger limit sets its own for a transaction."""
 
 
 async def init_connection(conn: asyncpg.Connection[Any]) -> None:
-    """Per-connection setup for the pool: `hnsw.ef_search` for the session, and a text
-    codec for `vector` when the type exists.
+    """Per-connection setup for the pool: `hnsw.ef_search` for the session, and the binary
+    codec for `vector` when the type exists (module doc).
 
     The setting lasts because the pool keeps session state on release
     (`kb_mcp.db.pool`); before the extension exists it is kept as a placeholder, which
@@ -155,7 +225,7 @@ async def init_connection(conn: asyncpg.Connection[Any]) -> None:
     await conn.set_type_codec(
         "vector",
         schema=str(schema),
-        encoder=vector_literal,
-        decoder=parse_vector,
-        format="text",
+        encoder=encode_vector,
+        decoder=decode_vector,
+        format="binary",
     )

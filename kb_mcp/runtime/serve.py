@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -31,7 +31,10 @@ from kb_mcp.observability.metrics import EmfEmitter
 from kb_mcp.runtime.handshake import write_ready_line
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
 
-__all__ = ["OnStarted", "ServerStarted", "run_serve", "serve"]
+if TYPE_CHECKING:
+    from kb_mcp.db.pool import PoolManager
+
+__all__ = ["OnStarted", "ServerStarted", "boot_migrations", "run_serve", "serve"]
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +55,20 @@ class ServerStarted:
 
 
 OnStarted = Callable[[ServerStarted], None]
+
+
+def boot_migrations(dimensions: int) -> Callable[[PoolManager], Awaitable[None]]:
+    """The boot's `on_pool_ready`: apply pending migrations, then, when any was applied,
+    renew the pool's connections (those opened before a migration created the `vector`
+    type lack its codec: `kb_mcp.db.vectors`)."""
+
+    async def migrate(pool: PoolManager) -> None:
+        from kb_mcp.db.migrate import apply_migrations
+
+        if await apply_migrations(pool, dimensions=dimensions):
+            await pool.renew_connections()
+
+    return migrate
 
 
 def run_serve(
@@ -110,7 +127,6 @@ async def serve(
     `on_started` is called once, when the server accepts connections and is ready (for
     http: the bound port). It is the handshake for callers that run `serve` in process.
     """
-    from kb_mcp.db.migrate import apply_migrations
     from kb_mcp.db.vectors import init_connection
     from kb_mcp.server.http import check_bind_policy
 
@@ -136,13 +152,13 @@ async def serve(
     # Until the refresher exists there is nothing to refresh (boot reads every secret).
     loop.add_signal_handler(signal.SIGHUP, log.info, "server.refresh_ignored_while_booting")
 
-    async def migrate(pool: Any) -> None:
-        await apply_migrations(pool, dimensions=settings.embedding_dimensions)
-
     booted = False
     try:
         async with boot_runtime(
-            settings, pool_init=init_connection, on_pool_ready=migrate, stop=stop
+            settings,
+            pool_init=init_connection,
+            on_pool_ready=boot_migrations(settings.embedding_dimensions),
+            stop=stop,
         ) as runtime:
             booted = True
             loop.add_signal_handler(signal.SIGHUP, runtime.refresher.trigger)

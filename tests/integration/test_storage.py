@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
+import string
 from collections.abc import Sequence
 
+import asyncpg
 import pytest
 
 from kb_mcp.db.documents import DocumentStore, _Queries, search_candidates
 from kb_mcp.db.migrate import Migration, apply_migrations, load_migrations
 from kb_mcp.db.search import _HybridStatements
-from kb_mcp.db.sqltext import quote_ident
+from kb_mcp.db.sqltext import quote_ident, quote_literal
+from kb_mcp.db.vectors import init_connection, vector_literal
 from kb_mcp.devstack.postgres import PostgresCluster
 from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.errors import DatabaseError, EmbeddingError
@@ -137,6 +141,42 @@ async def test_dimensions_above_the_hnsw_limit_search_exactly(
     assert str(hits[0].id) == ids["Baking sourdough bread"]
 
 
+_TOAST = (
+    "SELECT c.reloptions, pg_relation_size(c.reltoastrelid) AS toast_bytes"
+    " FROM pg_class c WHERE c.relname = 'chunks'"
+)
+
+
+async def test_chunk_rows_keep_their_embedding_inline_when_they_fit(
+    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
+) -> None:
+    """Migration 0006: at 1536 dimensions (a 6 kB vector) a chunk of ordinary length is
+    stored whole in its page, so a search reads no TOAST; a chunk too long for a page
+    still moves its embedding out of line, and both are found."""
+    async with kb_stack(app_database, fake_openai, openai_api_key, dimensions=1536) as stack:
+        short = await stack.store.add_document(
+            title="Short",
+            content="Rotate the database password twice a year.",
+            tags=[],
+            metadata={},
+        )
+        async with stack.source.acquire() as conn:
+            after_short = await conn.fetchrow(_TOAST)
+        # ~950 characters of distinct letter runs (one chunk): little to compress
+        rng = random.Random(6)
+        words = " ".join("".join(rng.choices(string.ascii_lowercase, k=7)) for _ in range(118))
+        long = await stack.store.add_document(title="Long", content=words, tags=[], metadata={})
+        async with stack.source.acquire() as conn:
+            after_long = await conn.fetchrow(_TOAST)
+        found = await stack.store.search("rotate the database password", limit=2)
+    assert after_short is not None
+    assert after_short["reloptions"] == ["toast_tuple_target=8160"]
+    assert after_short["toast_bytes"] == 0
+    assert after_long is not None
+    assert after_long["toast_bytes"] > 0
+    assert {hit.id for hit in found} == {short.id, long.id}
+
+
 @pytest.mark.parametrize("dimensions", [DIMENSIONS, 1536])
 async def test_search_query_can_use_the_hnsw_index(
     app_database: AppDatabase, dimensions: int
@@ -159,6 +199,85 @@ async def test_search_query_can_use_the_hnsw_index(
             ]
     for plan in plans:
         assert "chunks_embedding_hnsw_idx" in "\n".join(row[0] for row in plan)
+
+
+def _sql_literal(value: object) -> str:
+    """`value` written in SQL (the test's own numbers and words, nothing from outside)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, list):
+        return quote_literal(vector_literal(value))
+    if isinstance(value, str):
+        return quote_literal(value)
+    return repr(value)
+
+
+@pytest.mark.parametrize("dimensions", [DIMENSIONS, 1536])
+async def test_a_generic_plan_casts_no_vector_per_row(
+    app_database: AppDatabase, dimensions: int
+) -> None:
+    """The query vector reaches the distance as a `vector` parameter (the binary codec):
+    PostgreSQL's generic plan, which a prepared statement switches to after five runs,
+    has no `real[]` cast to evaluate on every row, in any of the search statements."""
+    async with PoolSource.open(app_database) as source:
+        await apply_migrations(source, dimensions=dimensions)
+        await source.pool.expire_connections()
+        vector = [0.5] * dimensions
+        queries = _Queries.for_dimensions(dimensions)
+        hybrid = _HybridStatements.for_dimensions(dimensions)
+        words = ("some words", 50, None, 0.5, 1.0, 10)
+        async with source.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            plans = []
+            for n, (sql, args) in enumerate(
+                (
+                    (queries.nearest, (vector, 40, 5)),
+                    (queries.exact, (vector, 5)),
+                    (hybrid.nearest, (vector, 5, *words, 40)),
+                    (hybrid.exact, (vector, 5, *words)),
+                )
+            ):
+                await conn.execute(f"PREPARE generic_{n} AS {sql}")
+                values = ", ".join(_sql_literal(arg) for arg in args)
+                plans.append(await conn.fetch(f"EXPLAIN VERBOSE EXECUTE generic_{n}({values})"))
+            found = await conn.fetch(queries.exact, vector, 5)
+    texts = ["\n".join(row[0] for row in plan) for plan in plans]
+    assert all("<=> $1)" in text for text in texts)  # the parameter, not a constant
+    assert not any("real[]" in text for text in texts)
+    assert found == []
+
+
+async def test_connections_opened_before_the_extension_existed_serve_once_renewed(
+    pg_cluster: PostgresCluster, app_database: AppDatabase
+) -> None:
+    """A role that may create pgvector creates it in the first migration; the pool's
+    connections opened before that have no vector codec: they refuse a vector parameter
+    (nothing is stored wrong), and serve once renewed (what the boot does)."""
+    await pg_cluster.execute("DROP EXTENSION vector", database=app_database.database)
+    pool = await asyncpg.create_pool(
+        host=app_database.host,
+        port=app_database.port,
+        user=pg_cluster.superuser,
+        password=pg_cluster.superuser_password,
+        database=app_database.database,
+        min_size=2,
+        max_size=2,
+        init=init_connection,
+    )
+    try:
+        assert await apply_migrations(PoolSource(pool), dimensions=3) == ALL_MIGRATIONS
+        sql = "SELECT vector_dims($1::vector(3))"
+        with pytest.raises(asyncpg.DataError, match="expected str, got list"):
+            await pool.fetchval(sql, [1.0, 2.0, 3.0])
+        await pool.expire_connections()
+        first, second = await pool.acquire(), await pool.acquire()  # both connections
+        try:
+            assert [await c.fetchval(sql, [1.0, 2.0, 3.0]) for c in (first, second)] == [3, 3]
+        finally:
+            await pool.release(first)
+            await pool.release(second)
+    finally:
+        await pool.close()
 
 
 async def test_a_missing_extension_the_role_cannot_create_is_a_clear_error(

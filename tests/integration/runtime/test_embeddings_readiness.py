@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx2
 
-from kb_mcp.db.migrate import apply_migrations
 from kb_mcp.db.vectors import init_connection
 from kb_mcp.runtime.app import build_app
+from kb_mcp.runtime.serve import boot_migrations
 from kb_mcp.runtime.supervisor import boot_runtime
 from tests.support.knowledge_base import serve_asgi
 from tests.support.runtime_env import RuntimeEnv
@@ -20,10 +18,11 @@ async def test_readiness_turns_degraded_when_embeddings_fail_and_probes_rarely(
     """A failing kb_search makes /readyz degraded (200, reason); 20 probes cost no API call."""
     settings = env.settings()
 
-    async def migrate(pool: Any) -> None:
-        await apply_migrations(pool, dimensions=settings.embedding_dimensions)
-
-    async with boot_runtime(settings, pool_init=init_connection, on_pool_ready=migrate) as runtime:
+    async with boot_runtime(
+        settings,
+        pool_init=init_connection,
+        on_pool_ready=boot_migrations(settings.embedding_dimensions),
+    ) as runtime:
         built = build_app(runtime, host="127.0.0.1")
         async with serve_asgi(built.http) as base, httpx2.AsyncClient(base_url=base) as http:
             first = (await http.get("/readyz")).json()

@@ -18,9 +18,9 @@ from typing import Any
 from mcp import Client
 from mcp_types import TextContent
 
-from kb_mcp.db.migrate import apply_migrations
 from kb_mcp.db.vectors import init_connection
 from kb_mcp.runtime.app import build_app
+from kb_mcp.runtime.serve import boot_migrations
 from kb_mcp.runtime.supervisor import boot_runtime
 from tests.support.runtime_env import RuntimeEnv
 
@@ -53,16 +53,17 @@ async def test_kb_add_answers_are_true_while_backends_are_terminated(env: Runtim
     """ok = stored once, nothing = stored nothing, unknown + retry = stored once; no other."""
     settings = env.settings(db_pool_min_size=2, db_pool_max_size=8)
 
-    async def migrate(pool: Any) -> None:
-        await apply_migrations(pool, dimensions=settings.embedding_dimensions)
-
     kill_sql = (
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
         "WHERE datname = $1 AND pid <> pg_backend_pid()"
     )
     verdicts: dict[str, str] = {}
     kills = 0
-    async with boot_runtime(settings, pool_init=init_connection, on_pool_ready=migrate) as runtime:
+    async with boot_runtime(
+        settings,
+        pool_init=init_connection,
+        on_pool_ready=boot_migrations(settings.embedding_dimensions),
+    ) as runtime:
         built = build_app(runtime, host="127.0.0.1")
         done = asyncio.Event()
 
