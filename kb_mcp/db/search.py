@@ -57,23 +57,6 @@ __all__ = [
 SearchMode = Literal["hybrid", "vector", "keyword"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
 
-# {tsquery}: one of the two fixed expressions below. $1 query text, $2 documents to return,
-# $3 tags every document must have (or NULL). Only the best $2 documents are joined to
-# their row and passage text (reading text for every matching chunk is the slow part).
-_KEYWORD = (
-    "SELECT d.id, d.title, d.tags, c.content AS snippet, top.rank FROM ("
-    " SELECT best.document_id, best.ordinal, best.rank FROM ("
-    "  SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
-    "  {rank}(c.search_vector, q.query) AS rank"
-    "  FROM chunks c, (SELECT {tsquery} AS query) AS q"
-    "  WHERE c.search_vector @@ q.query AND ($3::text[] IS NULL OR EXISTS ("
-    "   SELECT 1 FROM documents t WHERE t.id = c.document_id AND t.tags @> $3::text[]))"
-    "  ORDER BY c.document_id, rank DESC, c.ordinal"
-    " ) AS best ORDER BY best.rank DESC, best.document_id LIMIT $2"
-    ") AS top JOIN documents d ON d.id = top.document_id "
-    "JOIN chunks c ON c.document_id = top.document_id AND c.ordinal = top.ordinal "
-    "ORDER BY top.rank DESC, d.id"
-)
 _EVERY_WORD = "websearch_to_tsquery('english', $1)"
 _ANY_WORD = (
     "regexp_replace(websearch_to_tsquery('english', $1)::text, ' & (?=[^!])', ' | ', 'g')::tsquery"
@@ -83,34 +66,66 @@ _ANY_WORD = (
 # (300 chunks: 0.75 against 4.8 ms), and that pass ranks every chunk holding any word.
 _EVERY_RANK = "ts_rank_cd"
 _ANY_RANK = "ts_rank"
-_KEYWORD_ALL = _KEYWORD.format_map({"tsquery": _EVERY_WORD, "rank": _EVERY_RANK})
-_KEYWORD_ANY = _KEYWORD.format_map({"tsquery": _ANY_WORD, "rank": _ANY_RANK})
+
+# A condition on chunk `c`: its document has every tag of {tags} (a NULL: no filter).
+_TAGS_FILTER = (
+    "({tags}::text[] IS NULL OR EXISTS ("
+    "SELECT 1 FROM documents t WHERE t.id = c.document_id AND t.tags @> {tags}::text[]))"
+)
+# Each document's best chunk matching the tsquery {query} by {rank}, best first, the first
+# {limit} (ties by document id): (document_id, ordinal, rank) rows. Mode keyword and both
+# passes of the hybrid statement; {source} is what {query} is read from (joined to the
+# chunks), {where} a further condition on chunk `c` (the tag filter). Filled with fixed
+# SQL fragments of this module only, never user input.
+_BEST_CHUNKS = (
+    "SELECT b.document_id, b.ordinal, b.rank FROM ("
+    " SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
+    " {rank}(c.search_vector, {query}) AS rank FROM chunks c, {source}"
+    " WHERE c.search_vector @@ {query} AND {where}"
+    " ORDER BY c.document_id, rank DESC, c.ordinal"
+    ") AS b ORDER BY b.rank DESC, b.document_id LIMIT {limit}"
+)
+# Mode keyword, one pass ({best}: `_BEST_CHUNKS`). $1 query text, $2 documents to return,
+# $3 tags every document must have (or NULL). Only the best $2 documents are joined to
+# their row and passage text (reading text for every matching chunk is the slow part).
+_KEYWORD = (
+    "SELECT d.id, d.title, d.tags, c.content AS snippet, top.rank FROM ({best}) AS top"
+    " JOIN documents d ON d.id = top.document_id"
+    " JOIN chunks c ON c.document_id = top.document_id AND c.ordinal = top.ordinal"
+    " ORDER BY top.rank DESC, d.id"
+)
+
+
+def _keyword(tsquery: str, rank: str) -> str:
+    """Mode keyword's statement for the pass of `tsquery` ranked by `rank`."""
+    best = _BEST_CHUNKS.format_map(
+        {
+            "rank": rank,
+            "query": "q.query",
+            "source": f"(SELECT {tsquery} AS query) AS q",
+            "where": _TAGS_FILTER.format_map({"tags": "$3"}),
+            "limit": "$2",
+        }
+    )
+    return _KEYWORD.format_map({"best": best})
+
+
+_KEYWORD_ALL = _keyword(_EVERY_WORD, _EVERY_RANK)
+_KEYWORD_ANY = _keyword(_ANY_WORD, _ANY_RANK)
 
 # Hybrid search in one statement. $1 query vector (vector), $2 documents to return, $3
 # query text, $4 keyword depth, $5 tags every document must have (or NULL), $6 vector
 # weight, $7 keyword weight, $8 k, and for the HNSW form $9 candidate chunks.
 # {vector}: one of the `_VECTOR_*` rankings below; {distance}: the cosine distance of
-# c.embedding to $1 in the chunk index's form; {any_word}: `_ANY_WORD` on $3.
+# c.embedding to $1 in the chunk index's form; {any_word}: `_ANY_WORD` on $3;
+# {every_top}/{some_top}: the two keyword passes (`_EVERY_TOP`, `_SOME_TOP`).
 # The ranks, scores and tie-break are `fuse`'s; the any-word pass runs only when no
 # chunk has every word (an uncorrelated NOT EXISTS: a one-time filter).
 _HYBRID = (
     "WITH vec AS ({vector}),"
     " q AS (SELECT websearch_to_tsquery('english', $3) AS every, {any_word} AS some),"
-    " every_top AS ("
-    "  SELECT b.document_id, b.ordinal, b.rank FROM ("
-    "   SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
-    "   {every_rank}(c.search_vector, q.every) AS rank FROM chunks c, q"
-    "   WHERE c.search_vector @@ q.every {keyword_tags}"
-    "   ORDER BY c.document_id, rank DESC, c.ordinal"
-    "  ) AS b ORDER BY b.rank DESC, b.document_id LIMIT $4),"
-    " some_top AS ("
-    "  SELECT b.document_id, b.ordinal, b.rank FROM ("
-    "   SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
-    "   {any_rank}(c.search_vector, q.some) AS rank FROM chunks c, q"
-    "   WHERE NOT EXISTS (SELECT 1 FROM every_top) AND c.search_vector @@ q.some"
-    "   {keyword_tags}"
-    "   ORDER BY c.document_id, rank DESC, c.ordinal"
-    "  ) AS b ORDER BY b.rank DESC, b.document_id LIMIT $4),"
+    " every_top AS ({every_top}),"
+    " some_top AS ({some_top}),"
     " kw AS ("
     "  SELECT u.document_id, u.ordinal, u.rank,"
     "  row_number() OVER (ORDER BY u.rank DESC, u.document_id) AS position"
@@ -135,9 +150,21 @@ _HYBRID = (
     "  THEN f.keyword_ordinal ELSE f.vector_ordinal END"
     " ORDER BY f.score DESC, f.tie, f.document_id"
 )
-_KEYWORD_TAGS = (
-    "AND ($5::text[] IS NULL OR EXISTS ("
-    "SELECT 1 FROM documents t WHERE t.id = c.document_id AND t.tags @> $5::text[]))"
+# Both keyword passes of the hybrid statement (`_BEST_CHUNKS`); the any-word pass runs only
+# when the every-word pass found nothing (an uncorrelated NOT EXISTS: a one-time filter).
+_WHEN_NO_EVERY_WORD = "NOT EXISTS (SELECT 1 FROM every_top) AND {tags}"
+_KEYWORD_TAGS = _TAGS_FILTER.format_map({"tags": "$5"})
+_EVERY_TOP = _BEST_CHUNKS.format_map(
+    {"rank": _EVERY_RANK, "query": "q.every", "source": "q", "where": _KEYWORD_TAGS, "limit": "$4"}
+)
+_SOME_TOP = _BEST_CHUNKS.format_map(
+    {
+        "rank": _ANY_RANK,
+        "query": "q.some",
+        "source": "q",
+        "where": _WHEN_NO_EVERY_WORD.format_map({"tags": _KEYWORD_TAGS}),
+        "limit": "$4",
+    }
 )
 # Each document's best chunk, ranked by distance (ties by id), the first $2 of them.
 _VECTOR_RANKED = (
@@ -176,9 +203,8 @@ class _HybridStatements:
                 {
                     "vector": ranking.format_map({"distance": distance}),
                     "any_word": _ANY_WORD.replace("$1", "$3"),
-                    "every_rank": _EVERY_RANK,
-                    "any_rank": _ANY_RANK,
-                    "keyword_tags": _KEYWORD_TAGS,
+                    "every_top": _EVERY_TOP,
+                    "some_top": _SOME_TOP,
                     "snippet_read": str(SNIPPET_CHARS + 1),
                 }
             )
