@@ -192,7 +192,6 @@ async def run(quick: bool) -> dict[str, Any]:
         )
         source = _Source(pool)
         await apply_migrations(source, dimensions=DIMENSIONS)
-        await pool.expire_connections()  # opened before the vector type: no codec
         embedder = Embedder(_Hashing(), model="hashing", dimensions=DIMENSIONS)
         app = build_http_app(
             build_mcp_server(AppContext(db=source, embedder=embedder)),

@@ -235,7 +235,6 @@ async def run(documents: int, latency_docs: int, queries: int) -> dict[str, Any]
         )
         try:
             await apply_migrations(PoolSource(pool), dimensions=DIMENSIONS)
-            await pool.expire_connections()  # opened before the vector type: no codec
             figures = {"quality": await quality(pool, documents)}
             figures["latency"] = await latency(pool, latency_docs, queries)
         finally:

@@ -301,7 +301,6 @@ async def run(
         try:
             source = PoolSource(pool)
             await apply_migrations(source, dimensions=DIMENSIONS)
-            await pool.expire_connections()  # opened before the vector type: no codec
             store = DocumentStore(source, embedder)
             contents: list[str] = []
             loaded = chunks = 0

@@ -221,7 +221,6 @@ async def test_a_generic_plan_casts_no_vector_per_row(
     has no `real[]` cast to evaluate on every row, in any of the search statements."""
     async with PoolSource.open(app_database) as source:
         await apply_migrations(source, dimensions=dimensions)
-        await source.pool.expire_connections()
         vector = [0.5] * dimensions
         queries = _Queries.for_dimensions(dimensions)
         hybrid = _HybridStatements.for_dimensions(dimensions)

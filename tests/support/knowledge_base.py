@@ -179,7 +179,6 @@ async def kb_stack(
         OpenAIBackend.open(fake_openai.base_url, api_key) as backend,
     ):
         await apply_migrations(source, dimensions=dimensions)
-        await source.pool.expire_connections()  # opened before the vector type: no codec
         embedder = Embedder(backend, model=model, dimensions=dimensions, batch_size=8)
         yield KbStack(
             source=source,
