@@ -24,11 +24,14 @@ started (`kb-mcp serve` only reports its port 0 binding in a log line).
 Before/after in one run: `--before-tree DIR` also starts, per HTTP stack, a `kb-mcp serve`
 from another source tree (a checkout of an older commit; it starts first, on the same
 database) and measures its `kb_search`, `kb_search_vector`, `kb_add` as targets named
-`...@before`, against the same floor.
+`...@before`, against the same floor. Settings side by side: `--variant
+KB_MCP_EMBEDDING_MAX_CALLS=0` also starts a `kb-mcp serve` of this tree with those
+settings, its targets named `...@KB_MCP_EMBEDDING_MAX_CALLS=0`.
 
     python -m bench.bench_mcp [--quick] [--json] [--seconds 3] [--rounds 2]
         [--clients 1,16,64] [--stacks uvloop+h11,asyncio+h11]
         [--targets floor,kb_search,kb_add] [--documents 300] [--before-tree DIR]
+        [--variant KB_MCP_NAME=VALUE[;KB_MCP_NAME=VALUE]] ...
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import random
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,6 +212,14 @@ async def seed(url: str, documents: int) -> None:
 # -- the run -------------------------------------------------------------------------
 
 
+def variant_environment(variant: str) -> dict[str, str]:
+    """`KB_MCP_X=1;KB_MCP_Y=2` as environment variables (`--variant`)."""
+    pairs = [part.partition("=") for part in variant.split(";") if part]
+    if not pairs or any(not key.startswith("KB_MCP_") or not sep for key, sep, _ in pairs):
+        raise ValueError(f"--variant {variant!r}: KB_MCP_NAME=VALUE[;KB_MCP_NAME=VALUE]")
+    return {key: value for key, _, value in pairs}
+
+
 def _product_targets(stack: str, url: str, suffix: str = "") -> list[Target]:
     return [
         Target(stack, f"kb_search{suffix}", url, "kb_search", search_arguments),
@@ -226,6 +237,7 @@ async def servers(
     before_tree: Path | None = None,
     *,
     minimal_floor: bool = False,
+    variants: Sequence[str] = (),
 ) -> AsyncIterator[list[Target]]:
     """The embeddings endpoint, then a floor and a kb-mcp per HTTP stack; the targets."""
     key = stack.keys[0]
@@ -290,6 +302,22 @@ async def servers(
                     "/readyz",
                 )
             )
+            for variant in variants:
+                variant_port = free_port()
+                server = await own.enter_async_context(
+                    spawn(
+                        f"kb-mcp-{name}-{variant}",
+                        python_argv(
+                            prologue,
+                            "kb_mcp.cli:main",
+                            *("serve", "--transport", "http", "--port", str(variant_port)),
+                        ),
+                        {**env, **variant_environment(variant)},
+                        variant_port,
+                        "/readyz",
+                    )
+                )
+                targets += _product_targets(name, server.url, f"@{variant}")
             if minimal_floor:
                 minimal_port = free_port()
                 minimal = await own.enter_async_context(
@@ -324,6 +352,7 @@ async def run(
     rounds: int,
     seed_documents: int,
     before_tree: Path | None = None,
+    variants: Sequence[str] = (),
 ) -> dict[str, Any]:
     configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
     samples: dict[tuple[str, str, int], list[Sample]] = {}
@@ -331,7 +360,12 @@ async def run(
     async with (
         open_stack() as stack,
         servers(
-            stack, stacks, seed_documents, before_tree, minimal_floor="floor_minimal" in kinds
+            stack,
+            stacks,
+            seed_documents,
+            before_tree,
+            minimal_floor="floor_minimal" in kinds,
+            variants=variants,
         ) as targets,
     ):
         for _ in range(rounds):
@@ -423,7 +457,22 @@ def main() -> int:
         default=None,
         help="also measure kb-mcp from this source tree: targets named ...@before",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help=(
+            "also measure a kb-mcp serve with these settings, e.g. "
+            "KB_MCP_EMBEDDING_MAX_CALLS=0: targets named ...@KB_MCP_EMBEDDING_MAX_CALLS=0 "
+            "(repeatable; ';' between settings)"
+        ),
+    )
     args = parser.parse_args()
+    for variant in args.variant:
+        try:
+            variant_environment(variant)
+        except ValueError as exc:
+            parser.error(str(exc))
     before_tree = Path(args.before_tree).resolve() if args.before_tree else None
     if before_tree is not None and not (before_tree / "kb_mcp" / "cli.py").is_file():
         parser.error("--before-tree: not a kb-mcp source tree")
@@ -437,6 +486,8 @@ def main() -> int:
         parser.error(f"--targets: choose from {', '.join((*KINDS, *OPTIONAL_KINDS))}")
     if before_tree is not None:
         kinds += [f"{k}@before" for k in kinds if k != "floor"]
+    product_kinds = [k for k in kinds if k != "floor" and "@" not in k]
+    kinds += [f"{k}@{v}" for v in args.variant for k in product_kinds]
     levels = [int(c) for c in (args.clients or ("1,4" if quick else "1,16,64")).split(",")]
     if not levels or min(levels) < 1:
         parser.error("--clients: positive integers")
@@ -450,6 +501,7 @@ def main() -> int:
             rounds=args.rounds or (1 if quick else 2),
             seed_documents=args.documents if args.documents is not None else (10 if quick else 300),
             before_tree=before_tree,
+            variants=args.variant,
         )
     )
     report(figures)

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     embedding_cache_mb: float = Field(
         default=64.0, gt=0, validation_alias="KB_MCP_EMBEDDING_CACHE_MB"
     )
+    # Embeddings calls in flight before requests share one (kb_mcp.embeddings.coalesce);
+    # 0: every request is its own call.
+    embedding_max_calls: int = Field(
+        default=4, ge=0, le=1000, validation_alias="KB_MCP_EMBEDDING_MAX_CALLS"
+    )
 
     # HTTP transport (DNS-rebinding protection: Host and Origin allow-lists, comma-separated)
     allowed_hosts: str = Field(default="", validation_alias="KB_MCP_ALLOWED_HOSTS")

@@ -139,7 +139,11 @@ class DatabaseOutcomeUnknownError(DatabaseError):
 
 
 class EmbeddingError(KbMcpError):
-    """The embeddings endpoint failed."""
+    """The embeddings endpoint failed. `status`: its HTTP status, when it answered one."""
+
+    def __init__(self, message: str, *, hint: str = "", status: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
 
 
 class EmbeddingAuthError(EmbeddingError):

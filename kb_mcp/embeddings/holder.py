@@ -176,6 +176,7 @@ class OpenAIClientHolder(SwapOwner[OpenAIKeySecret, openai.AsyncOpenAI]):
             raise EmbeddingError(
                 f"embeddings endpoint answered http {exc.status_code}",
                 hint="check OPENAI_BASE_URL, the model name and the account's limits",
+                status=exc.status_code,
             ) from exc
         except openai.APIError as exc:
             raise EmbeddingError(

@@ -60,6 +60,7 @@ METRIC_NAMES = (
     "EmbeddingCacheHits",
     "EmbeddingCacheMisses",
     "EmbeddingCacheEvictions",
+    "EmbeddingRequestsCoalesced",
 )
 """Every metric kb-mcp emits (alarms in secrets/terraform/alerts.tf refer to these names;
 `tests/integration/runtime` checks a booted runtime registers no other)."""

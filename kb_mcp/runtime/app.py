@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from kb_mcp.db.vectors import SESSION_EF_SEARCH
 from kb_mcp.embeddings.cache import CachingEmbeddingsBackend, EmbeddingCache
+from kb_mcp.embeddings.coalesce import CoalescingEmbeddingsBackend
 from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.embeddings.port import EmbeddingsBackend
 from kb_mcp.runtime.health import ObservedBackend
@@ -44,7 +45,11 @@ def _split(value: str) -> tuple[str, ...]:
 def build_app(runtime: Runtime, *, host: str) -> BuiltApp:
     """The servers for `runtime`, bound (for Host/Origin checks) to `host`."""
     settings = runtime.settings
-    backend: EmbeddingsBackend = ObservedBackend(runtime.openai, runtime.embeddings_health)
+    backend: EmbeddingsBackend = CoalescingEmbeddingsBackend(
+        ObservedBackend(runtime.openai, runtime.embeddings_health),
+        max_calls=settings.embedding_max_calls,
+        metrics=runtime.metrics,
+    )
     if settings.embedding_cache_entries > 0:
         cache = EmbeddingCache(
             max_entries=settings.embedding_cache_entries,

@@ -28,7 +28,8 @@ def _server(env: RuntimeEnv, **extra: str) -> Iterator[tuple[KbMcpProcess, str]]
 
 async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(env: RuntimeEnv) -> None:
     """Requests in flight when SIGTERM arrives complete successfully; the exit code is 0."""
-    with _server(env) as (process, base):
+    # Every search its own embeddings call, so the endpoint's count says all are in flight.
+    with _server(env, KB_MCP_EMBEDDING_MAX_CALLS="0") as (process, base):
         async with mcp_client(f"{base}/mcp", None) as client:
             added = await client.call_tool(
                 "kb_add", {"title": "drain", "content": "requests finish during shutdown"}
