@@ -15,9 +15,14 @@ The limit follows the endpoint's speed. While calls return within `share_below_s
 moving average; an endpoint next to the service), waiting for the one in flight costs
 less than a call's own overhead, so the limit is one call. Slower (OpenAI over the
 internet, 100-300 ms), waiting would add that much to a search, so up to `max_calls` go
-out side by side and only requests beyond them share. Bounds: `max_batch_texts` texts and
-`max_batch_chars` characters per call (a request larger than that alone goes alone);
-requests for another model or dimension never share a call.
+out side by side and only requests beyond them share. Nobody waits behind a fast
+endpoint's call for longer than `stall_s` (by default `share_below_s`): past that, the
+call in flight is taken to be stalled and waiting batches go out beside it (up to
+`max_calls`).
+
+Bounds: `max_batch_texts` texts and `max_batch_chars` characters per call (a request
+larger than that alone goes alone); requests for another model or dimension never share
+a call.
 
 Nothing is lost to sharing:
 
@@ -118,6 +123,7 @@ class CoalescingEmbeddingsBackend:
         max_batch_texts: int = MAX_BATCH_TEXTS,
         max_batch_chars: int = MAX_BATCH_CHARS,
         share_below_s: float = DEFAULT_SHARE_BELOW_S,
+        stall_s: float | None = None,
         metrics: MetricsRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -130,6 +136,7 @@ class CoalescingEmbeddingsBackend:
         self._max_texts = max_batch_texts
         self._max_chars = max_batch_chars
         self._share_below_s = share_below_s
+        self._stall_s = share_below_s if stall_s is None else stall_s
         self._clock = clock
         self.latency_s: float | None = None
         """Moving average of call durations (None before the first call ends)."""
@@ -188,6 +195,12 @@ class CoalescingEmbeddingsBackend:
         request = _Request(texts, asyncio.get_running_loop().create_future())
         batch = self._batch_for(key, request)
         try:
+            if self.limit < self.max_calls:
+                # Waiting behind a fast endpoint's call: at most `stall_s`. Past that the
+                # call in flight is slow (a stalled connection, a spike) and more go out.
+                done, _ = await asyncio.wait((request.future,), timeout=self._stall_s)
+                if not done:
+                    self._fill(self.max_calls)
             outcome = await request.future
         except asyncio.CancelledError:
             self._abandon(batch, request)
@@ -223,6 +236,7 @@ class CoalescingEmbeddingsBackend:
             if not _promote(batch):
                 self._release()
             return
+        future.cancel()  # done from now on: a call made later leaves its texts out
         if batch in self._pending:
             batch.remove(request)
             if not batch.requests:
@@ -289,7 +303,11 @@ class CoalescingEmbeddingsBackend:
         self.in_flight -= 1
         if requeue is not None:
             self._pending.appendleft(requeue)
-        while self.in_flight < self.limit and self._pending:
+        self._fill(self.limit)
+
+    def _fill(self, limit: int) -> None:
+        """Promote the oldest pending batches while fewer than `limit` calls are in flight."""
+        while self.in_flight < limit and self._pending:
             if _promote(self._pending.popleft()):
                 self.in_flight += 1
 

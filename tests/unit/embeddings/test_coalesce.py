@@ -34,12 +34,15 @@ class GatedBackend:
     """Answer one vector too few."""
     on_return: dict[int, Callable[[], object]] = field(default_factory=dict)
     """Call number -> what runs just before it returns."""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set on every call made."""
 
     async def create_embeddings(
         self, texts: Sequence[str], *, model: str, dimensions: int | None
     ) -> list[list[float]]:
         number = len(self.calls)
         self.calls.append(list(texts))
+        self.changed.set()
         gate = asyncio.Event()
         self.gates.append(gate)
         await gate.wait()
@@ -54,6 +57,12 @@ class GatedBackend:
 
     def open(self, number: int) -> None:
         self.gates[number].set()
+
+    async def reached(self, calls: int) -> None:
+        """Return once `calls` calls have been made (awaits the calls, not a clock)."""
+        while len(self.calls) < calls:
+            await self.changed.wait()
+            self.changed.clear()
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -140,7 +149,7 @@ async def test_a_fast_endpoint_gets_one_call_in_flight() -> None:
     """Once calls are seen to return within share_below_s, the second request already waits."""
     backend = GatedBackend()
     clock = Clock()
-    shared = coalescer(backend, max_calls=4, share_below_s=0.05, clock=clock)
+    shared = coalescer(backend, max_calls=4, share_below_s=0.05, stall_s=3600, clock=clock)
     warm = ask(shared, "warm")
     await until(lambda: len(backend.calls) == 1)
     clock.now = 0.004
@@ -154,6 +163,28 @@ async def test_a_fast_endpoint_gets_one_call_in_flight() -> None:
     assert backend.calls[2] == ["b", "c"]
     backend.open(2)
     assert [await first, await second, await third] == [[vector(t)] for t in "abc"]
+
+
+async def test_behind_a_stalled_call_waiting_requests_go_out_beside_it() -> None:
+    """A fast endpoint's call that hangs: after stall_s the waiting batch is sent anyway."""
+    backend = GatedBackend()
+    clock = Clock()
+    shared = coalescer(backend, max_calls=4, share_below_s=0.05, stall_s=0.01, clock=clock)
+    warm = ask(shared, "warm")
+    await until(lambda: len(backend.calls) == 1)
+    clock.now = 0.004
+    backend.open(0)
+    await warm
+    stalled = ask(shared, "stalled")
+    await until(lambda: len(backend.calls) == 2)
+    waiting = [ask(shared, "b"), ask(shared, "c")]
+    await asyncio.wait_for(backend.reached(3), timeout=10)  # the stall timer fired
+    assert backend.calls[2] == ["b", "c"]
+    backend.open(2)
+    assert await asyncio.gather(*waiting) == [[vector("b")], [vector("c")]]
+    assert not stalled.done()
+    backend.open(1)
+    assert await stalled == [vector("stalled")]
 
 
 async def test_a_shared_call_refused_for_its_input_is_retried_request_by_request() -> None:
