@@ -72,3 +72,24 @@ def test_quick_run_exits_zero_and_prints_figures(
     figures = figures_in(result.stdout)
     assert isinstance(figures, dict)
     assert figures
+
+
+def test_bench_mcp_variants_are_settings_and_nothing_else() -> None:
+    """`--variant` takes `KB_MCP_*=value` pairs; anything else is refused before a server starts."""
+    from bench.bench_mcp import variant_environment
+
+    assert variant_environment("KB_MCP_EMBEDDING_MAX_CALLS=0;KB_MCP_X=a=b") == {
+        "KB_MCP_EMBEDDING_MAX_CALLS": "0",
+        "KB_MCP_X": "a=b",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.bench_mcp", "--quick", "--variant", "PATH=/tmp"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "KB_MCP_NAME=VALUE" in result.stderr
