@@ -280,6 +280,10 @@ class CoalescingEmbeddingsBackend:
             self._release(started)
             _fail(others, exc)
             raise
+        except BaseException:  # the process is going down: nobody is left waiting
+            self._release(started)
+            _fail(others, EmbeddingError("embeddings call interrupted"))
+            raise
         self._release(started)
         if len(answer) != len(asked):
             error = EmbeddingError(
