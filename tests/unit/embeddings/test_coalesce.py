@@ -94,13 +94,38 @@ def ask(
     return asyncio.ensure_future(shared.create_embeddings(list(texts), model=model, dimensions=2))
 
 
+async def call_in_flight(
+    shared: CoalescingEmbeddingsBackend, backend: GatedBackend, text: str = "a"
+) -> asyncio.Task[list[list[float]]]:
+    """A request whose call has been made and is held open by its gate."""
+    made = len(backend.calls)
+    task = ask(shared, text)
+    await until(lambda: len(backend.calls) == made + 1)
+    return task
+
+
+async def waiting(
+    shared: CoalescingEmbeddingsBackend, *texts: str
+) -> list[asyncio.Task[list[list[float]]]]:
+    """One request per text, returned once every one of them waits for a call."""
+    before = shared.waiting
+    tasks = [ask(shared, text) for text in texts]
+    await until(lambda: shared.waiting == before + len(texts))
+    return tasks
+
+
+async def opened_then_called(backend: GatedBackend, number: int, calls: int) -> None:
+    """Let call `number` return, then wait until `calls` calls have been made."""
+    backend.open(number)
+    await until(lambda: len(backend.calls) == calls)
+
+
 async def test_a_lone_request_goes_straight_to_the_backend() -> None:
     """Below the limit a request is its own call, and nothing counts as coalesced."""
     backend = GatedBackend()
     metrics = MetricsRegistry()
     shared = coalescer(backend, max_calls=2, metrics=metrics)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
+    first = await call_in_flight(shared, backend)
     backend.open(0)
     assert await first == [vector("a")]
     assert metrics.total("EmbeddingRequestsCoalesced") == 0
@@ -112,12 +137,10 @@ async def test_requests_arriving_during_a_call_share_the_next_one() -> None:
     backend = GatedBackend()
     metrics = MetricsRegistry()
     shared = coalescer(backend, max_calls=1, metrics=metrics)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
+    first = await call_in_flight(shared, backend)
     second, third, fourth = ask(shared, "b", "c"), ask(shared, "c"), ask(shared, "d")
     await until(lambda: shared.waiting == 3)
-    backend.open(0)
-    await until(lambda: len(backend.calls) == 2)
+    await opened_then_called(backend, 0, calls=2)
     assert backend.calls[1] == ["b", "c", "d"]  # "c" asked twice, sent once
     backend.open(1)
     assert await first == [vector("a")]
@@ -191,12 +214,9 @@ async def test_a_shared_call_refused_for_its_input_is_retried_request_by_request
     """HTTP 400 on a shared call: each request alone, so only the bad one fails."""
     backend = GatedBackend(refuse={"bad"})
     shared = coalescer(backend)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
-    good, bad, other = ask(shared, "b"), ask(shared, "bad"), ask(shared, "c")
-    await until(lambda: shared.waiting == 3)
-    backend.open(0)
-    await until(lambda: len(backend.calls) == 2)
+    first = await call_in_flight(shared, backend)
+    good, bad, other = await waiting(shared, "b", "bad", "c")
+    await opened_then_called(backend, 0, calls=2)
     backend.open(1)  # ["b", "bad", "c"] refused: then one call each
     await until(lambda: len(backend.calls) == 5)
     assert sorted(map(tuple, backend.calls[2:])) == [("b",), ("bad",), ("c",)]
@@ -221,12 +241,9 @@ async def test_any_other_failure_of_a_shared_call_is_every_members(failure: Exce
     """Auth, rate limit, unreachable: each member gets the error and nothing is re-sent."""
     backend = GatedBackend(failures={1: failure})
     shared = coalescer(backend)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
-    members = [ask(shared, "b"), ask(shared, "c")]
-    await until(lambda: shared.waiting == 2)
-    backend.open(0)
-    await until(lambda: len(backend.calls) == 2)
+    first = await call_in_flight(shared, backend)
+    members = await waiting(shared, "b", "c")
+    await opened_then_called(backend, 0, calls=2)
     backend.open(1)
     results = await asyncio.gather(*members, return_exceptions=True)
     assert all(result is failure for result in results)
@@ -239,10 +256,8 @@ async def test_a_misaligned_answer_to_a_shared_call_fails_every_member() -> None
     """One vector too few can't be split between requests: none gets a wrong vector."""
     backend = GatedBackend()
     shared = coalescer(backend)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
-    members = [ask(shared, "b"), ask(shared, "c")]
-    await until(lambda: shared.waiting == 2)
+    first = await call_in_flight(shared, backend)
+    members = await waiting(shared, "b", "c")
     backend.open(0)
     await first
     await until(lambda: len(backend.calls) == 2)
@@ -256,14 +271,11 @@ async def test_a_request_cancelled_while_waiting_is_not_sent() -> None:
     """A waiting request that goes away leaves its batch; the others are answered."""
     backend = GatedBackend()
     shared = coalescer(backend)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
-    gone, kept = ask(shared, "gone"), ask(shared, "kept")
-    await until(lambda: shared.waiting == 2)
+    first = await call_in_flight(shared, backend)
+    gone, kept = await waiting(shared, "gone", "kept")
     gone.cancel()
     await until(lambda: shared.waiting == 1)
-    backend.open(0)
-    await until(lambda: len(backend.calls) == 2)
+    await opened_then_called(backend, 0, calls=2)
     assert backend.calls[1] == ["kept"]
     backend.open(1)
     assert await kept == [vector("kept")]
@@ -275,12 +287,9 @@ async def test_when_the_request_making_a_shared_call_goes_away_the_next_member_m
     """The leader cancelled mid-call: the other members are served by a call of their own."""
     backend = GatedBackend()
     shared = coalescer(backend)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
-    leader, member = ask(shared, "lead"), ask(shared, "member")
-    await until(lambda: shared.waiting == 2)
-    backend.open(0)
-    await until(lambda: len(backend.calls) == 2)
+    first = await call_in_flight(shared, backend)
+    leader, member = await waiting(shared, "lead", "member")
+    await opened_then_called(backend, 0, calls=2)
     assert backend.calls[1] == ["lead", "member"]
     leader.cancel()
     await until(lambda: len(backend.calls) == 3)
@@ -296,10 +305,8 @@ async def test_a_request_cancelled_after_its_batch_went_out_is_left_out_of_the_c
     """Cancelled before its batch's call is made: its texts are not in the call."""
     backend = GatedBackend()
     shared = coalescer(backend)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
-    leader, gone = ask(shared, "lead"), ask(shared, "gone")
-    await until(lambda: shared.waiting == 2)
+    first = await call_in_flight(shared, backend)
+    leader, gone = await waiting(shared, "lead", "gone")
     backend.open(0)
     gone.cancel()  # its batch is promoted before its task learns of the cancellation
     await until(lambda: len(backend.calls) == 2)
@@ -314,15 +321,12 @@ async def test_a_request_promoted_then_cancelled_hands_the_call_to_the_next() ->
     """Cancelled between being told to lead and leading: the next member leads instead."""
     backend = GatedBackend()
     shared = coalescer(backend)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
-    leader, member = ask(shared, "lead"), ask(shared, "member")
-    await until(lambda: shared.waiting == 2)
+    first = await call_in_flight(shared, backend)
+    leader, member = await waiting(shared, "lead", "member")
     loop = asyncio.get_running_loop()
     # Runs after the first call's end promotes `leader`, before `leader` wakes to lead.
     backend.on_return[0] = lambda: loop.call_soon(leader.cancel)
-    backend.open(0)
-    await until(lambda: len(backend.calls) == 2)
+    await opened_then_called(backend, 0, calls=2)
     assert backend.calls[1] == ["member"]
     backend.open(1)
     assert await member == [vector("member")]
@@ -335,8 +339,7 @@ async def test_batches_respect_their_bounds_and_never_mix_models() -> None:
     """max_batch_texts and max_batch_chars split the waiting requests; models stay apart."""
     backend = GatedBackend()
     shared = coalescer(backend, max_batch_texts=2, max_batch_chars=10)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
+    first = await call_in_flight(shared, backend)
     tasks = [
         ask(shared, "b"),
         ask(shared, "c"),
@@ -397,12 +400,9 @@ async def test_an_unexpected_error_of_a_shared_call_reaches_every_member() -> No
     failure = RuntimeError("backend bug")
     backend = GatedBackend(failures={1: failure})
     shared = coalescer(backend)
-    first = ask(shared, "a")
-    await until(lambda: len(backend.calls) == 1)
-    members = [ask(shared, "b"), ask(shared, "c")]
-    await until(lambda: shared.waiting == 2)
-    backend.open(0)
-    await until(lambda: len(backend.calls) == 2)
+    first = await call_in_flight(shared, backend)
+    members = await waiting(shared, "b", "c")
+    await opened_then_called(backend, 0, calls=2)
     backend.open(1)
     assert await asyncio.gather(*members, return_exceptions=True) == [failure, failure]
     assert shared.in_flight == 0
