@@ -15,9 +15,11 @@ query every call, so the query cache misses) and `kb_add` (one chunk, different 
 call; `--targets` adds `kb_search_repeat`, 20 queries asked over and over, which the
 query-embedding cache answers), phase after phase, in rounds in which the order is
 shuffled, so background load hits each alike. It prints req/s, p50/p99, errors and the
-ratio to the floor of the same HTTP stack at the same concurrency, and the client
+ratio to the floor of the same HTTP stack at the same concurrency, the client
 process's CPU share (on 2 cores the client shares the machine with the servers: figures
-are for comparing side by side).
+are for comparing side by side), and where a request's CPU went: milliseconds per request
+of the client, the server driven, the embeddings endpoint and PostgreSQL's client
+backends, read from `/proc` around each phase's calls (`bench/_cpu.py`; Linux only).
 Readiness is a poll of `/readyz`; ports are picked free on 127.0.0.1 before a server is
 started (`kb-mcp serve` only reports its port 0 binding in a log line).
 
@@ -51,8 +53,9 @@ from typing import Any
 from mcp import Client
 
 from bench import bench_parser, finish, latency_summary, machine, print_table
+from bench._cpu import CpuMeter
 from bench._procs import ROOT, free_port, python_argv, spawn
-from bench._stack import BenchStack, open_stack
+from bench._stack import BenchStack, _postmaster_pid, open_stack
 from kb_mcp.observability.logging import configure_logging
 
 DIMENSIONS = 1536
@@ -81,6 +84,8 @@ class Target:
     url: str
     tool: str
     arguments: Callable[[int], dict[str, Any]]
+    meter: CpuMeter | None = None
+    """The processes serving it (its server, the endpoint, PostgreSQL's backends)."""
 
 
 _SEQUENCE = iter(range(10**12))
@@ -118,6 +123,8 @@ class Sample:
     errors: int = 0
     seconds: float = 0.0
     client_cpu_s: float = 0.0
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of each group of `Target.meter` over the phase's calls."""
 
 
 class _Gate:
@@ -149,9 +156,18 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
     opened, warmed, start = _Gate(clients), _Gate(clients), asyncio.Event()
     deadline = 0.0
     stopped: list[tuple[float, float]] = []  # (wall, cpu) as each session's loop ends
+    meter = target.meter
+    readings: list[dict[str, dict[int, float]]] = []
+    running = [clients]  # sessions still calling; the last one to stop reads the meter
+
+    def session_done() -> None:
+        running[0] -= 1
+        if running[0] == 0 and meter is not None and len(readings) == 1:
+            readings.append(meter.read())
 
     async def drive() -> None:
         gates = [opened, warmed]
+        finished = False
         try:
             async with Client(f"{target.url}/mcp", cache=None) as session:
                 await session.call_tool(target.tool, target.arguments(0))
@@ -170,15 +186,21 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
                         sample.errors += 1
                     sample.latencies.append(time.perf_counter() - now)
                 stopped.append((time.perf_counter(), time.process_time()))
+                finished = True
+                session_done()
         except Exception:  # a session lost outside a call: counted, the others go on
             sample.errors += 1
             for gate in gates:
                 gate.arrive()
+            if not finished:
+                session_done()
 
     async with asyncio.TaskGroup() as tasks:
         for _ in range(clients):
             tasks.create_task(drive())
         await warmed.wait()
+        if meter is not None:
+            readings.append(meter.read())
         cpu = time.process_time()
         began = time.perf_counter()
         deadline = began + seconds
@@ -187,6 +209,8 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
     last_wall, last_cpu = max(stopped, default=(began, cpu))
     sample.seconds = last_wall - began
     sample.client_cpu_s = last_cpu - cpu
+    if meter is not None and len(readings) == 2:
+        sample.cpu_s = CpuMeter.used(*readings)
     return sample
 
 
@@ -220,12 +244,16 @@ def variant_environment(variant: str) -> dict[str, str]:
     return {key: value for key, _, value in pairs}
 
 
-def _product_targets(stack: str, url: str, suffix: str = "") -> list[Target]:
+def _product_targets(
+    stack: str, url: str, suffix: str = "", meter: CpuMeter | None = None
+) -> list[Target]:
     return [
-        Target(stack, f"kb_search{suffix}", url, "kb_search", search_arguments),
-        Target(stack, f"kb_add{suffix}", url, "kb_add", add_arguments),
-        Target(stack, f"kb_search_repeat{suffix}", url, "kb_search", repeat_arguments),
-        Target(stack, f"kb_search_vector{suffix}", url, "kb_search", vector_search_arguments),
+        Target(stack, f"kb_search{suffix}", url, "kb_search", search_arguments, meter),
+        Target(stack, f"kb_add{suffix}", url, "kb_add", add_arguments, meter),
+        Target(stack, f"kb_search_repeat{suffix}", url, "kb_search", repeat_arguments, meter),
+        Target(
+            stack, f"kb_search_vector{suffix}", url, "kb_search", vector_search_arguments, meter
+        ),
     ]
 
 
@@ -252,6 +280,16 @@ async def servers(
                 "/healthz",
             )
         )
+        postmaster = _postmaster_pid(stack.pg)
+
+        def meter(server_pid: int) -> CpuMeter:
+            """The server's process, the endpoint's, and PostgreSQL's backends."""
+            return CpuMeter(
+                processes={"server": server_pid, "endpoint": embeddings.process.pid},
+                # Client backends only: "postgres: user db 127.0.0.1(port) state".
+                children_of={"postgres": (postmaster, "127.0.0.1(")} if postmaster else {},
+            )
+
         env = stack.environment(
             OPENAI_BASE_URL=f"{embeddings.url}/v1",
             KB_MCP_EMBEDDING_DIMENSIONS=str(DIMENSIONS),
@@ -279,7 +317,7 @@ async def servers(
                         cwd=before_tree,
                     )
                 )
-                targets += _product_targets(name, before.url, "@before")
+                targets += _product_targets(name, before.url, "@before", meter(before.process.pid))
             floor = await own.enter_async_context(
                 spawn(
                     f"floor-{name}",
@@ -317,7 +355,9 @@ async def servers(
                         "/readyz",
                     )
                 )
-                targets += _product_targets(name, server.url, f"@{variant}")
+                targets += _product_targets(
+                    name, server.url, f"@{variant}", meter(server.process.pid)
+                )
             if minimal_floor:
                 minimal_port = free_port()
                 minimal = await own.enter_async_context(
@@ -332,11 +372,25 @@ async def servers(
                     )
                 )
                 targets.append(
-                    Target(name, "floor_minimal", minimal.url, "kb_search", search_arguments)
+                    Target(
+                        name,
+                        "floor_minimal",
+                        minimal.url,
+                        "kb_search",
+                        search_arguments,
+                        meter(minimal.process.pid),
+                    )
                 )
             targets += [
-                Target(name, "floor", floor.url, "kb_search", search_arguments),
-                *_product_targets(name, kb.url),
+                Target(
+                    name,
+                    "floor",
+                    floor.url,
+                    "kb_search",
+                    search_arguments,
+                    meter(floor.process.pid),
+                ),
+                *_product_targets(name, kb.url, meter=meter(kb.process.pid)),
             ]
         # One database behind both kb-mcp processes: seed it once.
         await seed(next(t.url for t in targets if t.kind == "kb_add"), seed_documents)
@@ -391,6 +445,7 @@ async def run(
                 "client_cpu_share": (
                     round(sum(s.client_cpu_s for s in taken) / wall, 2) if wall else None
                 ),
+                "cpu_ms_per_request": _cpu_per_request(taken, len(latencies)),
             }
         )
     floors = {(r["stack"], r["clients"]): r["req_per_s"] for r in rows if r["target"] == "floor"}
@@ -408,6 +463,25 @@ async def run(
     }
 
 
+CPU_GROUPS = ("client", "server", "endpoint", "postgres")
+"""CPU per request is reported for the client (this process) and `Target.meter`'s groups."""
+
+
+def _cpu_per_request(taken: Sequence[Sample], requests: int) -> dict[str, float] | None:
+    """Milliseconds of CPU per request of each group over `taken`; None without /proc."""
+    if not requests or not all(s.cpu_s for s in taken):
+        return None
+    totals = {"client": sum(s.client_cpu_s for s in taken)}
+    for group in CPU_GROUPS[1:]:
+        totals[group] = sum(s.cpu_s.get(group, 0.0) for s in taken)
+    return {group: round(seconds * 1000 / requests, 2) for group, seconds in totals.items()}
+
+
+def _cpu_cell(row: dict[str, Any]) -> str:
+    cpu = row.get("cpu_ms_per_request")
+    return "/".join(f"{cpu[g]:.1f}" for g in CPU_GROUPS) if cpu else "-"
+
+
 def report(figures: dict[str, Any]) -> None:
     rows = [
         [
@@ -421,6 +495,7 @@ def report(figures: dict[str, Any]) -> None:
             r["latency"]["p99_ms"],
             r["ratio_to_floor"],
             r["client_cpu_share"],
+            _cpu_cell(r),
         ]
         for r in figures["rows"]
     ]
@@ -439,6 +514,7 @@ def report(figures: dict[str, Any]) -> None:
             "p99 ms",
             "x floor",
             "client cpu",
+            "cpu ms/req: client/server/endpoint/pg",
         ],
         rows,
     )

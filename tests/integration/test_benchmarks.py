@@ -93,3 +93,22 @@ def test_bench_mcp_variants_are_settings_and_nothing_else() -> None:
     )
     assert result.returncode == 2
     assert "KB_MCP_NAME=VALUE" in result.stderr
+
+
+def test_bench_mcp_reports_cpu_per_request_of_each_process_group(
+    quick_runs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """Every row says where a request's CPU went; the floor touches neither the endpoint
+    nor PostgreSQL, a search touches both."""
+    rows = figures_in(quick_runs["bench_mcp"].stdout)["figures"]["rows"]
+    assert rows
+    for row in rows:
+        cpu = row["cpu_ms_per_request"]
+        assert set(cpu) == {"client", "server", "endpoint", "postgres"}
+        assert all(value >= 0 for value in cpu.values())
+        assert cpu["client"] > 0
+        assert cpu["server"] > 0
+    floors = [r["cpu_ms_per_request"] for r in rows if r["target"] == "floor"]
+    searches = [r["cpu_ms_per_request"] for r in rows if r["target"] == "kb_search"]
+    assert all(c["endpoint"] < 0.2 and c["postgres"] < 0.2 for c in floors)
+    assert all(c["endpoint"] > 0 and c["postgres"] > 0 for c in searches)
