@@ -1,19 +1,30 @@
-"""Suite-wide fixtures: log capture with a secret-leak guard, and the real-server plugins."""
+"""Suite-wide fixtures: log capture with a secret-leak guard, and the real-server plugins.
+
+Hypothesis runs derandomized (the same examples every run, no example database), so a
+run's verdict depends on the code alone; `HYPOTHESIS_PROFILE=explore` draws new examples
+each run, for looking for bugs rather than landing a change.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from kb_mcp.observability.logging import configure_logging
 from kb_mcp.observability.redaction import iter_leaks, secret_registry
 from tests.support.fakes import WATCHED
 
 pytest_plugins = ["tests.plugins.servers", "tests.plugins.knowledge"]
+
+hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore")
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 class CapturedLogs:
