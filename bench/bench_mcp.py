@@ -157,13 +157,15 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
     deadline = 0.0
     stopped: list[tuple[float, float]] = []  # (wall, cpu) as each session's loop ends
     meter = target.meter
-    readings: list[dict[str, dict[int, float]]] = []
-    running = [clients]  # sessions still calling; the last one to stop reads the meter
+    cpu_before: dict[str, dict[int, float]] | None = None
+    cpu_after: dict[str, dict[int, float]] | None = None
+    running = clients  # sessions still calling; the last one to stop reads the meter
 
     def session_done() -> None:
-        running[0] -= 1
-        if running[0] == 0 and meter is not None and len(readings) == 1:
-            readings.append(meter.read())
+        nonlocal running, cpu_after
+        running -= 1
+        if running == 0 and meter is not None and cpu_before is not None:
+            cpu_after = meter.read()
 
     async def drive() -> None:
         gates = [opened, warmed]
@@ -200,7 +202,7 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
             tasks.create_task(drive())
         await warmed.wait()
         if meter is not None:
-            readings.append(meter.read())
+            cpu_before = meter.read()
         cpu = time.process_time()
         began = time.perf_counter()
         deadline = began + seconds
@@ -209,8 +211,8 @@ async def phase(target: Target, clients: int, seconds: float) -> Sample:
     last_wall, last_cpu = max(stopped, default=(began, cpu))
     sample.seconds = last_wall - began
     sample.client_cpu_s = last_cpu - cpu
-    if meter is not None and len(readings) == 2:
-        sample.cpu_s = CpuMeter.used(*readings)
+    if cpu_before is not None and cpu_after is not None:
+        sample.cpu_s = CpuMeter.used(cpu_before, cpu_after)
     return sample
 
 

@@ -85,6 +85,10 @@ _ALONE = _Lead()
 class _Request:
     texts: Sequence[str]
     future: asyncio.Future[list[list[float]] | _Lead]
+    chars: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chars = sum(len(text) for text in self.texts)
 
 
 @dataclass(eq=False)
@@ -94,22 +98,20 @@ class _Batch:
     texts: int = 0
     chars: int = 0
 
-    def fits(self, texts: int, chars: int, *, max_texts: int, max_chars: int) -> bool:
-        return self.texts + texts <= max_texts and self.chars + chars <= max_chars
+    def fits(self, request: _Request, *, max_texts: int, max_chars: int) -> bool:
+        return (
+            self.texts + len(request.texts) <= max_texts and self.chars + request.chars <= max_chars
+        )
 
-    def add(self, request: _Request, chars: int) -> None:
+    def add(self, request: _Request) -> None:
         self.requests.append(request)
         self.texts += len(request.texts)
-        self.chars += chars
+        self.chars += request.chars
 
     def remove(self, request: _Request) -> None:
         self.requests.remove(request)
         self.texts -= len(request.texts)
-        self.chars -= _chars(request.texts)
-
-
-def _chars(texts: Sequence[str]) -> int:
-    return sum(len(text) for text in texts)
+        self.chars -= request.chars
 
 
 class CoalescingEmbeddingsBackend:
@@ -213,17 +215,14 @@ class CoalescingEmbeddingsBackend:
         return outcome
 
     def _batch_for(self, key: _Key, request: _Request) -> _Batch:
-        chars = _chars(request.texts)
         for batch in reversed(self._pending):
             if batch.key == key:
-                if batch.fits(
-                    len(request.texts), chars, max_texts=self._max_texts, max_chars=self._max_chars
-                ):
-                    batch.add(request, chars)
+                if batch.fits(request, max_texts=self._max_texts, max_chars=self._max_chars):
+                    batch.add(request)
                     return batch
                 break  # the newest batch of this key is full: start the next one
         batch = _Batch(key)
-        batch.add(request, chars)
+        batch.add(request)
         self._pending.append(batch)
         return batch
 
