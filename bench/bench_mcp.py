@@ -14,7 +14,10 @@ then drives, at 1, 16 and 64 concurrent clients, the floor, `kb_search` (a diffe
 query every call, so the query cache misses) and `kb_add` (one chunk, different every
 call; `--targets` adds `kb_search_repeat`, 20 queries asked over and over, which the
 query-embedding cache answers), phase after phase, in rounds in which the order is
-shuffled, so background load hits each alike. It prints req/s, p50/p99, errors and the
+shuffled, so background load hits each alike. Every phase meets the same table: after a
+`kb_add` phase the documents it added are deleted and the tables vacuumed and analyzed
+(as once after seeding), so a search's cost does not depend on how many writes the
+command happened to run before it. It prints req/s, p50/p99, errors and the
 ratio to the floor of the same HTTP stack at the same concurrency, the client
 process's CPU share (on 2 cores the client shares the machine with the servers: figures
 are for comparing side by side), and where a request's CPU went: milliseconds per request
@@ -55,7 +58,7 @@ from mcp import Client
 from bench import bench_parser, finish, latency_summary, machine, print_table
 from bench._cpu import CpuMeter
 from bench._procs import ROOT, free_port, python_argv, spawn
-from bench._stack import BenchStack, _postmaster_pid, open_stack
+from bench._stack import APP, BenchStack, _postmaster_pid, open_stack
 from kb_mcp.observability.logging import configure_logging
 
 DIMENSIONS = 1536
@@ -125,6 +128,8 @@ class Sample:
     client_cpu_s: float = 0.0
     cpu_s: dict[str, float] = field(default_factory=dict)
     """CPU seconds of each group of `Target.meter` over the phase's calls."""
+    removed: int = 0
+    """Documents deleted after the phase to give the next one the seeded table."""
 
 
 class _Gate:
@@ -233,6 +238,19 @@ async def seed(url: str, documents: int) -> None:
             )
             if result.is_error:
                 raise RuntimeError(f"seeding failed: {result.content}")
+
+
+async def restore_seed(stack: BenchStack) -> int:
+    """Delete every document but the seeded ones; vacuum and analyze. The number deleted.
+
+    Outside any phase's clock: the next phase searches the seeded table, its dead rows
+    and index entries gone and its statistics fresh (autovacuum would otherwise analyze
+    at a moment of its own choosing, and the planner's choice of plan with it)."""
+    status = await stack.pg.execute(
+        "DELETE FROM documents WHERE NOT tags @> ARRAY['seed']", database=APP
+    )
+    await stack.pg.execute("VACUUM (ANALYZE) documents, chunks", database=APP)
+    return int(status.rpartition(" ")[2])
 
 
 # -- the run -------------------------------------------------------------------------
@@ -424,6 +442,7 @@ async def run(
             variants=variants,
         ) as targets,
     ):
+        await restore_seed(stack)
         for _ in range(rounds):
             for clients in levels:
                 order = [t for t in targets if t.kind in kinds]
@@ -431,6 +450,8 @@ async def run(
                 for target in order:
                     sample = await phase(target, clients, seconds)
                     samples.setdefault((target.stack, target.kind, clients), []).append(sample)
+                    if target.tool == "kb_add":
+                        sample.removed = await restore_seed(stack)
     rows: list[dict[str, Any]] = []
     for (name, kind, clients), taken in samples.items():
         latencies = [x for s in taken for x in s.latencies]
@@ -448,6 +469,7 @@ async def run(
                     round(sum(s.client_cpu_s for s in taken) / wall, 2) if wall else None
                 ),
                 "cpu_ms_per_request": _cpu_per_request(taken, len(latencies)),
+                "documents_removed_after": sum(s.removed for s in taken),
             }
         )
     floors = {(r["stack"], r["clients"]): r["req_per_s"] for r in rows if r["target"] == "floor"}

@@ -112,3 +112,16 @@ def test_bench_mcp_reports_cpu_per_request_of_each_process_group(
     searches = [r["cpu_ms_per_request"] for r in rows if r["target"] == "kb_search"]
     assert all(c["endpoint"] < 0.2 and c["postgres"] < 0.2 for c in floors)
     assert all(c["endpoint"] > 0 and c["postgres"] > 0 for c in searches)
+
+
+def test_bench_mcp_gives_every_phase_the_seeded_table(
+    quick_runs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """What a `kb_add` phase stored is deleted before the next phase, and only then: every
+    call's document (and each session's warm-up call's) is counted as removed."""
+    rows = figures_in(quick_runs["bench_mcp"].stdout)["figures"]["rows"]
+    adds = [r for r in rows if r["target"].startswith("kb_add")]
+    assert adds
+    for row in adds:
+        assert row["documents_removed_after"] >= row["requests"] - row["errors"] > 0
+    assert all(r["documents_removed_after"] == 0 for r in rows if r not in adds)
