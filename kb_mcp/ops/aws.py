@@ -17,6 +17,7 @@ from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
+from botocore.exceptions import ConfigParseError, InvalidConfigError, ProfileNotFound
 
 from kb_mcp.config import Environment, Settings, load_settings
 from kb_mcp.errors import ConfigError, SecretsError
@@ -86,9 +87,9 @@ async def aws_client(settings: Settings, service: str) -> AsyncIterator[Any]:
         read_timeout=settings.aws_read_timeout_s,
         retries={"max_attempts": 3, "mode": "standard"},
     )
-    session = aioboto3.Session()
     async with AsyncExitStack() as stack:
         try:
+            session = aioboto3.Session()  # reads AWS_PROFILE and the config files
             client = await stack.enter_async_context(
                 session.client(
                     service,
@@ -103,6 +104,13 @@ async def aws_client(settings: Settings, service: str) -> AsyncIterator[Any]:
                 variable="AWS_ENDPOINT_URL",
                 hint="check AWS_ENDPOINT_URL (a full url such as http://localhost:4566) "
                 "and AWS_REGION",
+            ) from exc
+        except (ProfileNotFound, ConfigParseError, InvalidConfigError) as exc:
+            raise ConfigError(
+                f"cannot open an aws {service} client: {str(exc).lower()}",
+                variable="AWS_PROFILE",
+                hint="check AWS_PROFILE (the profile must exist in AWS_CONFIG_FILE or "
+                "~/.aws/config) and that the AWS config and credentials files parse",
             ) from exc
         yield client
 

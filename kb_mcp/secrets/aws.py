@@ -88,7 +88,9 @@ class AwsSecretsManagerProvider:
             retries={"total_max_attempts": 1, "mode": "standard"},
         )
         self._registry = registry or secret_registry()
-        self._session = session or aioboto3.Session()
+        # Built on first use: the SDK reads AWS_PROFILE and the config files as it builds
+        # a session, and an error there belongs to the first secret read (classified).
+        self._session = session
         self._stack = AsyncExitStack()
         self._clients: dict[str, Any] = {}
         self._open_lock = asyncio.Lock()
@@ -181,6 +183,8 @@ class AwsSecretsManagerProvider:
             async with self._open_lock:
                 client = self._clients.get(region.name)
                 if client is None:
+                    if self._session is None:
+                        self._session = aioboto3.Session()
                     client = await self._stack.enter_async_context(
                         self._session.client(
                             "secretsmanager",
@@ -232,7 +236,14 @@ class AwsSecretsManagerProvider:
 
         With `yields`, retrying stops as soon as another read has failed over.
         """
-        client = await self._ensure_client(region)
+        try:
+            client = await self._ensure_client(region)
+        except ResourceClosedError:
+            raise
+        except Exception as exc:  # the SDK reads its profile and config files here
+            raise classify_aws_error(
+                exc, secret_name=name, region=region.name, endpoint_url=region.endpoint_url
+            ) from exc
         deadline = time.monotonic() + self._retry_budget_s
         attempt = 0
         while True:

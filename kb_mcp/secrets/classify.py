@@ -10,12 +10,16 @@ import asyncio
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConfigParseError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    InvalidConfigError,
+    InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
 )
 
@@ -26,7 +30,7 @@ from kb_mcp.errors import (
     SecretsUnavailableError,
 )
 
-__all__ = ["RETRYABLE_CODES", "classify_aws_error", "is_retryable"]
+__all__ = ["NOT_RETRYABLE_ERRORS", "RETRYABLE_CODES", "classify_aws_error", "is_retryable"]
 
 NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
 ACCESS_DENIED_CODES = frozenset(
@@ -55,6 +59,26 @@ RETRYABLE_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
+
+
+NOT_RETRYABLE_ERRORS = frozenset(
+    {
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "NoRegionError",
+        "ProfileNotFound",
+        "ConfigParseError",
+        "InvalidConfigError",
+        "InvalidRegionError",
+    }
+)
+"""Unavailable, but for a reason in this process's configuration: retrying cannot help."""
+
+_CONFIG_ERRORS = (ProfileNotFound, ConfigParseError, InvalidConfigError, InvalidRegionError)
+"""Raised when the SDK builds a client from the profile, config files and region."""
+_CONFIG_DETAIL = {"ProfileNotFound": "profile", "ConfigParseError": "path"}
+"""The field of a configuration error worth naming (a profile name, a file path); the
+region's own error is named by the region already in the message."""
 
 
 def _where(region: str, endpoint_url: str | None) -> str:
@@ -130,6 +154,21 @@ def classify_aws_error(
             aws_error="NoRegionError",
             hint="set AWS_REGION",
         )
+    if isinstance(exc, _CONFIG_ERRORS):
+        name = type(exc).__name__
+        field = _CONFIG_DETAIL.get(name)
+        detail = f": {field} {exc.kwargs[field]}" if field and exc.kwargs.get(field) else ""
+        return SecretsUnavailableError(
+            f"aws configuration error reading secret {secret_name} in {where} ({name}{detail})",
+            secret_name=secret_name,
+            region=region,
+            aws_error=name,
+            hint=(
+                "check AWS_PROFILE (the profile must exist in AWS_CONFIG_FILE or "
+                "~/.aws/config; unset it to use the task role or AWS_ACCESS_KEY_ID), that "
+                "the AWS config and credentials files parse, and AWS_REGION"
+            ),
+        )
     if isinstance(
         exc,
         EndpointConnectionError
@@ -169,8 +208,6 @@ def classify_aws_error(
 
 def is_retryable(error: SecretsError) -> bool:
     """Unreachable, timed out, throttled or 5xx; not missing credentials or config errors."""
-    return isinstance(error, SecretsUnavailableError) and error.aws_error not in {
-        "NoCredentialsError",
-        "PartialCredentialsError",
-        "NoRegionError",
-    }
+    return (
+        isinstance(error, SecretsUnavailableError) and error.aws_error not in NOT_RETRYABLE_ERRORS
+    )

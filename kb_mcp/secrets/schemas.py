@@ -69,11 +69,8 @@ class OpenAIKeySecret(SecretModel):
     @classmethod
     def from_secret_string(cls, raw: str) -> OpenAIKeySecret:
         stripped = raw.strip()
-        if stripped.startswith("{"):
-            data = json.loads(stripped)
-            if not isinstance(data, dict):
-                raise TypeError("secret json must be an object")
-            return cls.model_validate(data)
+        if stripped.startswith("{"):  # JSON text that opens with "{" is an object or invalid
+            return cls.model_validate(json.loads(stripped))
         return cls(api_key=SecretStr(stripped))
 
 

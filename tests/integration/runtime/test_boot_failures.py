@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ from tests.support.processes import run_kb_mcp
 from tests.support.runtime_env import RuntimeEnv
 
 
-async def _serve(env: RuntimeEnv, endpoint: str | None = None) -> tuple[int, str]:
+async def _serve(env: RuntimeEnv, endpoint: str | None = None, **extra: str) -> tuple[int, str]:
     result = await asyncio.to_thread(
         run_kb_mcp,
         "serve",
@@ -23,7 +24,7 @@ async def _serve(env: RuntimeEnv, endpoint: str | None = None) -> tuple[int, str
         "http",
         "--port",
         "0",
-        env=env.process_env(endpoint_url=endpoint),
+        env=env.process_env(endpoint_url=endpoint, **extra),
     )
     output = result.stderr + result.stdout
     assert not [v for v in WATCHED if v in output], "a secret value was printed"
@@ -90,6 +91,40 @@ async def test_unreachable_secrets_manager_exits_1_in_production(env: RuntimeEnv
     assert code == 1
     assert "unreachable" in output
     assert "AWS_ENDPOINT_URL" in output
+
+
+@pytest.mark.parametrize(
+    ("config", "profile", "aws_error", "named"),
+    [
+        ("[profile kb-other]\nregion = us-east-1\n", "kb-missing", "ProfileNotFound",
+         "(ProfileNotFound: profile kb-missing)"),
+        ("[default\nregion = us-east-1\n", None, "ConfigParseError",
+         "(ConfigParseError: path "),
+    ],
+)  # fmt: skip
+async def test_an_aws_configuration_error_exits_1_at_once(
+    env: RuntimeEnv,
+    tmp_path: Path,
+    config: str,
+    profile: str | None,
+    aws_error: str,
+    named: str,
+) -> None:
+    """A mistyped AWS_PROFILE or an unparsable AWS config file: exit 1 at the first read,
+    naming the secret, the profile or file, and AWS_PROFILE to check; not retried (waiting
+    does not change a configuration), no traceback."""
+    path = tmp_path / "config"
+    path.write_text(config)
+    extra = {"AWS_CONFIG_FILE": str(path)} | ({"AWS_PROFILE": profile} if profile else {})
+    code, output = await _serve(env, **extra)
+    assert code == 1
+    event = _startup_event(output)
+    assert event["aws_error"] == aws_error
+    assert event["secret"] in {env.openai_secret, env.postgres_secret}
+    assert named in output
+    assert "AWS_PROFILE" in output
+    assert '"secrets.retrying"' not in output
+    assert "Traceback" not in output
 
 
 async def test_database_rejecting_credentials_exits_1(env: RuntimeEnv) -> None:

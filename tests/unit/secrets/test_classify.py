@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import (
     ClientError,
+    ConfigParseError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    InvalidConfigError,
+    InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
     SSLError,
 )
@@ -75,6 +79,12 @@ def _classify(exc: BaseException, endpoint: str | None = None) -> SecretsError:
         (PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"),
          SecretsUnavailableError, "PartialCredentialsError", False),
         (NoRegionError(), SecretsUnavailableError, "NoRegionError", False),
+        (ProfileNotFound(profile="missing"), SecretsUnavailableError, "ProfileNotFound", False),
+        (ConfigParseError(path="config"), SecretsUnavailableError, "ConfigParseError", False),
+        (InvalidConfigError(error_msg="bad"), SecretsUnavailableError, "InvalidConfigError",
+         False),
+        (InvalidRegionError(region_name="us east"), SecretsUnavailableError,
+         "InvalidRegionError", False),
         (SSLError(endpoint_url=ENDPOINT, error="bad"), SecretsUnavailableError,
          "SSLError", True),
         (RuntimeError("odd"), SecretsUnavailableError, "RuntimeError", True),
@@ -124,3 +134,18 @@ def test_builtin_mixins() -> None:
     ConnectionError."""
     assert isinstance(_classify(_client_error("ResourceNotFoundException", 400)), LookupError)
     assert isinstance(_classify(NoCredentialsError()), ConnectionError)
+
+
+def test_a_configuration_error_names_the_profile_or_file_and_what_to_check() -> None:
+    """The SDK's configuration errors (raised building a client) are not retried and say
+    which profile or file, never the SDK's free text."""
+    missing = _classify(ProfileNotFound(profile="kb-staging-sso"))
+    assert str(missing) == (
+        f"aws configuration error reading secret {NAME} in {REGION} "
+        "(ProfileNotFound: profile kb-staging-sso)"
+    )
+    assert "AWS_PROFILE" in missing.hint
+    unparsable = _classify(ConfigParseError(path="/etc/aws/config"))
+    assert "(ConfigParseError: path /etc/aws/config)" in str(unparsable)
+    marker = "sdk-said-" + "y" * 12
+    assert marker not in str(_classify(InvalidConfigError(error_msg=marker)))

@@ -15,15 +15,23 @@ from pydantic import SecretStr, ValidationError
 
 from kb_mcp.errors import SecretFormatError
 from kb_mcp.secrets.schemas import (
+    AUTH_TOKEN_MIN_LENGTH,
+    AuthTokenSecret,
     OpenAIKeySecret,
     PostgresCredentials,
     SecretModel,
     parse_secret,
 )
-from tests.support.fakes import fake_openai_key, fake_password, postgres_secret_json
+from tests.support.fakes import (
+    fake_auth_token,
+    fake_openai_key,
+    fake_password,
+    postgres_secret_json,
+)
 
 PG_NAME = "kb-mcp/test/postgres-credentials"
 KEY_NAME = "kb-mcp/test/openai-api-key"
+TOKEN_NAME = "kb-mcp/test/auth-token"
 PG_FIELDS = ("username", "password", "host", "port", "database")
 PACKAGE = Path(__file__).resolve().parents[3] / "kb_mcp"
 
@@ -364,3 +372,46 @@ def test_models_are_frozen() -> None:
     creds = PostgresCredentials.model_validate(_pg())
     with pytest.raises(ValidationError):
         creds.port = 1
+
+
+def test_auth_token_plain_string_is_parsed_and_stripped() -> None:
+    token = fake_auth_token()
+    parsed = parse_secret(AuthTokenSecret, f"  {token}\n", secret_name=TOKEN_NAME)
+    assert parsed.token.get_secret_value() == token
+    assert parsed.sensitive_values() == (token,)
+
+
+def test_a_short_auth_token_is_refused_without_being_quoted() -> None:
+    """A bearer token under 24 characters is guessable: a format error naming the rule."""
+    short = secrets.token_hex(AUTH_TOKEN_MIN_LENGTH)[: AUTH_TOKEN_MIN_LENGTH - 1]
+    error = _format_error(AuthTokenSecret, short, TOKEN_NAME)
+    assert str(error).startswith(f"secret {TOKEN_NAME} in eu-west-1 ")
+    assert f"at least {AUTH_TOKEN_MIN_LENGTH} characters" in str(error)
+    assert short not in f"{error} {error.hint} {error!r}"
+    assert error.__cause__ is None
+
+
+class _ServiceCredentials(SecretModel):
+    """A secret shape of an application reusing the core: the base class parses its JSON."""
+
+    client_id: str
+    client_secret: SecretStr
+
+
+def test_a_new_secret_shape_parses_json_objects_with_the_base_class() -> None:
+    value = secrets.token_urlsafe(24)
+    parsed = parse_secret(
+        _ServiceCredentials,
+        json.dumps({"client_id": "svc", "client_secret": value, "note": "ignored"}),
+        secret_name="app/service",
+    )
+    assert parsed.client_id == "svc"
+    assert parsed.client_secret.get_secret_value() == value
+
+
+@pytest.mark.parametrize("raw", ['["svc", "s3cr3t-value"]', '"svc"', "42", "null"])
+def test_a_new_secret_shape_refuses_json_that_is_not_an_object(raw: str) -> None:
+    error = _format_error(_ServiceCredentials, raw, "app/service")
+    assert "secret json must be an object" in str(error)
+    assert "client_id, client_secret" in error.hint
+    assert "s3cr3t" not in str(error)
