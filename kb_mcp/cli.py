@@ -115,6 +115,15 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+def _what(args: argparse.Namespace) -> str:
+    """What a failure stopped: the server's startup (`serve`, `dev`), or the command."""
+    if args.command in {"serve", "dev"}:
+        return "startup"
+    if args.command == "secrets":
+        return f"secrets {args.secrets_command}"
+    return str(args.command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -124,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except KbMcpError as exc:
-        report_startup_failure(exc)
+        report_startup_failure(exc, what=_what(args))
         return EXIT_STARTUP_FAILURE
     except KeyboardInterrupt:
         return 130

@@ -167,9 +167,11 @@ class ToolInputError(KbMcpError, ValueError):
     """An MCP tool argument was rejected."""
 
 
-def report_startup_failure(exc: KbMcpError) -> None:
-    """A short human line (and what to check) on stderr; the structured event is logged."""
-    sys.stderr.write(f"kb-mcp: startup failed: {exc}\n")
+def report_startup_failure(exc: KbMcpError, *, what: str = "startup") -> None:
+    """A short human line (and what to check) on stderr; the structured event is logged.
+
+    `what` names what failed: the server's startup, or a command (`secrets age`)."""
+    sys.stderr.write(f"kb-mcp: {what} failed: {exc}\n")
     if exc.hint:
         sys.stderr.write(f"kb-mcp: check: {exc.hint}\n")
     sys.stderr.flush()

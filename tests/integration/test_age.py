@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -22,6 +23,7 @@ from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops import age
 from kb_mcp.ops.age import check_secret_ages, run_age_check
 from tests.support.fakes import WATCHED, fake_openai_key, fake_password, postgres_secret_json
+from tests.support.processes import base_env, run_kb_mcp
 
 OPENAI_SECRET = "kb-mcp/prod/openai-api-key"
 PG_SECRET = "kb-mcp/prod/postgres-credentials"
@@ -233,3 +235,24 @@ async def test_limit_is_configurable(aenv: AgeEnv) -> None:
     default = await check_secret_ages(aenv.settings, now=now)
     assert len(strict.overdue) == 2
     assert default.overdue == ()
+
+
+def test_an_aws_profile_that_does_not_exist_fails_the_command_naming_it(
+    tmp_path: Path,
+) -> None:
+    """The console script: exit 1, the command and the profile named, what to check; no
+    traceback (the SDK raises while it builds its session, before any request)."""
+    config = tmp_path / "config"
+    config.write_text("[profile kb-other]\nregion = us-east-1\n")
+    result = run_kb_mcp(
+        "secrets",
+        "age",
+        env=base_env(AWS_PROFILE="kb-missing", AWS_CONFIG_FILE=str(config), AWS_REGION="us-east-1"),
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "kb-mcp: secrets age failed: cannot open an aws secretsmanager client: "
+        "the config profile (kb-missing) could not be found\n"
+    )
+    assert "kb-mcp: check: check AWS_PROFILE" in result.stderr
+    assert "Traceback" not in result.stderr
