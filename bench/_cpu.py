@@ -108,9 +108,11 @@ class CpuMeter:
                 if stat is None or stat[0] not in parents:
                     continue
                 name, marker = parents[stat[0]]
-                if marker in _cmdline(entry):
-                    seconds = _run_time(int(entry.name))
-                    readings[name][int(entry.name)] = stat[1] if seconds is None else seconds
+                if marker not in _cmdline(entry):
+                    continue
+                seconds = cpu_seconds(int(entry.name))
+                if seconds is not None:
+                    readings[name][int(entry.name)] = seconds
         return readings
 
     @staticmethod

@@ -17,12 +17,11 @@ from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
-from botocore.exceptions import ConfigParseError, InvalidConfigError, ProfileNotFound
 
 from kb_mcp.config import Environment, Settings, load_settings
 from kb_mcp.errors import ConfigError, SecretsError
 from kb_mcp.observability.logging import RedactingHandler, configure_logging
-from kb_mcp.secrets.classify import classify_aws_error
+from kb_mcp.secrets.classify import AWS_CONFIG_ERRORS, AWS_CONFIG_HINT, classify_aws_error
 
 __all__ = [
     "ENV_CHOICES",
@@ -105,12 +104,11 @@ async def aws_client(settings: Settings, service: str) -> AsyncIterator[Any]:
                 hint="check AWS_ENDPOINT_URL (a full url such as http://localhost:4566) "
                 "and AWS_REGION",
             ) from exc
-        except (ProfileNotFound, ConfigParseError, InvalidConfigError) as exc:
+        except AWS_CONFIG_ERRORS as exc:  # a malformed region is the ValueError above
             raise ConfigError(
                 f"cannot open an aws {service} client: {str(exc).lower()}",
                 variable="AWS_PROFILE",
-                hint="check AWS_PROFILE (the profile must exist in AWS_CONFIG_FILE or "
-                "~/.aws/config) and that the AWS config and credentials files parse",
+                hint=AWS_CONFIG_HINT,
             ) from exc
         yield client
 

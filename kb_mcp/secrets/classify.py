@@ -30,7 +30,13 @@ from kb_mcp.errors import (
     SecretsUnavailableError,
 )
 
-__all__ = ["NOT_RETRYABLE_ERRORS", "RETRYABLE_CODES", "classify_aws_error", "is_retryable"]
+__all__ = [
+    "AWS_CONFIG_ERRORS",
+    "AWS_CONFIG_HINT",
+    "RETRYABLE_CODES",
+    "classify_aws_error",
+    "is_retryable",
+]
 
 NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
 ACCESS_DENIED_CODES = frozenset(
@@ -61,21 +67,22 @@ RETRYABLE_CODES = frozenset(
 )
 
 
-NOT_RETRYABLE_ERRORS = frozenset(
+AWS_CONFIG_ERRORS = (ProfileNotFound, ConfigParseError, InvalidConfigError, InvalidRegionError)
+"""Raised when the SDK builds a session or client from the profile, config files and region."""
+AWS_CONFIG_HINT = (
+    "check AWS_PROFILE (the profile must exist in AWS_CONFIG_FILE or ~/.aws/config; unset it "
+    "to use the task role or AWS_ACCESS_KEY_ID), that the AWS config and credentials files "
+    "parse, and AWS_REGION"
+)
+_NOT_RETRYABLE = frozenset(
     {
         "NoCredentialsError",
         "PartialCredentialsError",
         "NoRegionError",
-        "ProfileNotFound",
-        "ConfigParseError",
-        "InvalidConfigError",
-        "InvalidRegionError",
+        *(error.__name__ for error in AWS_CONFIG_ERRORS),
     }
 )
 """Unavailable, but for a reason in this process's configuration: retrying cannot help."""
-
-_CONFIG_ERRORS = (ProfileNotFound, ConfigParseError, InvalidConfigError, InvalidRegionError)
-"""Raised when the SDK builds a client from the profile, config files and region."""
 _CONFIG_DETAIL = {"ProfileNotFound": "profile", "ConfigParseError": "path"}
 """The field of a configuration error worth naming (a profile name, a file path); the
 region's own error is named by the region already in the message."""
@@ -154,7 +161,7 @@ def classify_aws_error(
             aws_error="NoRegionError",
             hint="set AWS_REGION",
         )
-    if isinstance(exc, _CONFIG_ERRORS):
+    if isinstance(exc, AWS_CONFIG_ERRORS):
         name = type(exc).__name__
         field = _CONFIG_DETAIL.get(name)
         detail = f": {field} {exc.kwargs[field]}" if field and exc.kwargs.get(field) else ""
@@ -163,11 +170,7 @@ def classify_aws_error(
             secret_name=secret_name,
             region=region,
             aws_error=name,
-            hint=(
-                "check AWS_PROFILE (the profile must exist in AWS_CONFIG_FILE or "
-                "~/.aws/config; unset it to use the task role or AWS_ACCESS_KEY_ID), that "
-                "the AWS config and credentials files parse, and AWS_REGION"
-            ),
+            hint=AWS_CONFIG_HINT,
         )
     if isinstance(
         exc,
@@ -208,6 +211,4 @@ def classify_aws_error(
 
 def is_retryable(error: SecretsError) -> bool:
     """Unreachable, timed out, throttled or 5xx; not missing credentials or config errors."""
-    return (
-        isinstance(error, SecretsUnavailableError) and error.aws_error not in NOT_RETRYABLE_ERRORS
-    )
+    return isinstance(error, SecretsUnavailableError) and error.aws_error not in _NOT_RETRYABLE
