@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         ),
     )
     probe_openai_key: bool = Field(default=True, validation_alias="KB_MCP_PROBE_OPENAI_KEY")
+    # Readiness: embeddings calls waiting this long with no answer meanwhile make /readyz
+    # degraded (runtime/health.py); also the bound of its embeddings probe (at most 2 s).
+    embeddings_stall_s: float = Field(
+        default=5.0, gt=0, validation_alias="KB_MCP_EMBEDDINGS_STALL_S"
+    )
     # Query-embedding cache (kb_mcp.embeddings.cache): 0 entries turns it off.
     embedding_cache_entries: int = Field(
         default=10_000, ge=0, validation_alias="KB_MCP_EMBEDDING_CACHE_ENTRIES"

@@ -23,6 +23,9 @@ caller would reasonably catch the builtin (a malformed secret is a `ValueError`)
     │   └── EmbeddingAuthError                   401 after refresh and retry
     ├── RotationError                            a new secret version failed validation; the old
     │                                            resource keeps serving
+    ├── AuthFailed                               the hot-swap core: credentials in service were
+    │                                            refused and no newer version helped; adapters
+    │                                            raise their own (DatabaseAuthError...) from it
     ├── ResourceClosedError (RuntimeError)       a holder was used after aclose()
     └── ToolInputError (ValueError)              an MCP tool argument was rejected
 
@@ -33,6 +36,7 @@ startup failures say what to check next (`hint`).
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 EXIT_OK = 0
 EXIT_STARTUP_FAILURE = 1
@@ -42,6 +46,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_STARTUP_FAILURE",
     "EXIT_USAGE",
+    "AuthFailed",
     "ConfigError",
     "DatabaseAuthError",
     "DatabaseError",
@@ -157,6 +162,23 @@ class RotationError(KbMcpError):
         super().__init__(message, hint=hint)
         self.secret_name = secret_name
         self.version_id = version_id
+
+
+class AuthFailed(KbMcpError):
+    """Credentials of the version in service were refused and no newer version helped.
+
+    Raised by the hot-swap core (`HotSwap.run`): `generation` is the refused generation
+    (`kb_mcp.hotswap.Generation`), the adapter's exception is `__cause__`. Adapters turn it
+    into their own error (`DatabaseAuthError`, `EmbeddingAuthError`).
+    """
+
+    def __init__(
+        self, message: str, *, secret_name: str, version_id: str, generation: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.secret_name = secret_name
+        self.version_id = version_id
+        self.generation = generation
 
 
 class ResourceClosedError(KbMcpError, RuntimeError):

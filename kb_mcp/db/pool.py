@@ -63,11 +63,16 @@ AUTH_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InvalidAuthorizationSpecificationError,
 )
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    OSError,
+    OSError,  # refused, reset, unreachable, DNS (gaierror), TLS (SSLError)
     asyncio.TimeoutError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,  # connection lost, does not exist, rejected
+    asyncpg.InterfaceError,  # closed or closing pool or connection, client configuration
+    asyncpg.InternalClientError,  # the driver's protocol state (e.g. a cut-off message)
 )
+"""Every other class asyncpg or the OS raises while connecting: "unavailable" in our tree
+(`asyncpg.PostgresError` beyond these is mapped on its own, with its SQLSTATE)."""
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[Any]"
 InitConnection: TypeAlias = "Callable[[asyncpg.Connection[Any]], Awaitable[None]]"
 

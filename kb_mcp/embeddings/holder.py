@@ -169,7 +169,7 @@ class OpenAIClientHolder(SwapOwner[OpenAIKeySecret, openai.AsyncOpenAI]):
         except AuthFailed as exc:
             raise EmbeddingAuthError(
                 f"embeddings endpoint refused the api key of secret {self.secret_name} version "
-                f"{exc.generation.version_id} and the secret has no newer version",
+                f"{exc.version_id} and the secret has no newer version",
                 hint=f"rotate secret {self.secret_name} to an active key; see secrets/RUNBOOK.md",
             ) from exc.__cause__
         except openai.APIStatusError as exc:

@@ -13,12 +13,13 @@ A leaf: it imports only `kb_mcp.errors`, `kb_mcp.secrets` (port, schemas) and
 `kb_mcp.observability`. Any async service can use it; see docs/ARCHITECTURE.md.
 """
 
+from kb_mcp.errors import AuthFailed
 from kb_mcp.hotswap.generation import Generation, ResourceAdapter, SwapEvents
 from kb_mcp.hotswap.group import background_group
 from kb_mcp.hotswap.observer import HotSwapEvent, Observer
 from kb_mcp.hotswap.occupancy import Occupancy
 from kb_mcp.hotswap.refresher import Refresher, SecretWatcher
-from kb_mcp.hotswap.swap import AuthFailed, HotSwap, Recover, SwapOwner
+from kb_mcp.hotswap.swap import HotSwap, Recover, SwapOwner
 
 __all__ = [
     "AuthFailed",

@@ -3,7 +3,9 @@
 Logs are for people; code that needs to know when a poll ran or a new credential went
 into service (benchmarks, the drill, tests) passes an `Observer` to the `Refresher` and
 to each `HotSwap`. An observer is called synchronously, on the event loop, and must not
-block or raise: it records and returns.
+block: it records and returns. One that raises is contained (`notify_all`): the event
+still reaches the other observers, the failure is logged once with its type and counted,
+and the rotation it reported goes on.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import structlog
+
+from kb_mcp.observability.counters import Counter
+
 __all__ = ["HotSwapEvent", "Observer", "notify_all"]
+
+log = structlog.get_logger(__name__)
 
 EventKind = Literal["poll", "detected", "swapped", "closed"]
 
@@ -38,7 +46,21 @@ class HotSwapEvent:
 Observer = Callable[[HotSwapEvent], None]
 
 
-def notify_all(observers: tuple[Observer, ...], event: HotSwapEvent) -> None:
-    """Hand `event` to every observer, in order."""
+def notify_all(
+    observers: tuple[Observer, ...], event: HotSwapEvent, failures: Counter | None = None
+) -> None:
+    """Hand `event` to every observer, in order; one that raises is logged and counted
+    (`failures`), never propagated: an observer cannot stop a rotation."""
     for observer in observers:
-        observer(event)
+        try:
+            observer(event)
+        except Exception as exc:  # contained: logged with its type (never its message)
+            if failures is not None:
+                failures.value += 1
+            log.error(
+                "hotswap.observer_failed",
+                kind=event.kind,
+                secret=event.secret,
+                version_id=event.version_id,
+                error=type(exc).__name__,
+            )

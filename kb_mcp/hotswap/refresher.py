@@ -15,6 +15,12 @@ refresher puts the first working candidate into service and every watcher follow
 
 Rotations of one secret are serialized; a duplicate trigger for a version already in
 service is a no-op. `trigger()` (SIGHUP) refreshes everything now.
+
+Nothing a provider, a watcher or an observer raises ends the refresher: an exception
+that is not ours is handled as a failed refresh or a rejected version (logged once with
+its type, never its message, and counted in `RotationFailures`); only cancellation stops
+`run()`. The last rejected version of each secret is kept (`rejected()`, for readiness)
+until a version is put into service.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.secrets.port import AWSPENDING, LoadedSecret, SecretsProvider, SecretVersion
 from kb_mcp.secrets.schemas import SecretModel, parse_secret
 
-__all__ = ["MIN_BACKOFF_S", "RECOVERY_WINDOW_S", "Refresher", "SecretWatcher"]
+__all__ = ["MIN_BACKOFF_S", "RECOVERY_WINDOW_S", "Refresher", "RejectedVersion", "SecretWatcher"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +62,18 @@ class SecretWatcher(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedVersion:
+    """A version of a secret that could not be put into service (never its value)."""
+
+    secret: str
+    version_id: str
+    error: str
+    """The class of the error that rejected it (`RotationError`, or a foreign one's)."""
+    cause: str | None = None
+    """The class of what caused it, when the error wraps one (`InvalidPasswordError`)."""
+
+
 @dataclass(eq=False)
 class _Watch:
     name: str
@@ -68,6 +86,7 @@ class _Watch:
     recovery: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0
     failed_recovery: tuple[str, float] | None = None
+    rejected: RejectedVersion | None = None
 
 
 class Refresher:
@@ -127,6 +146,11 @@ class Refresher:
         """The version of `name` in service now."""
         return self._watches[name].seen_version
 
+    def rejected(self) -> list[RejectedVersion]:
+        """The last rejected version of each secret, while no newer version went into
+        service (readiness reports them)."""
+        return [w.rejected for w in self._watches.values() if w.rejected is not None]
+
     def trigger(self) -> None:
         """Refresh every watched secret now (SIGHUP)."""
         log.info("secret.refresh_triggered", secrets=sorted(self._watches))
@@ -157,7 +181,11 @@ class Refresher:
             with contextlib.suppress(TimeoutError):  # the interval passed: poll
                 await asyncio.wait_for(self._wake.wait(), self.next_delay())
             self._wake.clear()
-            await self.refresh_all()
+            try:
+                await self.refresh_all()
+            except Exception as exc:  # the last guard: a round fails, the refresher lives on
+                self._rotation_failures.value += 1
+                log.error("secret.refresh_round_failed", error=type(exc).__name__)
 
     async def refresh_all(self) -> None:
         """Re-read every watched secret once and rotate what changed."""
@@ -178,6 +206,16 @@ class Refresher:
             # value keeps serving. Try again sooner.
             watch.failures += 1
             return False
+        except Exception as exc:  # a provider's foreign error: the same, logged here
+            watch.failures += 1
+            self._rotation_failures.value += 1
+            log.error(
+                "secret.refresh_failed",
+                secret=name,
+                error=type(exc).__name__,
+                attempt=watch.failures,
+            )
+            return False
         return await self.offer(name, version)
 
     async def offer(self, name: str, version: SecretVersion) -> bool:
@@ -186,20 +224,23 @@ class Refresher:
         async with watch.lock:
             if version.version_id == watch.seen_version:
                 watch.failures = 0
+                watch.rejected = None  # AWSCURRENT is back on the version in service
                 return False
             started = time.monotonic()
             try:
                 changed = await self._install(watch, version, reason="poll")
-            except KbMcpError as exc:
+            except Exception as exc:  # any watcher's error rejects the version, nothing more
                 watch.failures += 1
                 self._rotation_failures.value += 1
+                watch.rejected = _rejection(name, version.version_id, exc)
                 log.error(
                     "secret.rotation_failed",
                     secret=name,
                     version_id=version.version_id,
                     serving_version_id=watch.seen_version,
-                    error=type(exc).__name__,
-                    detail=str(exc),
+                    error=watch.rejected.error,
+                    cause=watch.rejected.cause,
+                    detail=_detail(exc),
                     attempt=watch.failures,
                 )
                 return False
@@ -242,13 +283,14 @@ class Refresher:
                         return True
                     try:
                         await self._install(watch, candidate, reason="auth_failure")
-                    except KbMcpError as exc:
+                    except Exception as exc:  # any watcher's error: try the next candidate
+                        watch.rejected = _rejection(name, candidate.version_id, exc)
                         log.warning(
                             "secret.auth_candidate_rejected",
                             secret=name,
                             version_id=candidate.version_id,
                             stages=list(candidate.stages),
-                            error=str(exc),
+                            error=_detail(exc),
                         )
                         continue
                 log.info(
@@ -267,8 +309,8 @@ class Refresher:
         candidates: list[SecretVersion] = []
         try:
             current = await self._provider.refresh(watch.name, seen_version=failed_version_id)
-        except SecretsError as error:
-            log.warning("secret.auth_refresh_failed", secret=watch.name, error=str(error))
+        except Exception as error:  # a provider's error, ours or not: no candidate
+            log.warning("secret.auth_refresh_failed", secret=watch.name, error=_detail(error))
         else:
             if current.version_id != failed_version_id:
                 candidates.append(current)
@@ -278,8 +320,8 @@ class Refresher:
             pending = await self._provider.get_secret_stage(watch.name, AWSPENDING)
         except SecretNotFoundError:
             pass
-        except SecretsError as error:
-            log.warning("secret.auth_pending_failed", secret=watch.name, error=str(error))
+        except Exception as error:  # a provider's error, ours or not: no candidate
+            log.warning("secret.auth_pending_failed", secret=watch.name, error=_detail(error))
         else:
             if pending.version_id not in {failed_version_id, *(c.version_id for c in candidates)}:
                 candidates.append(pending)
@@ -311,8 +353,27 @@ class Refresher:
         for watcher in watch.watchers:
             changed = await watcher.apply(loaded) or changed
         watch.seen_version = version.version_id
+        watch.rejected = None
         return changed
 
     def _notify(self, kind: EventKind, secret: str = "", version_id: str = "") -> None:
         event = HotSwapEvent(kind=kind, at=self._clock(), secret=secret, version_id=version_id)
-        notify_all(self._observers, event)
+        notify_all(self._observers, event, self._rotation_failures)
+
+
+def _rejection(name: str, version_id: str, exc: Exception) -> RejectedVersion:
+    cause = exc.__cause__
+    return RejectedVersion(
+        secret=name,
+        version_id=version_id,
+        error=type(exc).__name__,
+        cause=None if cause is None else type(cause).__name__,
+    )
+
+
+def _detail(exc: BaseException) -> str:
+    """What a log may say about `exc`: our messages (written never to hold a value), or a
+    foreign exception's class alone (a driver's message can carry a DSN or a key)."""
+    if isinstance(exc, KbMcpError):
+        return str(exc)
+    return type(exc).__name__

@@ -14,6 +14,14 @@ Callers hold a generation through `lease()` (or `run()`), which counts them. Whe
 adapter recognises an auth failure, `run()` asks `recover` (in the runtime the
 `Refresher`, which alone decides which version is in service) and retries once if a
 new version went into service.
+
+The core contains the unexpected: whatever an adapter's `build`, `probe`, `close`,
+`terminate`, `is_auth_failure` or `describe`, a `recover` or an observer raises (any
+`Exception`, ours or a driver's) leaves the old generation serving. A rotation that meets
+one fails as a `RotationError` naming the step and the exception's type (never its
+message: a driver's can carry a DSN); a drain logs it once and terminates; a caller whose
+operation failed gets its own error back. Such failures count `RotationFailures`. Only
+cancellation passes through.
 """
 
 from __future__ import annotations
@@ -22,18 +30,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import structlog
 
-from kb_mcp.errors import KbMcpError, ResourceClosedError, RotationError
+from kb_mcp.errors import AuthFailed, KbMcpError, ResourceClosedError, RotationError
 from kb_mcp.hotswap.generation import Generation, ResourceAdapter
 from kb_mcp.hotswap.observer import EventKind, HotSwapEvent, Observer, notify_all
 from kb_mcp.observability.counters import Counter, MetricsRegistry
 from kb_mcp.secrets.port import LoadedSecret
 from kb_mcp.secrets.schemas import SecretModel
 
-__all__ = ["AuthFailed", "HotSwap", "Recover", "SwapOwner"]
+__all__ = ["HotSwap", "Recover", "SwapOwner"]
 
 log = structlog.get_logger(__name__)
 
@@ -43,18 +51,6 @@ T = TypeVar("T")
 
 Recover = Callable[[str, str], Awaitable[bool]]
 """`recover(secret_name, failed_version_id)`: True once a newer version is in service."""
-
-
-class AuthFailed(Exception):
-    """Raised by `run()` when credentials were refused and no newer version helped.
-
-    Carries the generation that was refused and the adapter's exception (`__cause__`);
-    adapters turn it into their own error (`DatabaseAuthError`, `EmbeddingAuthError`).
-    """
-
-    def __init__(self, generation: Generation[Any]) -> None:
-        super().__init__(f"credentials of version {generation.version_id} refused")
-        self.generation = generation
 
 
 class HotSwap(Generic[V, R]):
@@ -84,6 +80,7 @@ class HotSwap(Generic[V, R]):
         self._drain_timeouts: Counter | None = (
             registry.counter(drain_timeouts_metric) if drain_timeouts_metric else None
         )
+        self._failures = registry.counter("RotationFailures")
         self._observers = observers
         self._clock = clock
         self._current: Generation[R] | None = None
@@ -124,7 +121,7 @@ class HotSwap(Generic[V, R]):
             self._adapter.events.ready,
             secret=self.secret_name,
             version_id=loaded.version_id,
-            **self._adapter.describe(resource),
+            **self._describe(resource),
         )
         return self._current
 
@@ -153,12 +150,26 @@ class HotSwap(Generic[V, R]):
             generation.occupancy.leave()
 
     async def recover(self, generation: Generation[R]) -> bool:
-        """After `generation`'s credentials were refused: True once a newer one serves."""
+        """After `generation`'s credentials were refused: True once a newer one serves.
+
+        A `recover` that raises is contained (logged, counted): False, nothing newer."""
         if self._recover is None:
             return False
         if self._current is not generation:
             return True  # already swapped while this caller was failing
-        return await self._recover(self.secret_name, generation.version_id)
+        try:
+            return await self._recover(self.secret_name, generation.version_id)
+        except Exception as exc:  # contained: the caller gets its auth failure
+            self._contained("recover", exc, generation.version_id)
+            return False
+
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        """The adapter's verdict on `exc`; an adapter that raises deciding says no."""
+        try:
+            return self._adapter.is_auth_failure(exc)
+        except Exception as failure:  # contained: the caller gets its own error back
+            self._contained("is_auth_failure", failure, self.version_id or "")
+            return False
 
     async def run(self, operation: Callable[[R], Awaitable[T]]) -> T:
         """`operation(resource)`; on an auth failure recover and retry once, else `AuthFailed`."""
@@ -167,10 +178,16 @@ class HotSwap(Generic[V, R]):
                 try:
                     return await operation(generation.resource)
                 except Exception as exc:
-                    if not self._adapter.is_auth_failure(exc):
+                    if not self.is_auth_failure(exc):
                         raise
                     if attempt == 2 or not await self.recover(generation):
-                        raise AuthFailed(generation) from exc
+                        raise AuthFailed(
+                            f"credentials of version {generation.version_id} of secret "
+                            f"{self.secret_name} refused",
+                            secret_name=self.secret_name,
+                            version_id=generation.version_id,
+                            generation=generation,
+                        ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- rotation --------------------------------------------------------------------
@@ -179,7 +196,8 @@ class HotSwap(Generic[V, R]):
         """Build, probe and swap in `loaded`; the old generation drains in the background.
 
         False when that version is already in service. `RotationError` (the old
-        generation keeps serving) when the new one cannot be built or fails its probe.
+        generation keeps serving) when the new one cannot be built or fails its probe,
+        whatever the adapter raised; `ResourceClosedError` when closed meanwhile.
         """
         version_id = loaded.version_id
         async with self._lock:
@@ -190,8 +208,8 @@ class HotSwap(Generic[V, R]):
                 resource = await self._adapter.build(loaded.value, version_id)
             except RotationError:
                 raise
-            except KbMcpError as exc:
-                raise self._rejected(version_id, exc) from exc
+            except Exception as exc:  # any adapter error rejects the version, nothing more
+                raise self._rejected(version_id, "build", exc) from exc
             try:
                 await self._adapter.probe(resource, version_id)
                 if self._closed:
@@ -199,12 +217,12 @@ class HotSwap(Generic[V, R]):
                         f"{self._adapter.events.prefix} closed during rotation"
                     )
             except BaseException as exc:
-                await self._adapter.terminate(resource)
-                if isinstance(exc, KbMcpError) and not isinstance(
-                    exc, RotationError | ResourceClosedError
+                await self._terminate(resource, version_id)
+                if isinstance(exc, RotationError | ResourceClosedError) or not isinstance(
+                    exc, Exception
                 ):
-                    raise self._rejected(version_id, exc) from exc
-                raise
+                    raise  # ours already, or a cancellation
+                raise self._rejected(version_id, "probe", exc) from exc
             new = self._generation(resource, version_id)
             self._current = new
             if self._swaps is not None:
@@ -215,7 +233,7 @@ class HotSwap(Generic[V, R]):
                 old_version_id=old.version_id,
                 new_version_id=version_id,
                 old_users=old.users,
-                **self._adapter.describe(resource),
+                **self._describe(resource),
             )
             self._notify("swapped", version_id)
             self._retiring.append(old)
@@ -228,13 +246,45 @@ class HotSwap(Generic[V, R]):
         self._numbers += 1
         return Generation(resource=resource, version_id=version_id, number=self._numbers)
 
-    def _rejected(self, version_id: str, exc: KbMcpError) -> RotationError:
+    def _rejected(self, version_id: str, step: str, exc: Exception) -> RotationError:
+        """The version cannot serve: our error's message, or only a foreign one's type."""
+        if isinstance(exc, KbMcpError):
+            reason, hint = str(exc), exc.hint
+        else:
+            reason = f"{step} raised {type(exc).__name__}"
+            hint = f"the {self._adapter.events.prefix} adapter's {step} failed unexpectedly"
         return RotationError(
-            f"version {version_id} of secret {self.secret_name} rejected: {exc}",
+            f"version {version_id} of secret {self.secret_name} rejected: {reason}",
             secret_name=self.secret_name,
             version_id=version_id,
-            hint=exc.hint,
+            hint=hint,
         )
+
+    def _contained(self, step: str, exc: BaseException, version_id: str) -> None:
+        """An unexpected error the core swallowed: counted, logged once with its type."""
+        self._failures.value += 1
+        log.error(
+            "hotswap.adapter_failed",
+            resource=self._adapter.events.prefix,
+            secret=self.secret_name,
+            version_id=version_id,
+            step=step,
+            error=type(exc).__name__,
+        )
+
+    def _describe(self, resource: R) -> dict[str, object]:
+        try:
+            return self._adapter.describe(resource)
+        except Exception as exc:  # log fields only: contained
+            self._contained("describe", exc, self.version_id or "")
+            return {}
+
+    async def _terminate(self, resource: R, version_id: str) -> None:
+        """The adapter's `terminate`; a failure is logged and counted, never raised."""
+        try:
+            await self._adapter.terminate(resource)
+        except Exception as exc:  # contained: nothing more can be done for it
+            self._contained("terminate", exc, version_id)
 
     def _notify(self, kind: EventKind, version_id: str) -> None:
         event = HotSwapEvent(
@@ -244,7 +294,7 @@ class HotSwap(Generic[V, R]):
             version_id=version_id,
             resource=self._adapter.events.prefix,
         )
-        notify_all(self._observers, event)
+        notify_all(self._observers, event, self._failures)
 
     async def _drain_and_close(self, generation: Generation[R], *, reason: str) -> None:
         """Wait for idle (bounded), close (bounded), terminate otherwise. Never raises."""
@@ -261,15 +311,21 @@ class HotSwap(Generic[V, R]):
                     drain_timeout_s=self._drain_timeout_s,
                     reason=reason,
                 )
-                await self._adapter.terminate(generation.resource)
+                await self._terminate(generation.resource, generation.version_id)
                 return
+            closing = asyncio.timeout(self._drain_timeout_s)
             try:
-                await asyncio.wait_for(
-                    self._adapter.close(generation.resource), self._drain_timeout_s
-                )
-            except TimeoutError:
-                self._count_drain_timeout()
-                await self._adapter.terminate(generation.resource)
+                async with closing:
+                    await self._adapter.close(generation.resource)
+            except Exception as exc:  # a close that hangs or fails: by force, then on
+                hung = isinstance(exc, TimeoutError) and closing.expired()
+                if hung:
+                    self._count_drain_timeout()
+                else:
+                    self._contained("close", exc, generation.version_id)
+                await self._terminate(generation.resource, generation.version_id)
+                if not hung:
+                    return
             log.info(
                 events.closed,
                 secret=self.secret_name,
@@ -278,6 +334,7 @@ class HotSwap(Generic[V, R]):
                 drained_in_s=round(time.monotonic() - started, 3),
             )
         except Exception as exc:  # a drain is a child of the runtime's TaskGroup: never fail it
+            self._failures.value += 1
             log.error(
                 events.close_failed,
                 secret=self.secret_name,

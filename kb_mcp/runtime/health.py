@@ -12,7 +12,14 @@ endpoint, so taking this one out of the load balancer would help nobody.
 `EmbeddingsHealth` knows the endpoint's state cheaply: real calls report their outcome
 (`ObservedBackend`), and only when none happened for `fresh_s` does a readiness check
 make one probe call, at most one per `probe_interval_s` (single-flight), never one
-per readiness request.
+per readiness request, bounded by its own `probe_timeout_s`. A hung endpoint is seen
+without waiting for any call to end: calls waiting while nothing answered for `stall_s`
+are evidence too (and a call given up after that long is recorded as a failure).
+
+`rotation_rejected` names each secret whose newest version was rejected (secret, version
+id, the error's class and its cause's; never a value) until a version is put into
+service; it makes readiness degraded: the service runs on credentials someone meant to
+retire.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 
 from kb_mcp.embeddings.port import EmbeddingsBackend
 from kb_mcp.errors import EmbeddingError
+from kb_mcp.hotswap.refresher import RejectedVersion
 from kb_mcp.secrets.port import CacheEntryStatus
 
 __all__ = ["EmbeddingsHealth", "ObservedBackend", "RuntimeHealth", "SecretHealth"]
@@ -70,6 +78,7 @@ class RuntimeHealth:
     secrets: tuple[SecretHealth, ...]
     embeddings_ok: bool = True
     embeddings_detail: str = "ok"
+    rotation_rejected: tuple[RejectedVersion, ...] = ()
 
     @property
     def status(self) -> str:
@@ -100,6 +109,15 @@ class RuntimeHealth:
                 }
                 for s in self.secrets
             ],
+            "rotation_rejected": [
+                {
+                    "secret": r.secret,
+                    "version_id": r.version_id,
+                    "error": r.error,
+                    "cause": r.cause,
+                }
+                for r in self.rotation_rejected
+            ],
         }
 
 
@@ -120,18 +138,46 @@ class EmbeddingsHealth:
     """A real call this recent speaks for the endpoint; no probe."""
     probe_interval_s: float = 60.0
     """At most one probe call per interval."""
+    stall_s: float = 5.0
+    """Calls waiting while nothing answered for this long: the endpoint is not answering."""
+    probe_timeout_s: float = 2.0
+    """A probe's own bound: readiness never waits longer for the endpoint."""
     clock: Callable[[], float] = time.monotonic
     probes: int = 0
     _state: tuple[bool, str, float] | None = None
     _last_probe: float | None = None
+    _last_answer: float | None = None
+    _in_flight: dict[int, float] = field(default_factory=dict)
+    _calls: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def record(self, ok: bool, detail: str = "ok") -> None:
         """The outcome of a call (real or probe)."""
-        self._state = (ok, "ok" if ok else detail, self.clock())
+        now = self.clock()
+        self._state = (ok, "ok" if ok else detail, now)
+        self._last_answer = now
+
+    def started(self) -> int:
+        """A real call began; pass the token to `ended` whatever its outcome."""
+        self._calls += 1
+        self._in_flight[self._calls] = self.clock()
+        return self._calls
+
+    def ended(self, token: int, *, gave_up: bool = False) -> None:
+        """A real call is over. `gave_up`: abandoned unanswered (a deadline, a client gone),
+        which after `stall_s` or more is recorded as the endpoint not answering."""
+        waited = self.clock() - self._in_flight.pop(token)
+        if gave_up and waited >= self.stall_s:
+            self._state = (
+                False,
+                f"embeddings not answering (a call given up after {waited:.1f} s)",
+                self.clock(),
+            )
 
     async def check(self, probe: Callable[[], Awaitable[object]]) -> tuple[bool, str]:
-        """(ok, reason): the recent outcome, or one rate-limited probe when there is none."""
+        """(ok, reason): a stall, the recent outcome, or one rate-limited probe."""
+        if self._stalled():
+            return False, self._stall_reason()
         if self._fresh():
             return self._verdict()
         async with self._lock:
@@ -141,12 +187,33 @@ class EmbeddingsHealth:
                 self._last_probe = now
                 self.probes += 1
                 try:
-                    await probe()
+                    await asyncio.wait_for(probe(), self.probe_timeout_s)
+                except TimeoutError:
+                    self.record(
+                        False, f"embeddings not answering (probe: {self.probe_timeout_s} s)"
+                    )
                 except Exception as exc:  # readiness reports any failure as a state
                     self.record(False, _reason(exc))
                 else:
                     self.record(True)
+        if self._stalled():
+            return False, self._stall_reason()
         return self._verdict()
+
+    def _stalled(self) -> bool:
+        """Calls have waited longer than `stall_s` and nothing answered meanwhile."""
+        if not self._in_flight:
+            return False
+        now = self.clock()
+        oldest = min(self._in_flight.values())
+        quiet_since = oldest if self._last_answer is None else max(oldest, self._last_answer)
+        return now - quiet_since >= self.stall_s
+
+    def _stall_reason(self) -> str:
+        return (
+            f"embeddings not answering ({len(self._in_flight)} call(s) waiting, "
+            f"none answered for {self.stall_s} s)"
+        )
 
     def _fresh(self) -> bool:
         return self._state is not None and self.clock() - self._state[2] < self.fresh_s
@@ -173,12 +240,18 @@ class ObservedBackend:
     async def create_embeddings(
         self, texts: Sequence[str], *, model: str, dimensions: int | None
     ) -> list[list[float]]:
+        token = self._health.started()
         try:
             vectors = await self._backend.create_embeddings(
                 texts, model=model, dimensions=dimensions
             )
         except EmbeddingError as exc:
+            self._health.ended(token)
             self._health.record(False, _reason(exc))
             raise
+        except BaseException:  # given up (a deadline, a client gone): a stall is evidence
+            self._health.ended(token, gave_up=True)
+            raise
+        self._health.ended(token)
         self._health.record(True)
         return vectors

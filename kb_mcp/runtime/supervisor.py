@@ -90,11 +90,12 @@ class Runtime:
         all_loaded = all(name in loaded for name in self.settings.required_secret_names)
         degraded = any(s.stale and s.stale_for_s > self.settings.max_staleness_s for s in secrets)
         embeddings_ok, embeddings_detail = await self.embeddings_health.check(
-            lambda: asyncio.wait_for(self._probe_embeddings(), probe_timeout_s)
+            self._probe_embeddings
         )
+        rejected = tuple(self.refresher.rejected())
         return RuntimeHealth(
             ready=db_ok and all_loaded and not self.stopping,
-            degraded=degraded or not embeddings_ok,
+            degraded=degraded or not embeddings_ok or bool(rejected),
             stopping=self.stopping,
             database_ok=db_ok,
             database_detail=db_detail,
@@ -102,6 +103,7 @@ class Runtime:
             secrets=secrets,
             embeddings_ok=embeddings_ok,
             embeddings_detail=embeddings_detail,
+            rotation_rejected=rejected,
         )
 
     async def _probe_embeddings(self) -> None:
@@ -203,6 +205,10 @@ async def boot_runtime(
             refresher=refresher,
             booted_in_s=time.monotonic() - started,
             stop=stop or asyncio.Event(),
+            embeddings_health=EmbeddingsHealth(
+                stall_s=settings.embeddings_stall_s,
+                probe_timeout_s=min(2.0, settings.embeddings_stall_s),
+            ),
         )
         log.info(
             "runtime.booted",

@@ -2,7 +2,8 @@
 
 ``FakeOpenAIServer`` serves ``kb_mcp.devstack.local_openai.build_app`` behind an ASGI
 wrapper that counts requests (and the 401s among them), injects failures on authorised
-requests (``fail_next``) and adds latency (``latency_s``). Keys are allowed and revoked
+requests (``fail_next``), adds latency (``latency_s``) and holds embeddings requests
+unanswered until released (``hold_embeddings``: a hung endpoint). Keys are allowed and revoked
 through the product's ``AcceptedKeys``. None of this ships in the package.
 """
 
@@ -39,6 +40,9 @@ class _Knobs:
         self.requests_total = 0
         self.unauthorized_total = 0
         self.injected_failures_total = 0
+        self.released = threading.Event()
+        self.released.set()
+        self.arrived = threading.Event()
 
     def take_failure(self) -> tuple[int, float | None] | None:
         with self.lock:
@@ -79,6 +83,9 @@ def _faulty(app: ASGIApp, keys: AcceptedKeys, knobs: _Knobs) -> ASGIApp:
             latency_s = knobs.latency_s
         if latency_s > 0 and scope["path"] == "/v1/embeddings":
             await asyncio.sleep(latency_s)
+        if not knobs.released.is_set() and scope["path"] == "/v1/embeddings":
+            knobs.arrived.set()
+            await asyncio.to_thread(knobs.released.wait)
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -136,6 +143,24 @@ class FakeOpenAIServer(LocalOpenAIServer):
             raise ValueError("latency_s must not be negative")
         with self._knobs.lock:
             self._knobs.latency_s = value
+
+    def hold_embeddings(self) -> None:
+        """Leave every embeddings request unanswered until `release_embeddings` (or stop)."""
+        self._knobs.arrived.clear()
+        self._knobs.released.clear()
+
+    def release_embeddings(self) -> None:
+        """Answer the held embeddings requests, and the next ones at once."""
+        self._knobs.released.set()
+
+    async def embeddings_held(self, timeout_s: float = 60.0) -> None:
+        """Return once an embeddings request is being held (raises past `timeout_s`)."""
+        if not await asyncio.to_thread(self._knobs.arrived.wait, timeout_s):
+            raise TimeoutError("no embeddings request arrived to be held")
+
+    def stop(self) -> None:
+        self.release_embeddings()  # a held request must not keep the server from stopping
+        super().stop()
 
     def fail_next(self, n: int, status: int = 500, *, retry_after_s: float | None = None) -> None:
         """Make the next ``n`` authorised API requests fail with ``status``.

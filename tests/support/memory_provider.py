@@ -34,6 +34,8 @@ class MemoryProvider:
     stages: dict[str, dict[str, str]] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     failing: bool = False
+    raise_on_read: Exception | None = None
+    """When set, reads raise it (a provider's foreign error)."""
     gate: asyncio.Event | None = None
     """When set, reads wait for it (to hold a refresh in flight)."""
     _counter: int = 0
@@ -65,6 +67,8 @@ class MemoryProvider:
         self.calls[kind] = self.calls.get(kind, 0) + 1
         if self.gate is not None:
             await self.gate.wait()
+        if self.raise_on_read is not None:
+            raise self.raise_on_read
         if self.failing:
             raise SecretsUnavailableError(f"memory unreachable reading {name}", secret_name=name)
         version_id = self.stages.get(name, {}).get(stage)

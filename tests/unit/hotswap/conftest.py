@@ -33,7 +33,10 @@ class Resource:
 
 @dataclass
 class RecordingAdapter:
-    """Builds `Resource`s; can fail, hang, or refuse, and records what happened."""
+    """Builds `Resource`s; can fail, hang, or refuse, and records what happened.
+
+    `faults` maps a method name (build, probe, close, terminate, is_auth_failure,
+    describe) to the exception it raises, whatever its class."""
 
     events: ClassVar[SwapEvents] = SwapEvents("test.resource")
     built: list[Resource] = field(default_factory=list)
@@ -41,10 +44,17 @@ class RecordingAdapter:
     fail_probe: bool = False
     build_gate: asyncio.Event | None = None
     close_hangs: bool = False
+    faults: dict[str, Exception] = field(default_factory=dict)
+
+    def _fault(self, method: str) -> None:
+        fault = self.faults.get(method)
+        if fault is not None:
+            raise fault
 
     async def build(self, value: OpenAIKeySecret, version_id: str) -> Resource:
         if self.build_gate is not None:
             await self.build_gate.wait()
+        self._fault("build")
         if self.fail_build:
             raise DatabaseAuthError(f"refused version {version_id}")
         resource = Resource(version_id)
@@ -52,21 +62,26 @@ class RecordingAdapter:
         return resource
 
     async def probe(self, resource: Resource, version_id: str) -> None:
+        self._fault("probe")
         if self.fail_probe:
             raise DatabaseUnavailableError(f"probe of {version_id} failed")
 
     async def close(self, resource: Resource) -> None:
         if self.close_hangs:
             await asyncio.Event().wait()
+        self._fault("close")
         resource.closed = True
 
     async def terminate(self, resource: Resource) -> None:
         resource.terminated = True
+        self._fault("terminate")
 
     def is_auth_failure(self, exc: BaseException) -> bool:
+        self._fault("is_auth_failure")
         return isinstance(exc, Refused)
 
     def describe(self, resource: Resource) -> dict[str, object]:
+        self._fault("describe")
         return {}
 
 

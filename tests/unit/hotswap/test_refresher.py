@@ -212,3 +212,34 @@ def test_no_failures_means_the_plain_interval(ratio: float) -> None:
     """Without failures the delay is the interval (times jitter)."""
     refresher = Refresher(MemoryProvider(), interval_s=30.0, jitter_ratio=ratio)
     assert 30.0 * (1 - ratio) <= refresher.next_delay() <= 30.0 * (1 + ratio)
+
+
+async def test_a_rejected_version_is_reported_until_a_version_goes_into_service(
+    provider: MemoryProvider,
+) -> None:
+    """rejected(): secret, version and error classes of the refused version; cleared after."""
+    refresher, watcher, _metrics, _events = await _watched(provider)
+    bad = provider.put(NAME, fake_openai_key())
+    watcher.refuse.add(bad)
+    assert not await refresher.refresh_one(NAME)
+    (rejected,) = refresher.rejected()
+    assert (rejected.secret, rejected.version_id, rejected.error) == (NAME, bad, "RotationError")
+    good = provider.put(NAME, fake_openai_key())
+    assert await refresher.refresh_one(NAME)
+    assert refresher.in_service(NAME) == good
+    assert refresher.rejected() == []
+
+
+async def test_a_rollback_to_the_version_in_service_clears_the_rejection(
+    provider: MemoryProvider,
+) -> None:
+    """AWSCURRENT moved back to the serving version: nothing is rejected any more."""
+    refresher, watcher, _metrics, _events = await _watched(provider)
+    serving = refresher.in_service(NAME)
+    bad = provider.put(NAME, fake_openai_key())
+    watcher.refuse.add(bad)
+    assert not await refresher.refresh_one(NAME)
+    assert refresher.rejected()
+    provider.move_current(NAME, serving)
+    assert not await refresher.refresh_one(NAME)
+    assert refresher.rejected() == []
