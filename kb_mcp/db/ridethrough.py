@@ -7,7 +7,9 @@ runs `call()` again, for as long as the request's deadline (`kb_mcp.deadline`) a
 Without a deadline it never retries: an unbounded retry loop is not a policy.
 
 What may be retried is the caller's decision (`retry_on`): read-only work on connection
-loss; a write only when running it again cannot apply it twice. kb-mcp's writes are:
+loss; a write only when running it again cannot apply it twice, and a cut-off commit
+(`retry_once`) once: the retry finds what it stored, or the caller is told the outcome
+is unknown rather than the write being sent again and again. kb-mcp's writes are:
 `kb_add` finds an earlier copy of itself first (by `external_id`, or by the content
 hash, under an advisory lock), and `kb_update` with the same fields changes nothing, so
 their "outcome unknown" (`DatabaseOutcomeUnknownError`) is resolved by running them
@@ -93,18 +95,25 @@ async def ride_through(
     *,
     operation: str,
     retry_on: tuple[type[Exception], ...] = (DatabaseUnavailableError,),
+    retry_once: tuple[type[Exception], ...] = (),
 ) -> T:
     """`call()`, run again after each `retry_on` error once the database answers, within
-    the current deadline; without a deadline, `call()` once."""
+    the current deadline; without a deadline, `call()` once. A `retry_once` error (a
+    cut-off commit) is retried once: the retry resolves it, or the caller is told."""
     attempt = 1
+    resolved = False
     while True:
         seen = reconnect.generation
         try:
             return await call()
-        except retry_on as exc:
+        except (*retry_on, *retry_once) as exc:
             left = remaining()
             if left is None or left <= 0:
                 raise
+            if isinstance(exc, retry_once) and not isinstance(exc, retry_on):
+                if resolved:
+                    raise
+                resolved = True
             log.info(
                 "db.retrying",
                 operation=operation,

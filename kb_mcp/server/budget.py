@@ -19,14 +19,16 @@ from kb_mcp.deadline import Outcome, current, deadline
 from kb_mcp.errors import DatabaseOutcomeUnknownError, DatabaseUnavailableError
 from kb_mcp.server.context import AppContext
 
-__all__ = ["READS", "WRITES", "bounded", "outcome_so_far"]
+__all__ = ["READS", "RESOLVED_ONCE", "WRITES", "bounded", "outcome_so_far"]
 
 T = TypeVar("T")
 
 READS: tuple[type[Exception], ...] = (DatabaseUnavailableError,)
 """Read-only work: any connection loss is retried."""
-WRITES: tuple[type[Exception], ...] = (DatabaseUnavailableError, DatabaseOutcomeUnknownError)
-"""Writes that find their own earlier attempt first (kb_add, kb_update): a cut-off commit too."""
+WRITES: tuple[type[Exception], ...] = (DatabaseUnavailableError,)
+"""Writes that find their own earlier attempt first (kb_add, kb_update): connection loss
+before COMMIT is retried like a read, a cut-off commit (`RESOLVED_ONCE`) once."""
+RESOLVED_ONCE: tuple[type[Exception], ...] = (DatabaseOutcomeUnknownError,)
 
 
 async def bounded(
@@ -35,11 +37,15 @@ async def bounded(
     call: Callable[[], Awaitable[T]],
     *,
     retry_on: tuple[type[Exception], ...] = READS,
+    retry_once: tuple[type[Exception], ...] = (),
 ) -> T:
-    """`call()` within the request's budget, retried on `retry_on` while the budget lasts."""
+    """`call()` within the request's budget, retried on `retry_on` while the budget lasts
+    and on `retry_once` once."""
     reconnect = app.reconnect if app.reconnect is not None else Reconnect(probe_source(app.db))
     async with deadline(app.request_timeout_s, what=tool):
-        return await ride_through(call, reconnect, operation=tool, retry_on=retry_on)
+        return await ride_through(
+            call, reconnect, operation=tool, retry_on=retry_on, retry_once=retry_once
+        )
 
 
 def outcome_so_far() -> Outcome:

@@ -52,7 +52,7 @@ from kb_mcp.server.arguments import (
     _Tags,
     _Title,
 )
-from kb_mcp.server.budget import WRITES, bounded, outcome_so_far
+from kb_mcp.server.budget import RESOLVED_ONCE, WRITES, bounded, outcome_so_far
 from kb_mcp.server.context import AppContext, ContextFactory
 from kb_mcp.server.cursors import MAX_CURSOR_CHARS, decode_cursor, encode_cursor
 from kb_mcp.server.resources import register_document_resources
@@ -152,7 +152,7 @@ async def kb_add(
                 added = dataclasses.replace(added, status="created")
             return added
 
-        added = await bounded(app, "kb_add", store, retry_on=WRITES)
+        added = await bounded(app, "kb_add", store, retry_on=WRITES, retry_once=RESOLVED_ONCE)
     near: list[NearDuplicate] = []
     if threshold is not None and added.status != "duplicate":
         with _reported("kb_add", failure="the document was stored; near duplicates not checked"):
@@ -315,6 +315,7 @@ async def kb_update(
                 metadata=new_metadata,
             ),
             retry_on=WRITES,
+            retry_once=RESOLVED_ONCE,
         )
         if revision is None:
             raise ToolInputError(f"no document has id {document_id}")
