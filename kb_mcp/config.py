@@ -103,6 +103,20 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(
         default=5.0, gt=0, validation_alias="KB_MCP_DB_CONNECT_TIMEOUT_S"
     )
+    db_tcp_user_timeout_s: float = Field(
+        default=10.0, ge=0, validation_alias="KB_MCP_DB_TCP_USER_TIMEOUT_S"
+    )
+    """A silent database connection is closed after this long (0: the kernel's defaults)."""
+    db_outage_grace_s: float = Field(
+        default=30.0, ge=0, validation_alias="KB_MCP_DB_OUTAGE_GRACE_S"
+    )
+    """/readyz stays 200 (degraded) for this long into a database outage."""
+
+    # Requests
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, le=300, validation_alias="KB_MCP_REQUEST_TIMEOUT_S"
+    )
+    """The budget of each tool call and resource read (kb_mcp.deadline)."""
 
     # Embeddings
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

@@ -27,6 +27,8 @@ caller would reasonably catch the builtin (a malformed secret is a `ValueError`)
     │                                            refused and no newer version helped; adapters
     │                                            raise their own (DatabaseAuthError...) from it
     ├── ResourceClosedError (RuntimeError)       a holder was used after aclose()
+    ├── DeadlineExceededError (TimeoutError)     a request ran out of its budget; `outcome`
+    │                                            says how far its writes got
     └── ToolInputError (ValueError)              an MCP tool argument was rejected
 
 Messages are lowercase, name the secret and the region, never a secret value, and for
@@ -52,6 +54,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseOutcomeUnknownError",
     "DatabaseUnavailableError",
+    "DeadlineExceededError",
     "EmbeddingAuthError",
     "EmbeddingError",
     "KbMcpError",
@@ -183,6 +186,19 @@ class AuthFailed(KbMcpError):
 
 class ResourceClosedError(KbMcpError, RuntimeError):
     """A holder or manager was used after it was closed."""
+
+
+class DeadlineExceededError(KbMcpError, TimeoutError):
+    """A unit of work ran out of its budget (`kb_mcp.deadline`) and was cancelled.
+
+    `outcome`: "nothing" (no write committed), "unknown" (cut off during a COMMIT),
+    "stored" (committed; only the answer was late).
+    """
+
+    def __init__(self, message: str, *, budget_s: float, outcome: str = "nothing") -> None:
+        super().__init__(message)
+        self.budget_s = budget_s
+        self.outcome = outcome
 
 
 class ToolInputError(KbMcpError, ValueError):

@@ -140,6 +140,9 @@ async def apply_migrations(
     try:
         async with source.acquire() as conn:
             try:
+                # A migration may outlast a request's statement timeout (kb_mcp.db.pool):
+                # none for this session; `_unlock` puts the connection's default back.
+                await conn.execute("SET statement_timeout = 0")
                 await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
             except _SCHEMA_ERRORS as exc:
                 raise _schema_error("could not take the migration lock", exc) from exc
@@ -233,6 +236,7 @@ async def _unlock(conn: AnyConnection) -> None:
     # failed is closed, so the lock never outlives the migration.
     try:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        await conn.execute("RESET statement_timeout")
     except (*_SCHEMA_ERRORS, *_CONNECTION_ERRORS) as exc:
         log.warning("db.migration_unlock_failed", error=type(exc).__name__)
         conn.terminate()

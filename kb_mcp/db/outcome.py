@@ -24,6 +24,10 @@ the next statement on that connection object (the ROLLBACK of `async with transa
 the COMMIT, the pool's reset at release: simple queries, state 15) fails with this error
 instead of "connection closed". It is a dead connection, and is treated as one here; the
 transaction is rolled back by hand so its error never hides the original one.
+
+A request's deadline (`kb_mcp.deadline`) cut off during COMMIT is told the same way: the
+scope is marked while the COMMIT is in flight, so its `DeadlineExceededError` says
+"unknown" there, "nothing" before, "stored" after.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import structlog
 from asyncpg.transaction import Transaction
 
 from kb_mcp.db.port import AnyConnection, ConnectionSource
+from kb_mcp.deadline import note_outcome
 from kb_mcp.errors import DatabaseError, DatabaseOutcomeUnknownError, DatabaseUnavailableError
 
 __all__ = [
@@ -144,12 +149,15 @@ async def committed(
 
 async def _commit(transaction: Transaction, operation: str) -> None:
     """COMMIT; a connection lost during it is `DatabaseOutcomeUnknownError`."""
+    before = note_outcome("unknown")  # a deadline cutting in here cannot know either
     try:
         await transaction.commit()
     except Exception as exc:
         if not is_connection_loss(exc):
+            note_outcome(before)  # refused: rolled back, nothing of this one stored
             raise
         log.error("db.commit_outcome_unknown", operation=operation, error=type(exc).__name__)
         raise DatabaseOutcomeUnknownError(
             f"database connection lost during the commit of {operation} ({type(exc).__name__})"
         ) from exc
+    note_outcome("stored")

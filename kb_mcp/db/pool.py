@@ -34,6 +34,16 @@ but what the pool's `init` set (`kb_mcp.db.vectors.init_connection`), which that
 would undo: statements use `SET LOCAL`/`set_config(..., true)` and transaction-scoped
 advisory locks; the one session lock, the migration's, is released by it, or its
 connection closed.
+
+Bounded in time (`kb_mcp.deadline`): an acquire waits at most what is left of the
+request's deadline; a connection given back by a request past its deadline waits at most
+`CANCEL_GRACE_S` for asyncpg's cancel request to land, then is terminated, so a paused
+server cannot hold the request's answer. Every connection has TCP keepalives and
+`TCP_USER_TIMEOUT` (`kb_mcp.db.keepalive`), and two server-side backstops in its startup
+settings: `statement_timeout` (the request budget plus a margin: a statement whose cancel
+never arrived still ends) and `client_connection_check_interval` (a backend whose client
+went away stops its query). Work that is not a request and may run long (migrations) sets
+its own `statement_timeout` for the session and resets it.
 """
 
 from __future__ import annotations
@@ -48,6 +58,8 @@ from typing import Any, ClassVar, TypeAlias
 import asyncpg
 import structlog
 
+from kb_mcp.db.keepalive import SocketOptions, with_socket_options
+from kb_mcp.deadline import capped, remaining
 from kb_mcp.errors import DatabaseAuthError, DatabaseUnavailableError, ResourceClosedError
 from kb_mcp.hotswap import Generation, HotSwap, Observer, Recover, SwapEvents, SwapOwner
 from kb_mcp.observability.counters import MetricsRegistry
@@ -74,6 +86,11 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 """Every other class asyncpg or the OS raises while connecting: "unavailable" in our tree
 (`asyncpg.PostgresError` beyond these is mapped on its own, with its SQLSTATE)."""
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[Any]"
+CANCEL_GRACE_S = 0.5
+"""How long a connection released past its request's deadline may take to confirm the
+cancel of its statement before it is terminated."""
+CLIENT_CHECK_INTERVAL_MS = 1000
+"""`client_connection_check_interval`: how often a busy backend looks for its client."""
 InitConnection: TypeAlias = "Callable[[asyncpg.Connection[Any]], Awaitable[None]]"
 
 
@@ -96,12 +113,14 @@ class _PoolAdapter:
     max_size: int
     connect_timeout_s: float
     init: InitConnection | None
+    statement_timeout_s: float | None = None
+    socket_options: SocketOptions | None = None
     events: ClassVar[SwapEvents] = SwapEvents("db.pool")
     _built: bool = False
     """After the first (boot) pool, a replacement opens one connection, not `min_size`."""
 
     async def build(self, value: PostgresCredentials, version_id: str) -> _Pool:
-        kwargs = value.connect_kwargs()
+        kwargs = {**value.connect_kwargs(), "server_settings": self.server_settings()}
         identity = value.identity()
         with self._translated(identity, version_id):
             conn = await asyncpg.connect(**kwargs, timeout=self.connect_timeout_s)
@@ -118,11 +137,24 @@ class _PoolAdapter:
                 init_size=self.min_size if first else min(1, self.max_size),
                 max_size=self.max_size,
                 timeout=self.connect_timeout_s,
-                init=self.init,  # type: ignore[arg-type]  # stubs want a Protocol; same signature
+                init=self.pool_init(),  # type: ignore[arg-type]  # stubs want a Protocol; same signature
                 reset=keep_session,
             )
         self._built = True
         return _Pool(pool=pool, identity=identity)
+
+    def server_settings(self) -> dict[str, str]:
+        """Startup settings of every connection: the server-side backstops (module doc)."""
+        settings = {"client_connection_check_interval": str(CLIENT_CHECK_INTERVAL_MS)}
+        if self.statement_timeout_s is not None:
+            settings["statement_timeout"] = str(int(self.statement_timeout_s * 1000))
+        return settings
+
+    def pool_init(self) -> InitConnection | None:
+        """The pool's `init`: socket options first, then the application's."""
+        if self.socket_options is None:
+            return self.init
+        return with_socket_options(self.init, self.socket_options)
 
     def in_service(self, resource: _Pool) -> None:
         """A replacement just went into service: restore its `min_size` floor (asyncpg's
@@ -217,11 +249,23 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
         init: InitConnection | None = None,
         metrics: MetricsRegistry | None = None,
         observers: tuple[Observer, ...] = (),
+        statement_timeout_s: float | None = None,
+        socket_options: SocketOptions | None = None,
     ) -> None:
+        """`statement_timeout_s`: the server-side backstop of every statement (None: none);
+        `socket_options`: keepalives and `TCP_USER_TIMEOUT` (None: the kernel's)."""
         self._acquire_timeout_s = acquire_timeout_s
         registry = metrics or MetricsRegistry()
         self._release_failures = registry.counter("PoolReleaseFailures")
-        adapter = _PoolAdapter(secret_name, min_size, max_size, connect_timeout_s, init)
+        adapter = _PoolAdapter(
+            secret_name,
+            min_size,
+            max_size,
+            connect_timeout_s,
+            init,
+            statement_timeout_s=statement_timeout_s,
+            socket_options=socket_options,
+        )
         swap: HotSwap[PostgresCredentials, _Pool] = HotSwap(
             adapter,
             secret_name,
@@ -265,7 +309,7 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
             async with self._swap.lease() as generation:
                 pool = generation.resource.pool
                 try:
-                    conn = await pool.acquire(timeout=self._acquire_timeout_s)
+                    conn = await pool.acquire(timeout=capped(self._acquire_timeout_s))
                 except AUTH_ERRORS as exc:
                     if attempt == 1 and await self._swap.recover(generation):
                         continue
@@ -311,9 +355,15 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
             await self.fetchval("SELECT 1")
 
     async def _release(self, generation: Generation[_Pool], conn: Connection) -> None:
-        """Give `conn` back; a failure is the pool's problem, not the caller's."""
+        """Give `conn` back; a failure is the pool's problem, not the caller's.
+
+        Past the request's deadline the release (which waits for the cancel of a running
+        statement) is bounded by `CANCEL_GRACE_S`; asyncpg terminates the connection then.
+        """
+        left = remaining()
+        timeout = None if left is None else max(left, CANCEL_GRACE_S)
         try:
-            await generation.resource.pool.release(conn)
+            await generation.resource.pool.release(conn, timeout=timeout)
         except Exception as exc:  # the caller's work is done: count, log, discard
             self._release_failures.value += 1
             log.warning(

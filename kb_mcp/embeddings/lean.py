@@ -29,7 +29,9 @@ from typing import Any
 
 import httpx2
 import openai
+from openai._types import RequestOptions
 
+from kb_mcp.deadline import remaining
 from kb_mcp.errors import EmbeddingError
 
 __all__ = ["create_embeddings", "decode_embeddings"]
@@ -50,8 +52,22 @@ async def create_embeddings(
     body: dict[str, Any] = {"input": list(texts), "model": model, "encoding_format": "base64"}
     if dimensions is not None:
         body["dimensions"] = dimensions
-    response = await client.post("/embeddings", body=body, cast_to=httpx2.Response)
+    response = await client.post(
+        "/embeddings", body=body, cast_to=httpx2.Response, options=_within_deadline(client)
+    )
     return decode_embeddings(response.content, expected=len(texts))
+
+
+def _within_deadline(client: openai.AsyncOpenAI) -> RequestOptions:
+    """The call's timeout: the client's, or what is left of the request's deadline when
+    that is sooner (`kb_mcp.deadline`); the deadline also cancels the call outright."""
+    left = remaining()
+    if left is None:
+        return {}
+    configured = client.timeout
+    if isinstance(configured, int | float) and configured <= left:
+        return {}
+    return {"timeout": max(left, 0.001)}
 
 
 def decode_embeddings(content: bytes, *, expected: int) -> list[list[float]]:

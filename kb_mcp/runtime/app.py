@@ -14,6 +14,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 
+from kb_mcp.db.ridethrough import Reconnect, probe_source
 from kb_mcp.db.vectors import SESSION_EF_SEARCH
 from kb_mcp.embeddings.cache import CachingEmbeddingsBackend, EmbeddingCache
 from kb_mcp.embeddings.coalesce import CoalescingEmbeddingsBackend
@@ -67,6 +68,8 @@ def build_app(runtime: Runtime, *, host: str) -> BuiltApp:
         embedder=embedder,
         readiness=runtime.health,
         session_ef_search=SESSION_EF_SEARCH,
+        request_timeout_s=settings.request_timeout_s,
+        reconnect=Reconnect(probe_source(runtime.pool)),
     )
     mcp = build_mcp_server(context)
     auth = BearerAuth(runtime.tokens.tokens) if runtime.tokens is not None else None

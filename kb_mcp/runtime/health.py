@@ -1,7 +1,16 @@
 """Readiness of a runtime: which secrets are loaded (versions and ages, never values),
 whether the database answers, and whether the staleness budget is exceeded.
 
-`ready` is false while booting, while stopping, and when the pool does not answer.
+`ready` is false while booting, while stopping, and when the pool has not answered for
+longer than `KB_MCP_DB_OUTAGE_GRACE_S` (30 s by default; `DatabaseOutage`). A shorter
+database outage (a restart, a Multi-AZ failover: typically 5-30 s) reports `degraded`
+with `database` naming the error, and keeps 200: every task shares that database, so
+taking them all out of the load balancer, or having ECS replace them, serves nobody (the
+new tasks would meet the same database, and their boot would add load to it as it comes
+back), while the requests in flight ride through it (`kb_mcp.db.ridethrough`) within
+their budget. Past the grace the outage is no longer a blip, or is this task's alone (its
+network path, its pool): 503, and the load balancer moves traffic to the others. The
+grace is counted from the first failed probe and ends with the first one that answers.
 `degraded` is true when a secret has been served stale (refreshes failing) for longer
 than `max_staleness_s`: the service keeps working with the last good credentials, and
 readiness says so without taking the task out of the load balancer. It is also true
@@ -35,7 +44,13 @@ from kb_mcp.errors import EmbeddingError
 from kb_mcp.hotswap.refresher import RejectedVersion
 from kb_mcp.secrets.port import CacheEntryStatus
 
-__all__ = ["EmbeddingsHealth", "ObservedBackend", "RuntimeHealth", "SecretHealth"]
+__all__ = [
+    "DatabaseOutage",
+    "EmbeddingsHealth",
+    "ObservedBackend",
+    "RuntimeHealth",
+    "SecretHealth",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +143,25 @@ async def probe_quietly(probe: Any, timeout_s: float) -> tuple[bool, str]:
     except Exception as exc:  # readiness reports any failure as a state, never raises
         return False, type(exc).__name__
     return True, "ok"
+
+
+@dataclass(eq=False)
+class DatabaseOutage:
+    """How long the database has not answered readiness probes (module doc: the grace)."""
+
+    grace_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    _since: float | None = None
+
+    def record(self, ok: bool) -> bool:
+        """Note a probe's outcome; True while the task should stay in service."""
+        if ok:
+            self._since = None
+            return True
+        now = self.clock()
+        if self._since is None:
+            self._since = now
+        return now - self._since < self.grace_s
 
 
 @dataclass(eq=False)

@@ -30,11 +30,18 @@ from dataclasses import dataclass, field
 import structlog
 
 from kb_mcp.config import Settings
+from kb_mcp.db.keepalive import SocketOptions
 from kb_mcp.db.pool import InitConnection, PoolManager
 from kb_mcp.embeddings.holder import OpenAIClientHolder
 from kb_mcp.hotswap import Observer, Refresher, background_group
 from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.runtime.health import EmbeddingsHealth, RuntimeHealth, SecretHealth, probe_quietly
+from kb_mcp.runtime.health import (
+    DatabaseOutage,
+    EmbeddingsHealth,
+    RuntimeHealth,
+    SecretHealth,
+    probe_quietly,
+)
 from kb_mcp.runtime.tokens import AuthTokenHolder
 from kb_mcp.secrets.factory import open_secrets_provider
 from kb_mcp.secrets.port import LoadedSecret, SecretsProvider
@@ -45,6 +52,9 @@ __all__ = ["Runtime", "boot_runtime"]
 log = structlog.get_logger(__name__)
 
 OnPoolReady = Callable[[PoolManager], Awaitable[None]]
+STATEMENT_TIMEOUT_MARGIN_S = 5.0
+"""The server-side `statement_timeout` is the request budget plus this: the request's own
+deadline cancels first; this only ends a statement whose cancel never arrived."""
 
 
 @dataclass(eq=False)
@@ -63,6 +73,8 @@ class Runtime:
     """Set once to stop: by a signal, by the transport ending, or by the caller."""
     started_at: float = field(default_factory=time.monotonic)
     embeddings_health: EmbeddingsHealth = field(default_factory=EmbeddingsHealth)
+    database_outage: DatabaseOutage | None = None
+    """Set at boot from `db_outage_grace_s`; None: no grace (/readyz 503 at once)."""
 
     @property
     def stopping(self) -> bool:
@@ -86,6 +98,7 @@ class Runtime:
         db_ok, db_detail = await probe_quietly(
             lambda: self.pool.probe(probe_timeout_s), probe_timeout_s + 0.5
         )
+        in_grace = self.database_outage is not None and self.database_outage.record(db_ok)
         loaded = {s.name for s in secrets}
         all_loaded = all(name in loaded for name in self.settings.required_secret_names)
         degraded = any(s.stale and s.stale_for_s > self.settings.max_staleness_s for s in secrets)
@@ -94,8 +107,8 @@ class Runtime:
         )
         rejected = tuple(self.refresher.rejected())
         return RuntimeHealth(
-            ready=db_ok and all_loaded and not self.stopping,
-            degraded=degraded or not embeddings_ok or bool(rejected),
+            ready=(db_ok or in_grace) and all_loaded and not self.stopping,
+            degraded=degraded or not embeddings_ok or not db_ok or bool(rejected),
             stopping=self.stopping,
             database_ok=db_ok,
             database_detail=db_detail,
@@ -176,6 +189,12 @@ async def boot_runtime(
             init=pool_init,
             metrics=registry,
             observers=observers,
+            statement_timeout_s=settings.request_timeout_s + STATEMENT_TIMEOUT_MARGIN_S,
+            socket_options=(
+                SocketOptions(user_timeout_s=settings.db_tcp_user_timeout_s)
+                if settings.db_tcp_user_timeout_s > 0
+                else None
+            ),
         )
         await pool.start(credentials)
         stack.push_async_callback(pool.aclose)
@@ -208,6 +227,11 @@ async def boot_runtime(
             embeddings_health=EmbeddingsHealth(
                 stall_s=settings.embeddings_stall_s,
                 probe_timeout_s=min(2.0, settings.embeddings_stall_s),
+            ),
+            database_outage=(
+                DatabaseOutage(grace_s=settings.db_outage_grace_s)
+                if settings.db_outage_grace_s > 0
+                else None
             ),
         )
         log.info(

@@ -17,6 +17,7 @@ from kb_mcp.db.dedupe import DuplicateFinder
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.port import ConnectionSource
 from kb_mcp.db.revise import DocumentReviser
+from kb_mcp.db.ridethrough import Reconnect, probe_source
 from kb_mcp.db.search import HybridSearch
 from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.secrets.port import CacheEntryStatus
@@ -87,6 +88,15 @@ class AppContext:
     """Signs `kb_list` cursors with the knowledge base's key (read once)."""
     session_ef_search: int | None = None
     """The `hnsw.ef_search` `db`'s connections have for their session (`DocumentStore`)."""
+    request_timeout_s: float = 30.0
+    """The budget of each tool call and resource read (`kb_mcp.deadline`)."""
+    reconnect: Reconnect | None = None
+    """Shared by every request riding through a database outage (`kb_mcp.db.ridethrough`);
+    None: one built over `db`."""
+
+    def __post_init__(self) -> None:
+        if self.reconnect is None:
+            object.__setattr__(self, "reconnect", Reconnect(probe_source(self.db)))
 
     @property
     def documents(self) -> DocumentStore:

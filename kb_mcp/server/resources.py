@@ -6,6 +6,8 @@ A client can attach a stored document to a conversation without a tool call:
 - `resources/read` of `kb://documents/<uuid>` returns the document as markdown (its title
   as a heading, then its content); a malformed id or an unknown one is an invalid-params
   error saying so;
+- each read has the request budget of a tool call and rides through a database restart
+  the same way (`kb_mcp.server.budget`);
 - `resources/list` pages through every document, newest first (`kb_list`'s order and
   cursor), 50 per page, each named by its title.
 """
@@ -22,7 +24,13 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import ListResourcesResult, PaginatedRequestParams, Resource
 from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 
-from kb_mcp.errors import DatabaseError, ResourceClosedError, ToolInputError
+from kb_mcp.errors import (
+    DatabaseError,
+    DeadlineExceededError,
+    ResourceClosedError,
+    ToolInputError,
+)
+from kb_mcp.server.budget import bounded
 from kb_mcp.server.context import AppContext
 from kb_mcp.server.cursors import decode_cursor, encode_cursor
 from kb_mcp.server.validation import MAX_LIMIT, parse_document_id
@@ -33,6 +41,10 @@ log = structlog.get_logger(__name__)
 
 DOCUMENT_URI = "kb://documents/{id}"
 _MIME = "text/markdown"
+
+
+def _late(exc: DeadlineExceededError) -> str:
+    return f"no answer within the request's budget of {exc.budget_s:g} s; try again"
 
 
 def register_document_resources(server: MCPServer[AppContext]) -> None:
@@ -52,7 +64,12 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
             raise ResourceNotFoundError(str(exc)) from exc
         app = ctx.request_context.lifespan_context
         try:
-            doc = await app.documents.get_document(document_id)
+            doc = await bounded(
+                app, "resources/read", lambda: app.documents.get_document(document_id)
+            )
+        except DeadlineExceededError as exc:
+            log.error("resource.timed_out", budget_s=exc.budget_s)
+            raise ResourceError(_late(exc)) from exc
         except (DatabaseError, ResourceClosedError) as exc:
             log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
             raise ResourceError("the database is unavailable; try again later") from exc
@@ -65,7 +82,12 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
     ) -> ListResourcesResult:
         app = ctx.lifespan_context
         try:
-            key = await app.cursors.key(app.documents.cursor_key)
+            key = await bounded(
+                app, "resources/list", lambda: app.cursors.key(app.documents.cursor_key)
+            )
+        except DeadlineExceededError as exc:
+            log.error("resource.timed_out", budget_s=exc.budget_s)
+            raise MCPError(code=INTERNAL_ERROR, message=_late(exc)) from exc
         except (DatabaseError, ResourceClosedError) as exc:
             log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
             raise MCPError(
@@ -76,7 +98,14 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
         except ToolInputError as exc:
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
         try:
-            page = await app.documents.list_documents(limit=MAX_LIMIT, cursor=cursor)
+            page = await bounded(
+                app,
+                "resources/list",
+                lambda: app.documents.list_documents(limit=MAX_LIMIT, cursor=cursor),
+            )
+        except DeadlineExceededError as exc:
+            log.error("resource.timed_out", budget_s=exc.budget_s)
+            raise MCPError(code=INTERNAL_ERROR, message=_late(exc)) from exc
         except (DatabaseError, ResourceClosedError) as exc:
             log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
             raise MCPError(

@@ -17,6 +17,7 @@ a type cannot say.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -30,10 +31,12 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from kb_mcp.db.dedupe import NearDuplicate
+from kb_mcp.db.documents import AddedDocument, DocumentPage
 from kb_mcp.db.search import SearchMode
 from kb_mcp.errors import (
     DatabaseError,
     DatabaseOutcomeUnknownError,
+    DeadlineExceededError,
     EmbeddingError,
     ResourceClosedError,
     ToolInputError,
@@ -49,6 +52,7 @@ from kb_mcp.server.arguments import (
     _Tags,
     _Title,
 )
+from kb_mcp.server.budget import RESOLVED_ONCE, WRITES, bounded, outcome_so_far
 from kb_mcp.server.context import AppContext, ContextFactory
 from kb_mcp.server.cursors import MAX_CURSOR_CHARS, decode_cursor, encode_cursor
 from kb_mcp.server.resources import register_document_resources
@@ -122,25 +126,33 @@ async def kb_add(
     Without one, content identical to a stored document's is not stored twice: the
     existing id comes back with status "duplicate".
     """
+    app = _app(ctx)
     with _reported("kb_add", failure="nothing was stored", unknown=_ADD_UNKNOWN):
         checked_content = check_content(content)
         args = (check_title(title), check_tags(tags), check_metadata(metadata))
         threshold = check_dedupe_threshold(dedupe_threshold)
         key = check_external_id(external_id)
-        # A caller's own key names the document: identity by key, not by content.
-        existing = (
-            None if key is not None else await _app(ctx).duplicates.identical(checked_content)
-        )
-        if existing is not None:
-            return AddResult(id=str(existing.id), chunks=existing.chunks, status="duplicate")
-        added = await _app(ctx).documents.add_document(
-            title=args[0],
-            content=checked_content,
-            tags=args[1],
-            metadata=args[2],
-            external_id=key,
-            dedupe=True,
-        )
+
+        async def store() -> AddedDocument:
+            # A caller's own key names the document: identity by key, not by content.
+            existing = None if key is not None else await app.duplicates.identical(checked_content)
+            if existing is not None:
+                added = AddedDocument(existing.id, existing.chunks, "duplicate")
+            else:
+                added = await app.documents.add_document(
+                    title=args[0],
+                    content=checked_content,
+                    tags=args[1],
+                    metadata=args[2],
+                    external_id=key,
+                    dedupe=True,
+                )
+            if added.status == "duplicate" and outcome_so_far() == "unknown":
+                # An earlier attempt's commit was cut off; this one found what it stored.
+                added = dataclasses.replace(added, status="created")
+            return added
+
+        added = await bounded(app, "kb_add", store, retry_on=WRITES, retry_once=RESOLVED_ONCE)
     near: list[NearDuplicate] = []
     if threshold is not None and added.status != "duplicate":
         with _reported("kb_add", failure="the document was stored; near duplicates not checked"):
@@ -175,12 +187,17 @@ async def kb_search(
     mode hybrid (default) fuses full-text and semantic rankings; "quoted phrases" and
     identifiers find their document. vector: by meaning only; keyword: by words only.
     """
+    app = _app(ctx)
     with _reported("kb_search"):
-        hits = await _app(ctx).search.search(
-            check_query(query),
-            limit=check_limit(limit),
-            mode=cast("SearchMode", check_mode(mode)),
-            tags=check_tags(tags, what="tags"),
+        checked = check_query(query)
+        checked_limit, checked_mode = check_limit(limit), cast("SearchMode", check_mode(mode))
+        tag_filter = check_tags(tags, what="tags")
+        hits = await bounded(
+            app,
+            "kb_search",
+            lambda: app.search.search(
+                checked, limit=checked_limit, mode=checked_mode, tags=tag_filter
+            ),
         )
     return SearchResult(
         hits=[
@@ -201,9 +218,10 @@ async def kb_search(
 
 async def kb_get(ctx: ToolContext, id: _Id) -> DocumentResult:
     """A whole document: title, content, tags, metadata and timestamps."""
+    app = _app(ctx)
     with _reported("kb_get"):
         document_id = parse_document_id(id)
-        doc = await _app(ctx).documents.get_document(document_id)
+        doc = await bounded(app, "kb_get", lambda: app.documents.get_document(document_id))
         if doc is None:
             raise ToolInputError(f"no document has id {document_id}")
     return DocumentResult(
@@ -232,13 +250,18 @@ async def kb_list(
     tags: _TagFilter = None,
 ) -> ListResult:
     """Documents, newest first, a page at a time, optionally only those with given tags."""
+    app = _app(ctx)
     with _reported("kb_list"):
-        app = _app(ctx)
         limit, tag_filter = check_limit(limit), check_tags(tags)
-        key = await app.cursors.key(app.documents.cursor_key)
-        page = await app.documents.list_documents(
-            limit=limit, cursor=decode_cursor(cursor, key=key), tags=tag_filter
-        )
+
+        async def read() -> tuple[bytes, DocumentPage]:
+            key = await app.cursors.key(app.documents.cursor_key)
+            page = await app.documents.list_documents(
+                limit=limit, cursor=decode_cursor(cursor, key=key), tags=tag_filter
+            )
+            return key, page
+
+        key, page = await bounded(app, "kb_list", read)
     return ListResult(
         documents=[
             DocumentSummary(
@@ -280,8 +303,19 @@ async def kb_update(
         new_title, new_content, new_tags, new_metadata = check_update(
             title, content, tags, metadata
         )
-        revision = await _app(ctx).reviser.revise(
-            document_id, title=new_title, content=new_content, tags=new_tags, metadata=new_metadata
+        app = _app(ctx)
+        revision = await bounded(
+            app,
+            "kb_update",
+            lambda: app.reviser.revise(
+                document_id,
+                title=new_title,
+                content=new_content,
+                tags=new_tags,
+                metadata=new_metadata,
+            ),
+            retry_on=WRITES,
+            retry_once=RESOLVED_ONCE,
         )
         if revision is None:
             raise ToolInputError(f"no document has id {document_id}")
@@ -297,8 +331,13 @@ async def kb_update(
 
 async def kb_delete(ctx: ToolContext, id: _Id) -> DeleteResult:
     """Delete a document and its passages."""
-    with _reported("kb_delete"):
-        deleted = await _app(ctx).documents.delete_document(parse_document_id(id))
+    app = _app(ctx)
+    with _reported("kb_delete", failure="nothing was deleted"):
+        document_id = parse_document_id(id)
+        # Not retried: a DELETE cut off may have run, and a second one would answer false.
+        deleted = await bounded(
+            app, "kb_delete", lambda: app.documents.delete_document(document_id), retry_on=()
+        )
     return DeleteResult(deleted=deleted)
 
 
@@ -371,6 +410,19 @@ _UPDATE_UNKNOWN = (
 )
 
 
+def _timed_out(exc: DeadlineExceededError, *, failure: str, unknown: str) -> str:
+    """What a caller is told of a request past its budget: only what is known."""
+    head = f"no answer within the request's budget of {exc.budget_s:g} s"
+    if exc.outcome == "unknown":
+        return f"{head}, while committing: the outcome is unknown (" + (
+            unknown or "the write may or may not have been applied)"
+        )
+    if exc.outcome == "stored":
+        return f"{head}, after the write was stored; the same call can be repeated safely"
+    done = f"; {failure}" if failure else ""
+    return f"{head}{done}; the same call can be repeated"
+
+
 @contextmanager
 def _reported(tool: str, *, failure: str = "", unknown: str = "") -> Iterator[None]:
     """Turn our errors into tool errors; dependency details go to the log only.
@@ -384,6 +436,9 @@ def _reported(tool: str, *, failure: str = "", unknown: str = "") -> Iterator[No
     except ToolInputError as exc:
         log.info("tool.rejected", tool=tool, reason=str(exc))
         raise ToolError(str(exc)) from exc
+    except DeadlineExceededError as exc:
+        log.error("tool.timed_out", tool=tool, budget_s=exc.budget_s, outcome=exc.outcome)
+        raise ToolError(_timed_out(exc, failure=failure, unknown=unknown)) from exc
     except EmbeddingError as exc:
         log.error(
             "tool.failed",

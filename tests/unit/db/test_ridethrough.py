@@ -1,0 +1,132 @@
+"""`kb_mcp.db.ridethrough`: retries within the deadline, one probe at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from kb_mcp.db.ridethrough import Reconnect, ride_through
+from kb_mcp.deadline import deadline
+from kb_mcp.errors import (
+    DatabaseError,
+    DatabaseOutcomeUnknownError,
+    DatabaseUnavailableError,
+    DeadlineExceededError,
+)
+
+
+class GatedProbe:
+    """A probe that fails until the gate opens; counts calls and concurrent calls."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.calls = 0
+        self.running = 0
+        self.most_at_once = 0
+        self.failed = asyncio.Event()
+
+    async def __call__(self) -> object:
+        self.calls += 1
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(0)
+            if not self.gate.is_set():
+                self.failed.set()
+                raise DatabaseUnavailableError("down")
+            return 1
+        finally:
+            self.running -= 1
+
+
+def flaky(failures: int, error: Exception) -> tuple[list[int], Callable[[], Awaitable[str]]]:
+    """A call failing `failures` times with `error`, then answering "ok"."""
+    attempts: list[int] = []
+
+    async def call() -> str:
+        attempts.append(1)
+        if len(attempts) <= failures:
+            raise error
+        return "ok"
+
+    return attempts, call
+
+
+async def test_many_waiters_share_one_probe_at_a_time() -> None:
+    """Twenty requests waiting for the database: never two probes at once, and after the
+    one that succeeds, nobody probes again."""
+    probe = GatedProbe()
+    reconnect = Reconnect(probe, base_s=0.001, max_s=0.002, rng=random.Random(1))
+    waiters = [asyncio.ensure_future(reconnect.wait(0)) for _ in range(20)]
+    await probe.failed.wait()
+    probe.gate.set()
+    await asyncio.gather(*waiters)
+    assert probe.most_at_once == 1
+    calls = probe.calls
+    await reconnect.wait(0)  # a waiter that saw the old generation: already past
+    assert probe.calls == calls
+    assert reconnect.generation == 1
+
+
+async def test_a_read_is_retried_until_the_database_answers() -> None:
+    """Connection lost twice, then an answer: the caller sees the answer."""
+    probe = GatedProbe()
+    probe.gate.set()
+    attempts, call = flaky(2, DatabaseUnavailableError("gone"))
+    async with deadline(30.0):
+        answer = await ride_through(call, Reconnect(probe), operation="kb_get")
+    assert answer == "ok"
+    assert len(attempts) == 3
+
+
+async def test_without_a_deadline_nothing_is_retried() -> None:
+    """Outside a deadline scope the first failure is the answer: no unbounded loop."""
+    probe = GatedProbe()
+    attempts, call = flaky(1, DatabaseUnavailableError("gone"))
+    with pytest.raises(DatabaseUnavailableError):
+        await ride_through(call, Reconnect(probe), operation="kb_get")
+    assert len(attempts) == 1
+
+
+async def test_other_errors_are_not_retried() -> None:
+    """A statement's own error (not connection loss) is the answer at once."""
+    probe = GatedProbe()
+    attempts, call = flaky(1, DatabaseError("syntax"))
+    async with deadline(30.0):
+        with pytest.raises(DatabaseError):
+            await ride_through(call, Reconnect(probe), operation="kb_get")
+    assert len(attempts) == 1
+
+
+async def test_a_cut_off_commit_is_resolved_once_then_reported() -> None:
+    """`retry_once`: the retry runs once; cut off again, the caller is told."""
+    probe = GatedProbe()
+    probe.gate.set()
+    attempts, call = flaky(5, DatabaseOutcomeUnknownError("cut"))
+    async with deadline(30.0):
+        with pytest.raises(DatabaseOutcomeUnknownError):
+            await ride_through(
+                call,
+                Reconnect(probe),
+                operation="kb_add",
+                retry_once=(DatabaseOutcomeUnknownError,),
+            )
+    assert len(attempts) == 2
+
+
+async def test_an_outage_longer_than_the_budget_fails_cleanly() -> None:
+    """The database never comes back: the deadline ends the wait with its own error."""
+    probe = GatedProbe()
+    attempts, call = flaky(1000, DatabaseUnavailableError("gone"))
+    with pytest.raises(DeadlineExceededError) as caught:
+        async with deadline(0.2, what="kb_search"):
+            await ride_through(
+                call,
+                Reconnect(probe, base_s=0.01, max_s=0.05),
+                operation="kb_search",
+            )
+    assert caught.value.outcome == "nothing"
+    assert len(attempts) == 1
