@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import asyncpg
 import structlog
 
 from kb_mcp.db.outcome import CONNECTION_ERRORS
@@ -42,7 +43,13 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-_PROBE_FAILURES: tuple[type[BaseException], ...] = (DatabaseError, *CONNECTION_ERRORS)
+# A probe on a connection the server is terminating fails with a PostgresError of class 08
+# or 57P01 (ConnectionDoesNotExistError, AdminShutdown), not only with a connection error.
+_PROBE_FAILURES: tuple[type[BaseException], ...] = (
+    DatabaseError,
+    asyncpg.PostgresError,
+    *CONNECTION_ERRORS,
+)
 
 
 def probe_source(source: ConnectionSource) -> Callable[[], Awaitable[object]]:

@@ -130,3 +130,26 @@ async def test_an_outage_longer_than_the_budget_fails_cleanly() -> None:
             )
     assert caught.value.outcome == "nothing"
     assert len(attempts) == 1
+
+
+async def test_a_probe_on_a_terminated_connection_counts_as_a_failed_probe() -> None:
+    """A probe failing with the driver's own PostgresError (a backend terminated under it,
+    SQLSTATE 08003) is a failed probe, retried after backoff, never an error for the request."""
+    import asyncpg
+
+    outcomes: list[BaseException | None] = [
+        asyncpg.ConnectionDoesNotExistError("connection was closed"),
+        asyncpg.AdminShutdownError("terminating connection"),
+        None,
+    ]
+
+    async def probe() -> object:
+        error = outcomes.pop(0)
+        if error is not None:
+            raise error
+        return 1
+
+    reconnect = Reconnect(probe, base_s=0.0, max_s=0.0, rng=random.Random(1))
+    await reconnect.wait(reconnect.generation)
+    assert reconnect.probes == 3
+    assert reconnect.generation == 1
