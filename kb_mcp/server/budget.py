@@ -12,14 +12,22 @@ far a write got; `kb_mcp.server.tools._reported` words it for the caller.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
 from kb_mcp.db.ridethrough import Reconnect, probe_source, ride_through
-from kb_mcp.deadline import Outcome, current, deadline
+from kb_mcp.deadline import Deadline, Outcome, current, deadline
 from kb_mcp.errors import DatabaseOutcomeUnknownError, DatabaseUnavailableError
 from kb_mcp.server.context import AppContext
 
-__all__ = ["READS", "RESOLVED_ONCE", "WRITES", "bounded", "outcome_so_far"]
+__all__ = [
+    "READS",
+    "RESOLVED_ONCE",
+    "WRITES",
+    "bounded",
+    "outcome_so_far",
+    "request_scope",
+]
 
 T = TypeVar("T")
 
@@ -46,6 +54,12 @@ async def bounded(
         return await ride_through(
             call, reconnect, operation=tool, retry_on=retry_on, retry_once=retry_once
         )
+
+
+def request_scope(app: AppContext, tool: str) -> AbstractAsyncContextManager[Deadline]:
+    """The request's deadline, for a tool whose steps each run `bounded` (one budget for
+    all of them: an inner scope never extends it)."""
+    return deadline(app.request_timeout_s, what=tool)
 
 
 def outcome_so_far() -> Outcome:
