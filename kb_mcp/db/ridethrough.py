@@ -28,7 +28,7 @@ import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import asyncpg
 import structlog
@@ -119,7 +119,7 @@ async def ride_through(
             failure = exc
             left = remaining()
             if left is None or left <= 0:
-                raise
+                _raise_known(failure)
             if isinstance(exc, retry_once) and not isinstance(exc, retry_on):
                 if resolved:
                     raise
@@ -147,7 +147,14 @@ async def _wait_or_give_up(reconnect: Reconnect, seen: int, failure: Exception) 
             await reconnect.wait(seen)
     if not waited.expired():
         return
-    if scope.outcome == "unknown":
+    _raise_known(failure)
+
+
+def _raise_known(failure: Exception) -> NoReturn:
+    """Raise what the caller may be told of `failure`: after a cut-off commit (noted in the
+    deadline) any later failure is "outcome unknown", never "nothing stored"."""
+    scope = current()
+    if scope is not None and scope.outcome == "unknown":
         raise DatabaseOutcomeUnknownError(
             "database did not come back to resolve a commit that was cut off"
         ) from failure
