@@ -231,25 +231,34 @@ def _stop_cluster(pg: PostgresCluster) -> None:
 
 
 @asynccontextmanager
-async def open_database(*, max_connections: int = 200) -> AsyncIterator[BenchDatabase]:
-    """Start PostgreSQL 16 + pgvector (fsync off) with the benchmark database."""
+async def open_database(
+    *, max_connections: int = 200, durable: bool = False
+) -> AsyncIterator[BenchDatabase]:
+    """Start PostgreSQL 16 + pgvector (fsync off unless `durable`) with the benchmark database."""
     async with AsyncExitStack() as own:
         base = _private_folder()
         own.callback(shutil.rmtree, base, ignore_errors=True)
-        pg = PostgresCluster(base / "data", durable=False, max_connections=max_connections)
+        pg = PostgresCluster(base / "data", durable=durable, max_connections=max_connections)
         own.push_async_callback(asyncio.to_thread, _stop_cluster, pg)
         await asyncio.to_thread(pg.start)
         yield BenchDatabase(pg=pg, passwords=await _make_database(pg))
 
 
 @asynccontextmanager
-async def open_stack(*, max_connections: int = 200) -> AsyncIterator[BenchStack]:
-    """Start PostgreSQL, moto and the fake OpenAI endpoint; store both secrets."""
+async def open_stack(
+    *, max_connections: int = 200, durable: bool = False
+) -> AsyncIterator[BenchStack]:
+    """Start PostgreSQL, moto and the fake OpenAI endpoint; store both secrets.
+
+    `durable`: fsync and synchronous commit on (a benchmark that crashes the server and
+    counts lost writes needs them; others run faster without)."""
     async with AsyncExitStack() as stack:
         # The child process and the cluster start side by side.
         fakes, db = await asyncio.gather(
             stack.enter_async_context(FakesProcess.start()),
-            stack.enter_async_context(open_database(max_connections=max_connections)),
+            stack.enter_async_context(
+                open_database(max_connections=max_connections, durable=durable)
+            ),
         )
         aws_environment = _fake_aws_environment(fakes.endpoint_url)
         os.environ.update(aws_environment)  # this process's AWS clients talk to moto

@@ -1,7 +1,8 @@
 """MCP load through database faults: what clients see while PostgreSQL restarts or pauses.
 
-Starts the local stack (`bench._stack`: PostgreSQL, moto, the fake OpenAI endpoint) and a
-real `kb-mcp serve --transport http` (production settings), then, per fault scenario,
+Starts the local stack (`bench._stack`: PostgreSQL with fsync and synchronous commit on,
+moto, the fake OpenAI endpoint) and a real `kb-mcp serve --transport http` (production
+settings), then, per fault scenario,
 drives 8 `kb_search` and 2 `kb_add` MCP clients (official client, streamable HTTP, one
 session each) for a steady spell, injects the fault, and keeps driving until the
 database has been back for a spell. Printed per scenario: requests sent, failed (a tool
@@ -164,14 +165,16 @@ def _text(result: Any) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
-async def client_loop(url: str, kind: str, index: int, tally: Tally, stop: asyncio.Event) -> None:
+async def client_loop(
+    url: str, kind: str, index: int, tally: Tally, stop: asyncio.Event, run: str
+) -> None:
     """One MCP session calling `kind` back to back until `stop`."""
     n = 0
     try:
         async with Client(f"{url}/mcp", cache=None) as session:
             while not stop.is_set():
                 n += 1
-                title = f"fault {_RUN} {kind} {index}-{n}"
+                title = f"fault {run} {kind} {index}-{n}"
                 if kind == "kb_search":
                     arguments: dict[str, Any] = {"query": f"credentials rotation {n}", "limit": 5}
                 else:
@@ -199,9 +202,10 @@ async def run_scenario(
     """Load before, during and after the fault; then the table is checked."""
     tally = Tally()
     stop = asyncio.Event()
+    run = f"{_RUN} {name} {secrets.token_hex(2)}"  # titles (and contents) unique per run
     loops = [
-        *(client_loop(url, "kb_search", i, tally, stop) for i in range(SEARCH_CLIENTS)),
-        *(client_loop(url, "kb_add", i, tally, stop) for i in range(ADD_CLIENTS)),
+        *(client_loop(url, "kb_search", i, tally, stop, run) for i in range(SEARCH_CLIENTS)),
+        *(client_loop(url, "kb_add", i, tally, stop, run) for i in range(ADD_CLIENTS)),
     ]
     async with asyncio.TaskGroup() as tasks:
         for loop in loops:
@@ -214,7 +218,7 @@ async def run_scenario(
         stop.set()
     rows = await stack.pg.fetch(
         "SELECT title, count(*) AS n FROM documents WHERE title LIKE $1 GROUP BY title",
-        f"fault {_RUN} %",
+        f"fault {run} %",
         database=APP,
     )
     counts = {row["title"]: int(row["n"]) for row in rows}
@@ -242,7 +246,9 @@ async def run(args: Any) -> dict[str, Any]:
         raise SystemExit(f"unknown scenarios {unknown}; known: {sorted(SCENARIOS)}")
     budget_s = 5.0 if args.quick and args.budget_s is None else (args.budget_s or 30.0)
     results: list[dict[str, Any]] = []
-    async with open_stack() as stack:
+    # Durable: an immediate stop is a crash, and a commit acknowledged before its WAL was
+    # flushed (synchronous_commit off) would be lost by the database, not by kb-mcp.
+    async with open_stack(durable=True) as stack:
         port = free_port()
         env = stack.environment(
             KB_MCP_REQUEST_TIMEOUT_S=str(budget_s),

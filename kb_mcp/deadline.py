@@ -47,15 +47,25 @@ Outcome = Literal["nothing", "unknown", "stored"]
 
 @dataclass(eq=False, slots=True)
 class Deadline:
-    """The instant (`loop.time()`) a unit of work must be done by, and its write state."""
+    """The instant (`loop.time()`) a unit of work must be done by, and its write state.
+
+    `answer_at` is when the caller must have its answer; the work is cut off `reserve_s`
+    earlier (`at`), leaving that long to clean up (confirm a statement's cancel, give the
+    connection back) without making the answer late.
+    """
 
     at: float
     budget_s: float
+    answer_at: float = 0.0
     outcome: Outcome = "nothing"
 
     def remaining(self) -> float:
-        """Seconds left (never negative)."""
+        """Seconds left for the work (never negative)."""
         return max(0.0, self.at - asyncio.get_running_loop().time())
+
+    def answer_remaining(self) -> float:
+        """Seconds left before the answer is due (never negative)."""
+        return max(0.0, max(self.at, self.answer_at) - asyncio.get_running_loop().time())
 
 
 _current: ContextVar[Deadline | None] = ContextVar("kb_mcp_deadline", default=None)
@@ -92,19 +102,24 @@ def note_outcome(outcome: Outcome) -> Outcome:
 
 
 @asynccontextmanager
-async def deadline(budget_s: float, *, what: str = "request") -> AsyncIterator[Deadline]:
+async def deadline(
+    budget_s: float, *, what: str = "request", reserve_s: float = 0.0
+) -> AsyncIterator[Deadline]:
     """A scope that must finish within `budget_s` (or the enclosing scope's deadline).
 
     Past it the work is cancelled and `DeadlineExceededError` raised, its `outcome` saying
-    how far any write got. `what` names the work in the message.
+    how far any write got. `what` names the work in the message. `reserve_s` (at most a
+    quarter of the budget) is kept for cleaning up after a cut-off: the work is cancelled
+    that much before the answer is due (`Deadline.answer_remaining`).
     """
     loop = asyncio.get_running_loop()
     outer = _current.get()
-    at = loop.time() + budget_s
+    answer_at = loop.time() + budget_s
+    at = answer_at - min(reserve_s, budget_s / 4)
     if outer is not None and outer.at <= at:
         yield outer  # an inner scope never extends the outer one; the outer one reports
         return
-    scope = Deadline(at=at, budget_s=budget_s)
+    scope = Deadline(at=at, budget_s=budget_s, answer_at=answer_at)
     token = _current.set(scope)
     timer = asyncio.timeout_at(at)
     try:

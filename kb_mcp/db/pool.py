@@ -36,9 +36,10 @@ advisory locks; the one session lock, the migration's, is released by it, or its
 connection closed.
 
 Bounded in time (`kb_mcp.deadline`): an acquire waits at most what is left of the
-request's deadline; a connection given back by a request past its deadline waits at most
-`CANCEL_GRACE_S` for asyncpg's cancel request to land, then is terminated, so a paused
-server cannot hold the request's answer. Every connection has TCP keepalives and
+request's deadline; a connection given back by a request past its deadline waits for
+asyncpg's cancel request to land only until the answer is due (a request's work is cut off
+`CANCEL_GRACE_S` before that), then is terminated, so a paused server cannot make the
+answer late. Every connection has TCP keepalives and
 `TCP_USER_TIMEOUT` (`kb_mcp.db.keepalive`), and two server-side backstops in its startup
 settings: `statement_timeout` (the request budget plus a margin: a statement whose cancel
 never arrived still ends) and `client_connection_check_interval` (a backend whose client
@@ -59,7 +60,7 @@ import asyncpg
 import structlog
 
 from kb_mcp.db.keepalive import SocketOptions, with_socket_options
-from kb_mcp.deadline import capped, remaining
+from kb_mcp.deadline import capped, current
 from kb_mcp.errors import DatabaseAuthError, DatabaseUnavailableError, ResourceClosedError
 from kb_mcp.hotswap import Generation, HotSwap, Observer, Recover, SwapEvents, SwapOwner
 from kb_mcp.observability.counters import MetricsRegistry
@@ -87,8 +88,10 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 (`asyncpg.PostgresError` beyond these is mapped on its own, with its SQLSTATE)."""
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[Any]"
 CANCEL_GRACE_S = 0.5
-"""How long a connection released past its request's deadline may take to confirm the
-cancel of its statement before it is terminated."""
+"""How long before the answer is due a request's work is cut off: the time a connection
+released by it has to confirm the cancel of its statement before it is terminated."""
+_RELEASE_FLOOR_S = 0.05
+"""A release never gets less than this (an answer already late is not made later by it)."""
 CLIENT_CHECK_INTERVAL_MS = 1000
 """`client_connection_check_interval`: how often a busy backend looks for its client."""
 InitConnection: TypeAlias = "Callable[[asyncpg.Connection[Any]], Awaitable[None]]"
@@ -358,10 +361,11 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
         """Give `conn` back; a failure is the pool's problem, not the caller's.
 
         Past the request's deadline the release (which waits for the cancel of a running
-        statement) is bounded by `CANCEL_GRACE_S`; asyncpg terminates the connection then.
+        statement) is bounded by what is left before the answer is due (the deadline's
+        reserve, `CANCEL_GRACE_S`); asyncpg terminates the connection past it.
         """
-        left = remaining()
-        timeout = None if left is None else max(left, CANCEL_GRACE_S)
+        scope = current()
+        timeout = None if scope is None else max(scope.answer_remaining(), _RELEASE_FLOOR_S)
         try:
             await generation.resource.pool.release(conn, timeout=timeout)
         except Exception as exc:  # the caller's work is done: count, log, discard

@@ -24,18 +24,19 @@ as one probe succeeded after the failure it saw (`generation`), without a probe 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import asyncpg
 import structlog
 
-from kb_mcp.db.outcome import CONNECTION_ERRORS
+from kb_mcp.db.outcome import CONNECTION_ERRORS, database_errors
 from kb_mcp.db.port import ConnectionSource
-from kb_mcp.deadline import remaining
-from kb_mcp.errors import DatabaseError, DatabaseUnavailableError
+from kb_mcp.deadline import current, remaining
+from kb_mcp.errors import DatabaseError, DatabaseOutcomeUnknownError, DatabaseUnavailableError
 
 __all__ = ["Reconnect", "probe_source", "ride_through"]
 
@@ -43,20 +44,21 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-# A probe on a connection the server is terminating fails with a PostgresError of class 08
-# or 57P01 (ConnectionDoesNotExistError, AdminShutdown), not only with a connection error.
 _PROBE_FAILURES: tuple[type[BaseException], ...] = (
     DatabaseError,
     asyncpg.PostgresError,
     *CONNECTION_ERRORS,
 )
+GIVE_UP_MARGIN_S = 0.05
+"""A wait for the database ends this long before the deadline, so that the caller hears
+the database's error (what it knows) rather than a bare timeout."""
 
 
 def probe_source(source: ConnectionSource) -> Callable[[], Awaitable[object]]:
     """A probe that asks `source` for a connection and runs `SELECT 1` on it."""
 
     async def probe() -> object:
-        async with source.acquire() as conn:
+        async with database_errors("probe"), source.acquire() as conn:
             return await conn.fetchval("SELECT 1")
 
     return probe
@@ -114,9 +116,10 @@ async def ride_through(
         try:
             return await call()
         except (*retry_on, *retry_once) as exc:
+            failure = exc
             left = remaining()
             if left is None or left <= 0:
-                raise
+                _raise_known(failure)
             if isinstance(exc, retry_once) and not isinstance(exc, retry_on):
                 if resolved:
                     raise
@@ -129,4 +132,30 @@ async def ride_through(
                 remaining_s=round(left, 3),
             )
         attempt += 1
-        await reconnect.wait(seen)
+        await _wait_or_give_up(reconnect, seen, failure)
+
+
+async def _wait_or_give_up(reconnect: Reconnect, seen: int, failure: Exception) -> None:
+    """Wait for the database until just before the deadline; then raise what is known:
+    the outcome is unknown when an earlier attempt's commit was cut off, else `failure`."""
+    scope = current()
+    if scope is None:
+        raise failure
+    waited = asyncio.timeout_at(scope.at - GIVE_UP_MARGIN_S)
+    with contextlib.suppress(TimeoutError):
+        async with waited:
+            await reconnect.wait(seen)
+    if not waited.expired():
+        return
+    _raise_known(failure)
+
+
+def _raise_known(failure: Exception) -> NoReturn:
+    """Raise what the caller may be told of `failure`: after a cut-off commit (noted in the
+    deadline) any later failure is "outcome unknown", never "nothing stored"."""
+    scope = current()
+    if scope is not None and scope.outcome == "unknown":
+        raise DatabaseOutcomeUnknownError(
+            "database did not come back to resolve a commit that was cut off"
+        ) from failure
+    raise failure

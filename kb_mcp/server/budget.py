@@ -12,14 +12,23 @@ far a write got; `kb_mcp.server.tools._reported` words it for the caller.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
+from kb_mcp.db.pool import CANCEL_GRACE_S
 from kb_mcp.db.ridethrough import Reconnect, probe_source, ride_through
-from kb_mcp.deadline import Outcome, current, deadline
+from kb_mcp.deadline import Deadline, Outcome, current, deadline
 from kb_mcp.errors import DatabaseOutcomeUnknownError, DatabaseUnavailableError
 from kb_mcp.server.context import AppContext
 
-__all__ = ["READS", "RESOLVED_ONCE", "WRITES", "bounded", "outcome_so_far"]
+__all__ = [
+    "READS",
+    "RESOLVED_ONCE",
+    "WRITES",
+    "bounded",
+    "outcome_so_far",
+    "request_scope",
+]
 
 T = TypeVar("T")
 
@@ -42,10 +51,16 @@ async def bounded(
     """`call()` within the request's budget, retried on `retry_on` while the budget lasts
     and on `retry_once` once."""
     reconnect = app.reconnect if app.reconnect is not None else Reconnect(probe_source(app.db))
-    async with deadline(app.request_timeout_s, what=tool):
+    async with deadline(app.request_timeout_s, what=tool, reserve_s=CANCEL_GRACE_S):
         return await ride_through(
             call, reconnect, operation=tool, retry_on=retry_on, retry_once=retry_once
         )
+
+
+def request_scope(app: AppContext, tool: str) -> AbstractAsyncContextManager[Deadline]:
+    """The request's deadline, for a tool whose steps each run `bounded` (one budget for
+    all of them: an inner scope never extends it)."""
+    return deadline(app.request_timeout_s, what=tool, reserve_s=CANCEL_GRACE_S)
 
 
 def outcome_so_far() -> Outcome:

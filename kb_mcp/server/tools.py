@@ -7,6 +7,8 @@ This is the one place our errors become MCP tool errors (`is_error` results): a 
 argument (`ToolInputError`) is reported with its message; a failing dependency
 (`EmbeddingError`, `DatabaseError`) with a generic message naming it, the detail going to
 the log only; a write whose commit was cut off says "outcome unknown" and how to retry.
+Each call runs within the request budget (`kb_mcp.server.budget`: connection loss is
+ridden through); one past it says so, and how far its write got (`_timed_out`).
 
 Argument types and sizes are enforced by pydantic before a tool runs, strictly: `limit`
 is a JSON integer (`true`, `"5"` and `1.0` are refused), strings are strings, and every
@@ -52,7 +54,13 @@ from kb_mcp.server.arguments import (
     _Tags,
     _Title,
 )
-from kb_mcp.server.budget import RESOLVED_ONCE, WRITES, bounded, outcome_so_far
+from kb_mcp.server.budget import (
+    RESOLVED_ONCE,
+    WRITES,
+    bounded,
+    outcome_so_far,
+    request_scope,
+)
 from kb_mcp.server.context import AppContext, ContextFactory
 from kb_mcp.server.cursors import MAX_CURSOR_CHARS, decode_cursor, encode_cursor
 from kb_mcp.server.resources import register_document_resources
@@ -128,35 +136,40 @@ async def kb_add(
     """
     app = _app(ctx)
     with _reported("kb_add", failure="nothing was stored", unknown=_ADD_UNKNOWN):
-        checked_content = check_content(content)
-        args = (check_title(title), check_tags(tags), check_metadata(metadata))
-        threshold = check_dedupe_threshold(dedupe_threshold)
-        key = check_external_id(external_id)
+        async with request_scope(app, "kb_add"):
+            checked_content = check_content(content)
+            args = (check_title(title), check_tags(tags), check_metadata(metadata))
+            threshold = check_dedupe_threshold(dedupe_threshold)
+            key = check_external_id(external_id)
 
-        async def store() -> AddedDocument:
-            # A caller's own key names the document: identity by key, not by content.
-            existing = None if key is not None else await app.duplicates.identical(checked_content)
-            if existing is not None:
-                added = AddedDocument(existing.id, existing.chunks, "duplicate")
-            else:
-                added = await app.documents.add_document(
-                    title=args[0],
-                    content=checked_content,
-                    tags=args[1],
-                    metadata=args[2],
-                    external_id=key,
-                    dedupe=True,
+            async def store() -> AddedDocument:
+                # A caller's own key names the document: identity by key, not by content.
+                existing = (
+                    None if key is not None else await app.duplicates.identical(checked_content)
                 )
-            if added.status == "duplicate" and outcome_so_far() == "unknown":
-                # An earlier attempt's commit was cut off; this one found what it stored.
-                added = dataclasses.replace(added, status="created")
-            return added
+                if existing is not None:
+                    added = AddedDocument(existing.id, existing.chunks, "duplicate")
+                else:
+                    added = await app.documents.add_document(
+                        title=args[0],
+                        content=checked_content,
+                        tags=args[1],
+                        metadata=args[2],
+                        external_id=key,
+                        dedupe=True,
+                    )
+                if added.status == "duplicate" and outcome_so_far() == "unknown":
+                    # An earlier attempt's commit was cut off; this one found what it stored.
+                    added = dataclasses.replace(added, status="created")
+                return added
 
-        added = await bounded(app, "kb_add", store, retry_on=WRITES, retry_once=RESOLVED_ONCE)
-    near: list[NearDuplicate] = []
-    if threshold is not None and added.status != "duplicate":
-        with _reported("kb_add", failure="the document was stored; near duplicates not checked"):
-            near = await _app(ctx).duplicates.near(added.id, threshold=threshold)
+            added = await bounded(app, "kb_add", store, retry_on=WRITES, retry_once=RESOLVED_ONCE)
+            near: list[NearDuplicate] = []
+            if threshold is not None and added.status != "duplicate":
+                with _reported("kb_add", failure=_NEAR_UNCHECKED):
+                    near = await bounded(
+                        app, "kb_add", lambda: app.duplicates.near(added.id, threshold=threshold)
+                    )
     return AddResult(
         id=str(added.id),
         chunks=added.chunks,
@@ -400,6 +413,7 @@ def _app(ctx: ToolContext) -> AppContext:
     return ctx.request_context.lifespan_context
 
 
+_NEAR_UNCHECKED = "the document was stored; near duplicates not checked"
 _ADD_UNKNOWN = (
     "the document may or may not be stored); retry with the same external_id to store it "
     "exactly once"

@@ -186,7 +186,8 @@ async def test_a_failing_embeddings_service_is_named_and_nothing_is_stored(
 
 async def test_a_failing_database_is_named_in_a_generic_message(kb: KbStack) -> None:
     """With the pool gone, tools say the database is unavailable, not the driver's words."""
-    broken = AppContext(db=kb.source, embedder=kb.embedder)
+    # A closed pool never comes back: each call waits out its (short) budget for it.
+    broken = AppContext(db=kb.source, embedder=kb.embedder, request_timeout_s=1.0)
     async with Client(build_mcp_server(broken)) as client:
         await kb.source.pool.close()
         text = await call_refused(client, "kb_list", {})

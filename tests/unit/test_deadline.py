@@ -67,3 +67,13 @@ async def test_outside_any_scope_nothing_is_capped() -> None:
     assert remaining() is None
     assert capped(30.0) == 30.0
     assert note_outcome("unknown") == "nothing"
+
+
+async def test_the_reserve_cuts_the_work_off_before_the_answer_is_due() -> None:
+    """With a reserve the work has less than the budget, the cleanup the rest; the reserve
+    never exceeds a quarter of the budget."""
+    async with deadline(1.0, reserve_s=0.5) as scope:
+        work, answer = scope.remaining(), scope.answer_remaining()
+        assert work <= 0.75
+        assert answer > work
+        assert answer <= 1.0

@@ -2,10 +2,12 @@
 
 Eight MCP clients add documents (each with its own external_id) while a killer task
 terminates every backend of the database with `pg_terminate_backend` every few
-milliseconds. Every answer must be one of three: stored ("ok"), "nothing was stored",
-or "outcome is unknown"; afterwards every "ok" is stored exactly once, every "nothing
-stored" stored nothing, and retrying each "unknown" with its external_id leaves exactly
-one document. No other error (an unmapped driver error) may reach a client.
+milliseconds. Adds ride through the lost connections (`kb_mcp.db.ridethrough`), so most
+answer "ok" (a 3 s budget bounds the retries); whatever they answer must be true. Every
+answer must be one of three: stored ("ok"), "nothing was stored", or "outcome is
+unknown"; afterwards every "ok" is stored exactly once, every "nothing stored" stored
+nothing, and retrying each "unknown" with its external_id leaves exactly one document.
+No other error (an unmapped driver error) may reach a client.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from kb_mcp.db.vectors import init_connection
 from kb_mcp.runtime.app import build_app
 from kb_mcp.runtime.serve import boot_migrations
 from kb_mcp.runtime.supervisor import boot_runtime
+from tests.conftest import CapturedLogs
 from tests.support.runtime_env import RuntimeEnv
 
 WORKERS = 8
@@ -49,9 +52,11 @@ def _arguments(key: str, attempt: int = 0) -> dict[str, Any]:
     }
 
 
-async def test_kb_add_answers_are_true_while_backends_are_terminated(env: RuntimeEnv) -> None:
+async def test_kb_add_answers_are_true_while_backends_are_terminated(
+    env: RuntimeEnv, captured_logs: CapturedLogs
+) -> None:
     """ok = stored once, nothing = stored nothing, unknown + retry = stored once; no other."""
-    settings = env.settings(db_pool_min_size=2, db_pool_max_size=8)
+    settings = env.settings(db_pool_min_size=2, db_pool_max_size=8, request_timeout_s=3.0)
 
     kill_sql = (
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -107,7 +112,10 @@ async def test_kb_add_answers_are_true_while_backends_are_terminated(env: Runtim
     assert not others, others[:3]
     assert len(verdicts) == WORKERS * ADDS_PER_WORKER
     assert tally["ok"] + tally["nothing"] + tally["unknown"] == len(verdicts)
-    assert tally["nothing"] + tally["unknown"] > 0, "no fault hit an add: the test proves nothing"
+    # Adds ride through connection loss within their budget, so most answers are "ok";
+    # the faults did hit them: retried adds and cut-off commits are logged.
+    hit = captured_logs.events("db.retrying") + captured_logs.events("db.commit_outcome_unknown")
+    assert tally["nothing"] + tally["unknown"] + len(hit) > 0, "no fault hit an add"
     for key, verdict in verdicts.items():
         if verdict == "ok":
             assert rows.get(key) == 1, (key, "ok but stored", rows.get(key, 0))

@@ -20,7 +20,7 @@ class _ReleaseFails:
     async def acquire(self, *, timeout: float) -> Any:  # noqa: ASYNC109 - asyncpg's signature
         return await self._pool.acquire(timeout=timeout)
 
-    async def release(self, conn: Any) -> None:
+    async def release(self, conn: Any, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 - asyncpg's signature
         raise RuntimeError("connection reset failed")
 
 

@@ -9,12 +9,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from kb_mcp.db.ridethrough import Reconnect, ride_through
-from kb_mcp.deadline import deadline
+from kb_mcp.deadline import deadline, note_outcome
 from kb_mcp.errors import (
     DatabaseError,
     DatabaseOutcomeUnknownError,
     DatabaseUnavailableError,
-    DeadlineExceededError,
 )
 
 
@@ -117,18 +116,16 @@ async def test_a_cut_off_commit_is_resolved_once_then_reported() -> None:
     assert len(attempts) == 2
 
 
-async def test_an_outage_longer_than_the_budget_fails_cleanly() -> None:
-    """The database never comes back: the deadline ends the wait with its own error."""
+async def test_an_outage_longer_than_the_budget_fails_with_the_database_error() -> None:
+    """The database never comes back: just before the deadline the caller gets the
+    database's own error (what is known), not a bare timeout."""
     probe = GatedProbe()
     attempts, call = flaky(1000, DatabaseUnavailableError("gone"))
-    with pytest.raises(DeadlineExceededError) as caught:
+    with pytest.raises(DatabaseUnavailableError, match="gone"):
         async with deadline(0.2, what="kb_search"):
             await ride_through(
-                call,
-                Reconnect(probe, base_s=0.01, max_s=0.05),
-                operation="kb_search",
+                call, Reconnect(probe, base_s=0.01, max_s=0.05), operation="kb_search"
             )
-    assert caught.value.outcome == "nothing"
     assert len(attempts) == 1
 
 
@@ -153,3 +150,21 @@ async def test_a_probe_on_a_terminated_connection_counts_as_a_failed_probe() -> 
     await reconnect.wait(reconnect.generation)
     assert reconnect.probes == 3
     assert reconnect.generation == 1
+
+async def test_an_unresolved_cut_off_commit_stays_unknown_when_the_database_stays_away() -> None:
+    """Cut off in COMMIT, then the database gone for good: the caller hears "unknown",
+    never the "nothing stored" of a connection error."""
+
+    async def call() -> str:
+        note_outcome("unknown")  # what `committed` notes while its COMMIT is in flight
+        raise DatabaseOutcomeUnknownError("cut")
+
+    reconnect = Reconnect(GatedProbe(), base_s=0.01, max_s=0.05)  # never answers
+    with pytest.raises(DatabaseOutcomeUnknownError, match="did not come back"):
+        async with deadline(0.2):
+            await ride_through(
+                call,
+                reconnect,
+                operation="kb_add",
+                retry_once=(DatabaseOutcomeUnknownError,),
+            )

@@ -1,4 +1,5 @@
-"""decode_embeddings: base64 float32 or JSON floats, ordered by index; malformed answers refused."""
+"""decode_embeddings: base64 float32 or JSON floats, ordered by index; malformed answers refused;
+the call's timeout drawn from the request deadline."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import json
 import struct
 from typing import Any
 
+import openai
 import pytest
 
-from kb_mcp.embeddings.lean import decode_embeddings
+from kb_mcp.deadline import deadline
+from kb_mcp.embeddings.lean import _within_deadline, decode_embeddings
 from kb_mcp.errors import EmbeddingError
+from tests.support.fakes import fake_openai_key
 
 
 def _b64(values: list[float]) -> str:
@@ -64,3 +68,19 @@ def test_a_repeated_index_is_refused() -> None:
     body = _body([{"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [2.0]}])
     with pytest.raises(EmbeddingError, match="repeated index"):
         decode_embeddings(body, expected=2)
+
+
+async def test_the_call_timeout_is_what_is_left_of_the_request_deadline() -> None:
+    """Inside a 1 s deadline the call's timeout is at most 1 s; a client timeout shorter
+    than what is left stays; outside any deadline the client's own applies."""
+    client = openai.AsyncOpenAI(api_key=fake_openai_key(), timeout=30.0)
+    short = openai.AsyncOpenAI(api_key=fake_openai_key(), timeout=0.5)
+    try:
+        assert _within_deadline(client) == {}
+        async with deadline(1.0):
+            options = _within_deadline(client)
+            assert 0 < options["timeout"] <= 1.0  # type: ignore[operator]
+            assert _within_deadline(short) == {}
+    finally:
+        await client.close()
+        await short.close()
