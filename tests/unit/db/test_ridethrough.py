@@ -151,6 +151,7 @@ async def test_a_probe_on_a_terminated_connection_counts_as_a_failed_probe() -> 
     assert reconnect.probes == 3
     assert reconnect.generation == 1
 
+
 async def test_an_unresolved_cut_off_commit_stays_unknown_when_the_database_stays_away() -> None:
     """Cut off in COMMIT, then the database gone for good: the caller hears "unknown",
     never the "nothing stored" of a connection error."""
