@@ -5,8 +5,10 @@ connection, one that sends its headers a byte a minute, or a body that never end
 stay open, and the open-file limit is the only cap. `HttpLimits` sets what a production
 server sets:
 
-- `max_connections`: connections beyond it are closed as soon as they are accepted;
-  uvicorn's `limit_concurrency` (one above it) answers 503 when requests pile up;
+- `max_connections`: a connection beyond it closes an idle one (the oldest of the peer
+  holding the most) or, when none is idle, is closed itself (`kb_mcp.server.connections`:
+  idle connections from one peer cannot lock out health checks or other clients);
+  uvicorn's `limit_concurrency` (twice the cap) answers 503 beyond it;
 - `header_timeout_s`: a connection that has not sent a complete request head this long
   after connecting, or after its previous response, is closed (`guarded_protocol`);
 - `keep_alive_s`: an idle keep-alive connection is closed (uvicorn's timer);
@@ -35,6 +37,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kb_mcp.server.connections import guarded_protocol
 from kb_mcp.server.jsonrpc import INVALID_REQUEST, send_error
 
 __all__ = ["BodyLimits", "HttpLimits", "guarded_protocol"]
@@ -66,72 +69,13 @@ class HttpLimits:
                 max_connections=self.max_connections,
                 header_timeout_s=self.header_timeout_s,
             ),
-            "limit_concurrency": self.max_connections + 1,
+            # uvicorn answers 503 at `limit_concurrency` open connections or requests. A
+            # connection closed to make room stays in its count until the loop reports it
+            # lost, so the newcomer's request would get 503: the backstop sits at twice the cap.
+            "limit_concurrency": 2 * self.max_connections + 1,
             "timeout_keep_alive": max(1, round(self.keep_alive_s)),
             "h11_max_incomplete_event_size": self.max_header_bytes,
         }
-
-
-def guarded_protocol(
-    base: type[Any], *, max_connections: int, header_timeout_s: float
-) -> type[Any]:
-    """A subclass of uvicorn's HTTP protocol `base` with a connection cap and a header timeout.
-
-    Works with uvicorn's h11 and httptools protocols alike: it relies only on what both
-    have (`connections`, `cycle`, `transport`, `loop`).
-    """
-
-    class GuardedProtocol(base):  # type: ignore[misc]  # base is a runtime class
-        _kb_timer: asyncio.TimerHandle | None = None
-        refused_total = 0
-        """Connections closed on arrival at the cap (logged on the first and every 100th)."""
-
-        def connection_made(self, transport: asyncio.Transport) -> None:
-            super().connection_made(transport)
-            if len(self.connections) > max_connections:
-                cls = type(self)
-                cls.refused_total += 1
-                if cls.refused_total % 100 == 1:
-                    log.warning(
-                        "http.connection_refused",
-                        reason="max_connections",
-                        cap=max_connections,
-                        refused_total=cls.refused_total,
-                    )
-                transport.close()
-                return
-            self._kb_arm()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self._kb_timer is None and self._kb_idle():
-                self._kb_arm()  # bytes of a new request head: it must complete in time
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._kb_disarm()
-            super().connection_lost(exc)
-
-        def _kb_idle(self) -> bool:
-            cycle = self.cycle
-            return cycle is None or bool(cycle.response_complete)
-
-        def _kb_arm(self) -> None:
-            self._kb_disarm()
-            self._kb_timer = self.loop.call_later(header_timeout_s, self._kb_expire, self.cycle)
-
-        def _kb_disarm(self) -> None:
-            if self._kb_timer is not None:
-                self._kb_timer.cancel()
-                self._kb_timer = None
-
-        def _kb_expire(self, cycle: object) -> None:
-            self._kb_timer = None
-            if self.cycle is cycle and self._kb_idle() and not self.transport.is_closing():
-                log.info("http.header_timeout", timeout_s=header_timeout_s)
-                self.transport.close()
-
-    GuardedProtocol.__name__ = f"Guarded{base.__name__}"
-    return GuardedProtocol
 
 
 class BodyLimits:

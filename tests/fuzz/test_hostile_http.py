@@ -47,7 +47,7 @@ async def _ready() -> ReadinessSnapshot:
 
 
 @asynccontextmanager
-async def _serve(
+async def serve_with_limits(
     limits: HttpLimits,
     app_database: AppDatabase,
     fake_openai: FakeOpenAIServer,
@@ -69,7 +69,7 @@ async def _serve(
 async def served(
     app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
 ) -> AsyncIterator[Served]:
-    async with _serve(LIMITS, app_database, fake_openai, openai_api_key) as served:
+    async with serve_with_limits(LIMITS, app_database, fake_openai, openai_api_key) as served:
         yield served
 
 
@@ -77,7 +77,7 @@ async def served(
 async def served_for_cap(
     app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
 ) -> AsyncIterator[Served]:
-    async with _serve(CAP_LIMITS, app_database, fake_openai, openai_api_key) as served:
+    async with serve_with_limits(CAP_LIMITS, app_database, fake_openai, openai_api_key) as served:
         yield served
 
 
@@ -211,7 +211,7 @@ async def test_an_idle_keep_alive_connection_is_closed(served: Served) -> None:
 
 
 async def test_connections_beyond_the_cap_are_closed_at_once(served_for_cap: Served) -> None:
-    """Of cap + 16 idle connections, 16 are closed on arrival; the rest by the header timeout."""
+    """Of cap + 16 idle connections, 16 (the oldest) are closed at once; the rest time out."""
     served, limits = served_for_cap, CAP_LIMITS
     extra = 16
     opened = [await open_raw(served.port) for _ in range(limits.max_connections + extra)]
