@@ -3,9 +3,10 @@
 A real `kb-mcp serve --transport http` (production settings, PostgreSQL, moto and the
 fake OpenAI endpoint of `bench._stack`) is started in a child process. One peer
 (127.0.0.1) then holds N idle TCP connections, never sending a byte and opening a new
-one `--reopen-ms` after the server closes one (an attacker, or a client pool gone
-wrong). For `--seconds` (longer than the 10 s header timeout, so every idle connection
-is closed and reopened at least once), every `--every-ms`:
+one `--reopen-ms` after the server closes one (an attacker, or a client pool gone wrong;
+a process of its own, so that its churn does not slow the probes). For `--seconds`
+(longer than the 10 s header timeout, so every idle connection is closed and reopened at
+least once), every `--every-ms`:
 
 - GET /healthz and GET /readyz on a new connection from the same peer (ECS's container
   health check runs inside the task, on loopback, like the attacker here) and from a
@@ -25,6 +26,7 @@ DIR` runs the server from another checkout (before/after).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
@@ -204,20 +206,27 @@ async def run(args: Any) -> dict[str, Any]:
             prologue, "kb_mcp.cli:main", "serve", "--transport", "http", "--port", str(port)
         )
         async with spawn("kb-mcp", argv, env, port, "/readyz", cwd=tree):
-            stop_attack, stop_probe = asyncio.Event(), asyncio.Event()
-            attack, tallies = Attack(args.connections), dict[str, Tally]()
-            async with asyncio.TaskGroup() as tasks:
-                for _ in range(args.connections):
-                    tasks.create_task(_hold(port, attack, args.reopen_ms / 1000, stop_attack))
-                await attack.placed.wait()  # every idle connection is in place
-                probing = tasks.create_task(
-                    _probe(port, tallies, args.every_ms / 1000, args.timeout_ms / 1000, stop_probe)
-                )
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stop_probe.wait(), args.seconds)
-                stop_probe.set()
-                await probing
-                stop_attack.set()
+            attacker = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "bench.bench_edge", "--attack", str(port)),
+                *("--connections", str(args.connections), "--reopen-ms", str(args.reopen_ms)),
+                cwd=ROOT,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            assert attacker.stdin is not None
+            assert attacker.stdout is not None
+            await attacker.stdout.readline()  # "placed": every idle connection is open
+            stop_probe, tallies = asyncio.Event(), dict[str, Tally]()
+            probing = asyncio.create_task(
+                _probe(port, tallies, args.every_ms / 1000, args.timeout_ms / 1000, stop_probe)
+            )
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop_probe.wait(), args.seconds)
+            stop_probe.set()
+            await probing
+            attacker.stdin.close()  # the attacker stops and reports
+            attack = json.loads(await attacker.stdout.readline())
+            await attacker.wait()
     rows = [tally.row(name) for name, tally in tallies.items()]
     print_table(
         f"{args.connections} idle connections from {ATTACKER} for {args.seconds} s",
@@ -237,15 +246,34 @@ async def run(args: Any) -> dict[str, Any]:
         "tool_calls_sent": tool.sent,
         "tool_calls_ok": tool.ok,
         "tool_call_longest_ms": round(tool.longest_s * 1000),
-        "idle_opened": attack.opened,
-        "idle_closed_on_arrival": attack.closed_on_arrival,
-        "idle_reset": attack.reset,
+        "idle_opened": attack["opened"],
+        "idle_closed_on_arrival": attack["closed_on_arrival"],
+        "idle_reset": attack["reset"],
         "probes": {name: tally.row(name)[1:] for name, tally in tallies.items()},
     }
 
 
+async def attack_until_stdin_closes(port: int, connections: int, reopen_s: float) -> None:
+    """The attacker, in a process of its own (so its churn does not slow the probes):
+    prints "placed" once every connection is open, its counts as JSON when stdin closes."""
+    stop, attack = asyncio.Event(), Attack(connections)
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    async with asyncio.TaskGroup() as tasks:
+        for _ in range(connections):
+            tasks.create_task(_hold(port, attack, reopen_s, stop))
+        await attack.placed.wait()
+        print("placed", flush=True)
+        await stdin.read()
+        stop.set()
+    counts = {"opened": attack.opened, "closed_on_arrival": attack.closed_on_arrival}
+    print(json.dumps({**counts, "reset": attack.reset}), flush=True)
+
+
 def main() -> None:
     parser = bench_parser(__doc__ or "")
+    parser.add_argument("--attack", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--connections", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=25.0)
     parser.add_argument("--every-ms", type=float, default=200.0)
@@ -254,6 +282,9 @@ def main() -> None:
     parser.add_argument("--limits", action="append", metavar="NAME=VALUE")
     parser.add_argument("--server-tree", metavar="DIR")
     args = parser.parse_args()
+    if args.attack:
+        asyncio.run(attack_until_stdin_closes(args.attack, args.connections, args.reopen_ms / 1000))
+        return
     if args.quick:
         args.seconds = min(args.seconds, 3.0)
     configure_logging(json_lines=True, level="WARNING")
