@@ -13,7 +13,9 @@ it: exactly one Host header, allowed (else 421), at most one Origin, allowed (40
 `http.auth_rejected` with the client address and the reason, never the token). No path is
 redirected (`/mcp/` is 404, not a 307 to a Host the client chose). The SDK's own
 Host/Origin check is turned off because this one runs first and knows the bind.
-`BodyLimits` (kb_mcp.server.limits) then reads the body within its deadline and size.
+`BodyLimits` (kb_mcp.server.limits) then reads the body within its deadline and size,
+and `JsonRpcIds` (kb_mcp.server.jsonrpc) refuses a message whose id is not a string or an
+integer with -32600 (the SDK would take it for a notification and answer 202, no body).
 
 `/healthz` answers 200 while the process serves; `/readyz` answers 200 only when the
 readiness check says ready, 503 otherwise, with a JSON body naming secret versions and
@@ -42,6 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kb_mcp.server.auth import BearerAuth, OriginPolicy, check_bind_policy
 from kb_mcp.server.context import Readiness
+from kb_mcp.server.jsonrpc import JsonRpcIds
 from kb_mcp.server.limits import BodyLimits, HttpLimits
 
 __all__ = ["AccessGuard", "McpAccessGuard", "build_http_app", "check_bind_policy"]
@@ -188,10 +191,11 @@ def build_http_app(
     )
     app.router.redirect_slashes = False
     bounded = BodyLimits(
-        app,
+        JsonRpcIds(app, path=MCP_PATH),
         body_timeout_s=limits.body_timeout_s,
         max_body_bytes=limits.max_body_bytes,
         max_json_values=limits.max_json_values,
+        max_drain_bytes=limits.max_drain_bytes,
     )
     return AccessGuard(bounded, auth=auth, policy=policy)
 

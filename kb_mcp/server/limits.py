@@ -5,15 +5,23 @@ connection, one that sends its headers a byte a minute, or a body that never end
 stay open, and the open-file limit is the only cap. `HttpLimits` sets what a production
 server sets:
 
-- `max_connections`: connections beyond it are closed as soon as they are accepted;
-  uvicorn's `limit_concurrency` (one above it) answers 503 when requests pile up;
+- `max_connections`: a connection beyond it closes an idle one (the oldest of the peer
+  holding the most) or, when none is idle, is closed itself (`kb_mcp.server.connections`:
+  idle connections from one peer cannot lock out health checks or other clients);
+  uvicorn's `limit_concurrency` (twice the cap) answers 503 beyond it;
 - `header_timeout_s`: a connection that has not sent a complete request head this long
   after connecting, or after its previous response, is closed (`guarded_protocol`);
 - `keep_alive_s`: an idle keep-alive connection is closed (uvicorn's timer);
 - `max_header_bytes`: h11's cap on an incomplete request head (431/400 beyond it);
 - `body_timeout_s` and `max_body_bytes`: `BodyLimits` reads the whole body within the
   deadline before the app sees the request, answering 408 (too slow) or 413 (too large),
-  with `Connection: close`. uvicorn has no body timeout of its own.
+  with `Connection: close`. uvicorn has no body timeout of its own. A body over the cap
+  is read to its end and discarded (up to `max_drain_bytes`, within the same deadline)
+  before the 413: a server that answers and closes while the client is still sending
+  makes the client's socket fail (the official Python MCP client then loses its whole
+  session); read to the end, both official SDKs report the error for that call and go on.
+  Refusals carry a JSON-RPC error (`kb_mcp.server.jsonrpc.error_body`), which the SDKs
+  show as the call's error message.
 - `max_json_values`: the MCP SDK validates a JSON-RPC message with pydantic at about
   240 ms per MB of small values (a 4 MiB body of 400k tags would hold the event loop for
   a second), so `too_many_json_values` refuses a body with more values than any tool
@@ -28,6 +36,9 @@ from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kb_mcp.server.connections import guarded_protocol
+from kb_mcp.server.jsonrpc import INVALID_REQUEST, send_error
 
 __all__ = ["BodyLimits", "HttpLimits", "guarded_protocol"]
 
@@ -45,6 +56,8 @@ class HttpLimits:
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 4 * 1024 * 1024
     """The MCP SDK's own message limit; refused here before it is buffered."""
+    max_drain_bytes: int = 16 * 1024 * 1024
+    """How much of an oversized body is read and discarded so the client hears the 413."""
     max_json_values: int = 10_000
     """Commas outside strings (about the number of JSON values) one request may hold."""
 
@@ -56,72 +69,13 @@ class HttpLimits:
                 max_connections=self.max_connections,
                 header_timeout_s=self.header_timeout_s,
             ),
-            "limit_concurrency": self.max_connections + 1,
+            # uvicorn answers 503 at `limit_concurrency` open connections or requests. A
+            # connection closed to make room stays in its count until the loop reports it
+            # lost, so the newcomer's request would get 503: the backstop sits at twice the cap.
+            "limit_concurrency": 2 * self.max_connections + 1,
             "timeout_keep_alive": max(1, round(self.keep_alive_s)),
             "h11_max_incomplete_event_size": self.max_header_bytes,
         }
-
-
-def guarded_protocol(
-    base: type[Any], *, max_connections: int, header_timeout_s: float
-) -> type[Any]:
-    """A subclass of uvicorn's HTTP protocol `base` with a connection cap and a header timeout.
-
-    Works with uvicorn's h11 and httptools protocols alike: it relies only on what both
-    have (`connections`, `cycle`, `transport`, `loop`).
-    """
-
-    class GuardedProtocol(base):  # type: ignore[misc]  # base is a runtime class
-        _kb_timer: asyncio.TimerHandle | None = None
-        refused_total = 0
-        """Connections closed on arrival at the cap (logged on the first and every 100th)."""
-
-        def connection_made(self, transport: asyncio.Transport) -> None:
-            super().connection_made(transport)
-            if len(self.connections) > max_connections:
-                cls = type(self)
-                cls.refused_total += 1
-                if cls.refused_total % 100 == 1:
-                    log.warning(
-                        "http.connection_refused",
-                        reason="max_connections",
-                        cap=max_connections,
-                        refused_total=cls.refused_total,
-                    )
-                transport.close()
-                return
-            self._kb_arm()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self._kb_timer is None and self._kb_idle():
-                self._kb_arm()  # bytes of a new request head: it must complete in time
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._kb_disarm()
-            super().connection_lost(exc)
-
-        def _kb_idle(self) -> bool:
-            cycle = self.cycle
-            return cycle is None or bool(cycle.response_complete)
-
-        def _kb_arm(self) -> None:
-            self._kb_disarm()
-            self._kb_timer = self.loop.call_later(header_timeout_s, self._kb_expire, self.cycle)
-
-        def _kb_disarm(self) -> None:
-            if self._kb_timer is not None:
-                self._kb_timer.cancel()
-                self._kb_timer = None
-
-        def _kb_expire(self, cycle: object) -> None:
-            self._kb_timer = None
-            if self.cycle is cycle and self._kb_idle() and not self.transport.is_closing():
-                log.info("http.header_timeout", timeout_s=header_timeout_s)
-                self.transport.close()
-
-    GuardedProtocol.__name__ = f"Guarded{base.__name__}"
-    return GuardedProtocol
 
 
 class BodyLimits:
@@ -134,19 +88,22 @@ class BodyLimits:
         body_timeout_s: float,
         max_body_bytes: int,
         max_json_values: int = 10_000,
+        max_drain_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._app = app
         self._timeout_s = body_timeout_s
         self._max = max_body_bytes
         self._max_values = max_json_values
+        self._max_drain = max(max_drain_bytes, max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in {"GET", "HEAD", "OPTIONS"}:
             await self._app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self._max:
-            await _refuse(send, 413, "request body too large")
+        if declared is not None and declared > self._max_drain:
+            log.info("http.body_refused", reason="too_large", declared=declared, drained=False)
+            await _refuse(send, 413, self._too_large)
             return
         chunks: list[bytes] = []
         size = 0
@@ -158,15 +115,23 @@ class BodyLimits:
                         return
                     chunk = message.get("body", b"")
                     size += len(chunk)
-                    if size > self._max:
-                        await _refuse(send, 413, "request body too large")
-                        return
-                    chunks.append(chunk)
+                    if size > self._max_drain:
+                        break
+                    if size <= self._max:
+                        chunks.append(chunk)
+                    elif chunks:
+                        chunks.clear()  # over the cap: read on, keep nothing
                     if not message.get("more_body", False):
                         break
         except TimeoutError:
-            log.info("http.body_timeout", timeout_s=self._timeout_s, received_bytes=size)
-            await _refuse(send, 408, "request body not received in time")
+            if size <= self._max:
+                log.info("http.body_timeout", timeout_s=self._timeout_s, received_bytes=size)
+                await _refuse(send, 408, "request body not received in time")
+                return
+        if size > self._max:
+            drained = size <= self._max_drain
+            log.info("http.body_refused", reason="too_large", size=size, drained=drained)
+            await _refuse(send, 413, self._too_large)
             return
         body = b"".join(chunks)
         if too_many_json_values(body, self._max_values):
@@ -188,6 +153,10 @@ class BodyLimits:
             return await receive()
 
         await self._app(scope, replay, send)
+
+    @property
+    def _too_large(self) -> str:
+        return f"request body too large: at most {self._max} bytes"
 
 
 def too_many_json_values(body: bytes, limit: int) -> bool:
@@ -233,16 +202,4 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
-    body = ('{"error": "bad_request", "detail": "' + detail + '"}').encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, status, INVALID_REQUEST, detail)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from kb_mcp.server.context import ReadinessSnapshot
 from kb_mcp.server.http import build_http_app
 from kb_mcp.server.limits import HttpLimits
 from kb_mcp.server.tools import build_mcp_server
-from tests.fuzz.raw_http import mcp_call, open_raw, raw_request
+from tests.fuzz.raw_http import RawResponse, mcp_call, open_raw, raw_request
 from tests.plugins.servers import AppDatabase
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import KbStack, kb_stack, serve_asgi
@@ -46,7 +47,7 @@ async def _ready() -> ReadinessSnapshot:
 
 
 @asynccontextmanager
-async def _serve(
+async def serve_with_limits(
     limits: HttpLimits,
     app_database: AppDatabase,
     fake_openai: FakeOpenAIServer,
@@ -68,7 +69,7 @@ async def _serve(
 async def served(
     app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
 ) -> AsyncIterator[Served]:
-    async with _serve(LIMITS, app_database, fake_openai, openai_api_key) as served:
+    async with serve_with_limits(LIMITS, app_database, fake_openai, openai_api_key) as served:
         yield served
 
 
@@ -76,7 +77,7 @@ async def served(
 async def served_for_cap(
     app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
 ) -> AsyncIterator[Served]:
-    async with _serve(CAP_LIMITS, app_database, fake_openai, openai_api_key) as served:
+    async with serve_with_limits(CAP_LIMITS, app_database, fake_openai, openai_api_key) as served:
         yield served
 
 
@@ -210,7 +211,7 @@ async def test_an_idle_keep_alive_connection_is_closed(served: Served) -> None:
 
 
 async def test_connections_beyond_the_cap_are_closed_at_once(served_for_cap: Served) -> None:
-    """Of cap + 16 idle connections, 16 are closed on arrival; the rest by the header timeout."""
+    """Of cap + 16 idle connections, 16 (the oldest) are closed at once; the rest time out."""
     served, limits = served_for_cap, CAP_LIMITS
     extra = 16
     opened = [await open_raw(served.port) for _ in range(limits.max_connections + extra)]
@@ -331,3 +332,78 @@ async def test_ids_are_ascii_uuids_only(served: Served, ident: str) -> None:
         is_error, text = _tool_text(payload)
         assert is_error
         assert "id" in text
+
+
+# -- issue 20: JSON-RPC ids; issue 24: an oversized body is read before it is refused --------
+
+
+def _post_mcp(port: int, body: bytes) -> Awaitable[RawResponse]:
+    return raw_request(
+        port,
+        "POST",
+        "/mcp",
+        headers=[
+            ("Host", f"127.0.0.1:{port}"),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+        body=body,
+    )
+
+
+@pytest.mark.parametrize("ident", [{}, {"a": 1}, [], [1], True, False, 1.5, None])
+async def test_an_id_neither_string_nor_integer_is_an_invalid_request(
+    served: Served, ident: object
+) -> None:
+    """An object, array, boolean, fraction or null id: 400 with JSON-RPC error -32600, not 202."""
+    message = {"jsonrpc": "2.0", "id": ident, "method": "tools/list", "params": {}}
+    response = await _post_mcp(served.port, json.dumps(message).encode())
+    assert response.status == 400, response
+    payload = response.json()
+    assert payload["jsonrpc"] == "2.0"
+    assert payload["id"] is None
+    assert payload["error"]["code"] == -32600
+    assert "id must be a string or an integer" in payload["error"]["message"]
+
+
+@pytest.mark.parametrize("ident", ["abc", "", 0, -3, 2**53])
+async def test_string_and_integer_ids_are_answered(served: Served, ident: object) -> None:
+    """String and integer ids (zero, negative, large) get a result carrying the same id."""
+    message = {"jsonrpc": "2.0", "id": ident, "method": "tools/list", "params": {}}
+    response = await _post_mcp(served.port, json.dumps(message).encode())
+    assert response.status == 200, response
+    assert response.json()["id"] == ident
+
+
+async def test_a_notification_without_id_is_still_accepted(served: Served) -> None:
+    """A message with no id at all is a notification: 202, as before."""
+    message = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    response = await _post_mcp(served.port, json.dumps(message).encode())
+    assert response.status == 202, response
+
+
+async def test_an_oversized_body_is_read_then_refused_with_a_jsonrpc_error(served: Served) -> None:
+    """5 MB sent in full gets 413 with error -32600 naming the limit (no reset mid-upload)."""
+    content = "x" * (5 * 1024 * 1024)
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "kb_add"}}
+    body = json.dumps({**message, "params": {"arguments": {"content": content}}}).encode()
+    response = await _post_mcp(served.port, body)
+    assert response.status == 413
+    error = response.json()["error"]
+    assert error["code"] == -32600
+    assert f"at most {LIMITS.max_body_bytes} bytes" in error["message"]
+
+
+async def test_a_body_declared_beyond_the_drain_bound_is_refused_at_once(served: Served) -> None:
+    """A Content-Length over `max_drain_bytes` is refused before any of the body is read."""
+    reader, writer = await open_raw(served.port)
+    writer.write(
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {LIMITS.max_drain_bytes + 1}\r\n"
+        "\r\n".encode()
+    )
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert data.startswith(b"HTTP/1.1 413")
+    assert b'"code": -32600' in data
