@@ -161,10 +161,10 @@ resource "aws_lambda_function" "rotation" {
 
   environment {
     variables = {
-      KB_MCP_ENV                      = local.kb_mcp_env
-      KB_MCP_POSTGRES_SECRET_NAME     = local.secret_names.postgres
-      KB_MCP_ROTATION_MASTER_SECRET   = local.master_secret_name
-      KB_MCP_ROTATION_CONNECT_TIMEOUT = "10"
+      # The handler reads kb-mcp/<env>/postgres-master (local.master_secret_name).
+      KB_MCP_ENV                  = local.kb_mcp_env
+      KB_MCP_POSTGRES_SECRET_NAME = local.secret_names.postgres
+      KB_MCP_DB_CONNECT_TIMEOUT_S = "10"
     }
   }
 
