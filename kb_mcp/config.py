@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(
         default=5.0, gt=0, validation_alias="KB_MCP_DB_CONNECT_TIMEOUT_S"
     )
+    # This region's database endpoint (a failover region, an RDS Proxy) instead of the
+    # secret's host: a replica secret carries the primary's host.
+    db_host_override: str | None = Field(
+        default=None, min_length=1, validation_alias="KB_MCP_DB_HOST_OVERRIDE"
+    )
 
     # Embeddings
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

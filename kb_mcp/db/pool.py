@@ -91,11 +91,15 @@ class _PoolAdapter:
     max_size: int
     connect_timeout_s: float
     init: InitConnection | None
+    host_override: str | None = None
+    """This region's database host, used instead of the secret's (KB_MCP_DB_HOST_OVERRIDE)."""
     events: ClassVar[SwapEvents] = SwapEvents("db.pool")
     _built: bool = False
     """After the first (boot) pool, a replacement opens one connection, not `min_size`."""
 
     async def build(self, value: PostgresCredentials, version_id: str) -> _Pool:
+        if self.host_override is not None:
+            value = value.model_copy(update={"host": self.host_override})
         kwargs = value.connect_kwargs()
         identity = value.identity()
         with self._translated(identity, version_id):
@@ -212,11 +216,14 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
         init: InitConnection | None = None,
         metrics: MetricsRegistry | None = None,
         observers: tuple[Observer, ...] = (),
+        host_override: str | None = None,
     ) -> None:
         self._acquire_timeout_s = acquire_timeout_s
         registry = metrics or MetricsRegistry()
         self._release_failures = registry.counter("PoolReleaseFailures")
-        adapter = _PoolAdapter(secret_name, min_size, max_size, connect_timeout_s, init)
+        adapter = _PoolAdapter(
+            secret_name, min_size, max_size, connect_timeout_s, init, host_override
+        )
         swap: HotSwap[PostgresCredentials, _Pool] = HotSwap(
             adapter,
             secret_name,

@@ -174,6 +174,7 @@ async def boot_runtime(
             init=pool_init,
             metrics=registry,
             observers=observers,
+            host_override=settings.db_host_override,
         )
         await pool.start(credentials)
         stack.push_async_callback(pool.aclose)
