@@ -145,3 +145,45 @@ def test_cli_usage_errors_exit_2(
     """No role, or a role of another account: exit 2 with the reason."""
     assert _run_cli([*BASE, "--env", "prod", *extra]) == 2
     assert needle in capsys.readouterr().err
+
+
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/Admin"
+
+
+def _denied(policy: dict[str, Any], principal: str, action: str) -> bool:
+    """The resource policy's verdict for `principal` calling `action`: an explicit deny or not
+    (what the IAM policy simulator reports as explicitDeny; identity policies grant the rest)."""
+    for statement in policy["Statement"]:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        excepted = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        if action in actions and principal not in excepted:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("principal", "action", "denied"),
+    [
+        (TASK, "secretsmanager:GetSecretValue", False),
+        (TASK, "secretsmanager:PutSecretValue", True),
+        (TASK, "secretsmanager:PutResourcePolicy", True),
+        (ROLE, "secretsmanager:GetSecretValue", False),
+        (ROLE, "secretsmanager:PutSecretValue", False),
+        (ROLE, "secretsmanager:UpdateSecretVersionStage", False),
+        (ROLE, "secretsmanager:RestoreSecret", False),
+        (ROLE, "secretsmanager:PutResourcePolicy", False),
+        (ROTATION, "secretsmanager:PutSecretValue", False),
+        (ROTATION, "secretsmanager:UpdateSecretVersionStage", False),
+        (ADMIN, "secretsmanager:GetSecretValue", True),
+        (ADMIN, "secretsmanager:DeleteResourcePolicy", True),
+        (ADMIN, "secretsmanager:PutResourcePolicy", True),
+        (ADMIN, "secretsmanager:DeleteSecret", True),
+        (ADMIN, "secretsmanager:RestoreSecret", False),
+    ],
+)
+def test_who_may_do_what(principal: str, action: str, denied: bool) -> None:
+    """The task role reads; the operator rotates, rolls back, restores and re-protects; the
+    rotation function writes; an administrator can neither read, strip the policy, nor delete."""
+    assert _denied(_policy(), principal, action) is denied
