@@ -9,7 +9,8 @@
 # ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS.
 
 locals {
-  create_trail = var.cloudtrail_trail_name == null
+  # The primary's trail is multi-region: a failover region's rules see its events too.
+  create_trail = var.cloudtrail_trail_name == null && local.is_primary
   trail_name   = local.create_trail ? "${local.name}-secrets" : var.cloudtrail_trail_name
 
   tampering_calls = [

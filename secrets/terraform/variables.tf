@@ -356,7 +356,7 @@ variable "runbook_url" {
 }
 
 variable "cloudtrail_trail_name" {
-  description = "Name of an existing trail (e.g. the organisation trail) that logs this account's management events; null: the module creates one (tamper alerts need a trail)."
+  description = "Name of an existing trail (e.g. the organisation trail) that logs this account's management events; null: the module creates a multi-region one in the primary region (tamper alerts need a trail)."
   type        = string
   default     = null
 }

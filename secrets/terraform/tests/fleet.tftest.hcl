@@ -120,6 +120,11 @@ run "a_failover_region_creates_no_secret_and_suffixes_iam_names" {
     condition     = length(aws_cloudwatch_metric_alarm.secrets_manager_billing) == 0
     error_message = "the account-wide billing alarm belongs to the primary region"
   }
+
+  assert {
+    condition     = length(aws_cloudtrail.secrets) == 0 && aws_cloudwatch_event_rule.secret_tampering.name == "kb-mcp-prod-secret-tampering"
+    error_message = "a failover region's tamper rules use the primary's multi-region trail"
+  }
 }
 
 run "automatic_rotation_every_30_days_with_its_role_among_readers_and_writers" {
