@@ -200,7 +200,7 @@ variable "secret_age_days_threshold" {
 }
 
 variable "task_cpu" {
-  description = "Fargate CPU units per task: 1024 starts kb-mcp serve in about 2 s, 512 in 3.5-4 s (COST.md: task size)."
+  description = "Fargate CPU units per task: 512 (0.5 vCPU) starts kb-mcp serve in 3.2-3.6 s, 1024 in 1.6-1.9 s (COST.md: task size; 1024 needs task_memory >= 2048)."
   type        = number
   default     = 512
 }
