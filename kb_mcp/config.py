@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     )
     """/readyz stays 200 (degraded) for this long into a database outage."""
 
+    # This region's database endpoint (a failover region, an RDS Proxy) instead of the
+    # secret's host: a replica secret carries the primary's host.
+    db_host_override: str | None = Field(
+        default=None, min_length=1, validation_alias="KB_MCP_DB_HOST_OVERRIDE"
+    )
+
     # Requests
     request_timeout_s: float = Field(
         default=30.0, gt=0, le=300, validation_alias="KB_MCP_REQUEST_TIMEOUT_S"

@@ -118,11 +118,15 @@ class _PoolAdapter:
     init: InitConnection | None
     statement_timeout_s: float | None = None
     socket_options: SocketOptions | None = None
+    host_override: str | None = None
+    """This region's database host, used instead of the secret's (KB_MCP_DB_HOST_OVERRIDE)."""
     events: ClassVar[SwapEvents] = SwapEvents("db.pool")
     _built: bool = False
     """After the first (boot) pool, a replacement opens one connection, not `min_size`."""
 
     async def build(self, value: PostgresCredentials, version_id: str) -> _Pool:
+        if self.host_override is not None:
+            value = value.model_copy(update={"host": self.host_override})
         kwargs = {**value.connect_kwargs(), "server_settings": self.server_settings()}
         identity = value.identity()
         with self._translated(identity, version_id):
@@ -254,6 +258,7 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
         observers: tuple[Observer, ...] = (),
         statement_timeout_s: float | None = None,
         socket_options: SocketOptions | None = None,
+        host_override: str | None = None,
     ) -> None:
         """`statement_timeout_s`: the server-side backstop of every statement (None: none);
         `socket_options`: keepalives and `TCP_USER_TIMEOUT` (None: the kernel's)."""
@@ -268,6 +273,7 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
             init,
             statement_timeout_s=statement_timeout_s,
             socket_options=socket_options,
+            host_override=host_override,
         )
         swap: HotSwap[PostgresCredentials, _Pool] = HotSwap(
             adapter,

@@ -308,7 +308,16 @@ def _run(args: argparse.Namespace) -> int:
                 raise ConfigError(
                     "--operator-role-arn is not a role of --account", variable="--operator-role-arn"
                 )
-            policy = render_resource_policy(operator_role_arn=args.operator_role_arn)
+            if not args.reader_role_arn:
+                raise ConfigError(
+                    "--kind resource needs --reader-role-arn (the task role at least)",
+                    variable="--reader-role-arn",
+                )
+            policy = render_resource_policy(
+                operator_role_arn=args.operator_role_arn,
+                reader_role_arns=args.reader_role_arn,
+                writer_role_arns=args.writer_role_arn,
+            )
         elif args.kind == "operator":
             policy = render_operator_policy(account=args.account, region=args.region, env=args.env)
         else:
@@ -372,7 +381,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--operator-role-arn",
         metavar="ARN",
-        help="with --kind resource: the one role allowed to delete or write the secrets",
+        help="with --kind resource: the role allowed to delete, write, read and re-protect",
+    )
+    parser.add_argument(
+        "--reader-role-arn",
+        metavar="ARN",
+        action="append",
+        default=[],
+        help="with --kind resource: a role that may read the values (the task role); repeat",
+    )
+    parser.add_argument(
+        "--writer-role-arn",
+        metavar="ARN",
+        action="append",
+        default=[],
+        help="with --kind resource: a role that may write values (the rotation function's)",
     )
     parser.add_argument(
         "--check",

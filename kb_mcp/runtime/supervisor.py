@@ -195,6 +195,7 @@ async def boot_runtime(
                 if settings.db_tcp_user_timeout_s > 0
                 else None
             ),
+            host_override=settings.db_host_override,
         )
         await pool.start(credentials)
         stack.push_async_callback(pool.aclose)

@@ -20,7 +20,7 @@ resource "aws_sns_topic_subscription" "alerts_email" {
 
 resource "aws_cloudwatch_metric_alarm" "rotation_failures" {
   alarm_name          = "${local.name}-rotation-failures"
-  alarm_description   = "A task rejected a rotated secret and kept the old one (RUNBOOK.md: RotationFailures)."
+  alarm_description   = "A task rejected a rotated secret and kept the old one. Runbook: ${var.runbook_url}#rotationfailures-any"
   namespace           = local.metric_namespace
   metric_name         = "RotationFailures"
   dimensions          = local.metric_dimensions
@@ -36,25 +36,26 @@ resource "aws_cloudwatch_metric_alarm" "rotation_failures" {
 
 resource "aws_cloudwatch_metric_alarm" "secret_age" {
   alarm_name          = "${local.name}-secret-age"
-  alarm_description   = "A secret has not been rotated for more than ${var.secret_age_days_threshold} days (RUNBOOK.md: SecretAgeDays)."
+  alarm_description   = "A secret has not been rotated for more than ${var.secret_age_days_threshold} days, or no age was reported for 30 hours (the scheduled check stopped). Runbook: ${var.runbook_url}#secretagedays-over-30"
   namespace           = local.metric_namespace
   metric_name         = "SecretAgeDays"
   dimensions          = local.metric_dimensions
   statistic           = "Maximum"
-  period              = 3600
-  evaluation_periods  = 1
+  period              = 21600
+  evaluation_periods  = 5
+  datapoints_to_alarm = 5
   threshold           = var.secret_age_days_threshold
   comparison_operator = "GreaterThanThreshold"
-  # The age is reported periodically (server flushes, the scheduled age check): keep the
-  # last state through gaps instead of flipping back to OK.
-  treat_missing_data = "ignore"
+  # Missing data is breaching: a check that stopped running is not "fine". With a daily
+  # check, each 30-hour window holds a report; five silent 6-hour periods in a row alarm.
+  treat_missing_data = "breaching"
   alarm_actions      = [aws_sns_topic.alerts.arn]
   ok_actions         = [aws_sns_topic.alerts.arn]
 }
 
 resource "aws_cloudwatch_metric_alarm" "refresh_errors" {
   alarm_name          = "${local.name}-refresh-errors"
-  alarm_description   = "Secret refreshes have failed for 15 minutes: tasks serve cached values that will go stale (RUNBOOK.md: RefreshErrors)."
+  alarm_description   = "Secret refreshes have failed for 15 minutes: tasks serve cached values that will go stale. Runbook: ${var.runbook_url}#refresherrors-sustained"
   namespace           = local.metric_namespace
   metric_name         = "RefreshErrors"
   dimensions          = local.metric_dimensions
@@ -72,7 +73,7 @@ resource "aws_cloudwatch_metric_alarm" "refresh_errors" {
 # Billing: metrics exist only in us-east-1 and only once "Receive Billing Alerts" is on in
 # the account's billing preferences. The alarm's topic must be in us-east-1 as well.
 resource "aws_sns_topic" "billing_alerts" {
-  count    = var.create_billing_alarm ? 1 : 0
+  count    = local.billing_alarm ? 1 : 0
   provider = aws.us_east_1
 
   name              = "${local.name}-billing-alerts"
@@ -80,7 +81,7 @@ resource "aws_sns_topic" "billing_alerts" {
 }
 
 resource "aws_sns_topic_subscription" "billing_email" {
-  count    = var.create_billing_alarm && var.alert_email != null ? 1 : 0
+  count    = local.billing_alarm && var.alert_email != null ? 1 : 0
   provider = aws.us_east_1
 
   topic_arn = aws_sns_topic.billing_alerts[0].arn
@@ -89,7 +90,7 @@ resource "aws_sns_topic_subscription" "billing_email" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "secrets_manager_billing" {
-  count    = var.create_billing_alarm ? 1 : 0
+  count    = local.billing_alarm ? 1 : 0
   provider = aws.us_east_1
 
   alarm_name        = "${local.name}-secrets-manager-billing"

@@ -27,9 +27,11 @@ locals {
       { name = "SECRETS_CACHE_TTL_SECONDS", value = tostring(var.cache_ttl_seconds) },
       { name = "KB_MCP_DRAIN_TIMEOUT_S", value = tostring(var.drain_timeout_s) },
       { name = "KB_MCP_SECRETS_REPLICA_REGIONS", value = join(",", var.replica_regions) },
+      { name = "KB_MCP_DB_POOL_MAX_SIZE", value = tostring(var.db_pool_max_size) },
       { name = "PYTHONDONTWRITEBYTECODE", value = "1" },
     ],
     var.enable_auth_token ? [{ name = "KB_MCP_AUTH_TOKEN_SECRET", value = local.secret_names.auth_token }] : [],
+    local.db_host_override == null ? [] : [{ name = "KB_MCP_DB_HOST_OVERRIDE", value = local.db_host_override }],
   )
 
   healthz_probe = "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:${local.container_port}/healthz', timeout=3).status == 200 else 1)"
@@ -177,9 +179,10 @@ resource "aws_ecs_service" "server" {
   launch_type     = "FARGATE"
 
   # Replace tasks one batch at a time without dropping below the desired count; roll
-  # back a deployment whose tasks never turn healthy.
+  # back a deployment whose tasks never turn healthy. The maximum percentage counts in the
+  # connection budget (fleet.tf).
   deployment_minimum_healthy_percent = 100
-  deployment_maximum_percent         = 200
+  deployment_maximum_percent         = var.deployment_maximum_percent
   health_check_grace_period_seconds  = 60
 
   deployment_circuit_breaker {
@@ -200,6 +203,12 @@ resource "aws_ecs_service" "server" {
   }
 
   propagate_tags = "SERVICE"
+
+  lifecycle {
+    # Application Auto Scaling owns the running count between task_count and
+    # autoscaling_max_tasks (fleet.tf).
+    ignore_changes = [desired_count]
+  }
 
   depends_on = [aws_lb_listener_rule.mcp, aws_iam_role_policy.task_secrets]
 }

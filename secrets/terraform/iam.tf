@@ -29,7 +29,7 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
 }
 
 resource "aws_iam_role" "task" {
-  name               = "${local.name}-task"
+  name               = "${local.iam_name}-task"
   description        = "kb-mcp ${var.environment} task role: reads its own secrets, nothing else"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
@@ -50,7 +50,7 @@ resource "aws_iam_role_policy" "task_secrets" {
 }
 
 resource "aws_iam_role" "execution" {
-  name               = "${local.name}-execution"
+  name               = "${local.iam_name}-execution"
   description        = "kb-mcp ${var.environment} task execution role: image pull and logs, no secrets"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
@@ -92,7 +92,7 @@ resource "aws_iam_role_policy" "execution" {
 # `kb-mcp secrets rotate` / `age`. The checked-in ../iam/operator-rotation-policy.json is
 # this template rendered for account 123456789012, us-east-1, prod.
 resource "aws_iam_policy" "operator_rotation" {
-  name        = "${local.name}-secrets-operator"
+  name        = "${local.iam_name}-secrets-operator"
   description = "kb-mcp ${var.environment}: rotate, age-check and seed the kb-mcp secrets"
   policy = templatefile("${local.policy_templates}/operator-rotation-policy.json.tftpl", {
     account = data.aws_caller_identity.current.account_id

@@ -7,7 +7,7 @@
 
 locals {
   kms_key_arn         = var.kms_key_arn != null ? var.kms_key_arn : aws_kms_key.this[0].arn
-  billing_kms_key_arn = var.region == "us-east-1" ? local.kms_key_arn : (var.create_billing_alarm ? aws_kms_key.billing[0].arn : null)
+  billing_kms_key_arn = var.region == "us-east-1" ? local.kms_key_arn : (local.billing_alarm ? aws_kms_key.billing[0].arn : null)
   account_id          = data.aws_caller_identity.current.account_id
 }
 
@@ -64,13 +64,51 @@ data "aws_iam_policy_document" "kms" {
   }
 }
 
+data "aws_iam_policy_document" "kms_tamper" {
+  source_policy_documents = [data.aws_iam_policy_document.kms.json]
+
+  statement {
+    sid       = "EventBridgePublishesTamperAlertsToTheEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "CloudTrailEncryptsTheTrail"
+    actions   = ["kms:GenerateDataKey*", "kms:DescribeKey"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudtrail.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "kms:EncryptionContext:aws:cloudtrail:arn"
+      values   = ["arn:aws:cloudtrail:*:${local.account_id}:trail/*"]
+    }
+  }
+}
+
 resource "aws_kms_key" "this" {
   count = var.kms_key_arn == null ? 1 : 0
 
-  description             = "kb-mcp ${var.environment}: service logs and alert topics"
+  description             = "kb-mcp ${var.environment}: service logs, alert topics, the trail, the rotation function"
   enable_key_rotation     = true
   deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
+  policy                  = data.aws_iam_policy_document.kms_tamper.json
 }
 
 resource "aws_kms_alias" "this" {
@@ -81,7 +119,7 @@ resource "aws_kms_alias" "this" {
 }
 
 resource "aws_kms_key" "billing" {
-  count    = var.create_billing_alarm && var.region != "us-east-1" ? 1 : 0
+  count    = local.billing_alarm && var.region != "us-east-1" ? 1 : 0
   provider = aws.us_east_1
 
   description             = "kb-mcp ${var.environment}: the billing alert topic (us-east-1)"

@@ -10,6 +10,13 @@ data "aws_vpc" "this" {
 locals {
   name = "kb-mcp-${var.environment}"
 
+  # The primary region creates the secrets; a failover region (var.primary_region set)
+  # uses their replicas and suffixes its IAM names (IAM is global) with its region.
+  is_primary = var.primary_region == null
+  iam_name   = local.is_primary ? local.name : "${local.name}-${var.region}"
+  # Billing metrics are account-wide and live in us-east-1: one alarm, from the primary.
+  billing_alarm = var.create_billing_alarm && local.is_primary
+
   # KB_MCP_ENV and the EMF `Environment` dimension use the long names.
   kb_mcp_env = {
     dev     = "development"

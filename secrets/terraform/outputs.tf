@@ -1,12 +1,6 @@
 output "secret_arns" {
   description = "ARNs of the secrets (seed their values with `kb-mcp secrets seed` or put-secret-value)."
-  value = merge(
-    {
-      openai   = aws_secretsmanager_secret.openai.arn
-      postgres = aws_secretsmanager_secret.postgres.arn
-    },
-    var.enable_auth_token ? { auth_token = aws_secretsmanager_secret.auth_token[0].arn } : {},
-  )
+  value       = local.protected_secret_arns
 }
 
 output "task_role_arn" {
@@ -62,4 +56,19 @@ output "age_check_role_arn" {
 output "kms_key_arn" {
   description = "Key encrypting the service log group and the alerts topic."
   value       = local.kms_key_arn
+}
+
+output "connection_budget" {
+  description = "The fleet's worst case against the database: tasks x pool x deployment, plus the reserve, and max_connections (fleet.tf)."
+  value       = local.connection_budget
+}
+
+output "rotation_function_arn" {
+  description = "The PostgreSQL rotation function (null unless enable_postgres_rotation)."
+  value       = local.rotation_enabled ? aws_lambda_function.rotation[0].arn : null
+}
+
+output "rds_proxy_endpoint" {
+  description = "The RDS Proxy endpoint the tasks connect to (null unless enable_rds_proxy)."
+  value       = var.enable_rds_proxy ? aws_db_proxy.this[0].endpoint : null
 }

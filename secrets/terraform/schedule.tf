@@ -8,7 +8,7 @@
 # the topic directly. How to see its last run: ../RUNBOOK.md, "The scheduled age check".
 
 resource "aws_iam_role" "age_check" {
-  name               = "${local.name}-age-check"
+  name               = "${local.iam_name}-age-check"
   description        = "kb-mcp ${var.environment} scheduled age check: reads secret metadata, publishes alerts"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
@@ -59,7 +59,7 @@ data "aws_iam_policy_document" "scheduler_assume" {
 }
 
 resource "aws_iam_role" "scheduler" {
-  name               = "${local.name}-age-check-scheduler"
+  name               = "${local.iam_name}-age-check-scheduler"
   description        = "kb-mcp ${var.environment}: lets EventBridge Scheduler start the age check task"
   assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
 }
@@ -78,10 +78,16 @@ data "aws_iam_policy_document" "scheduler" {
   }
 
   statement {
-    # The schedule's input is encrypted with the module's key.
-    sid       = "DecryptTheScheduleInput"
-    actions   = ["kms:Decrypt"]
+    # The schedule's input and the dead-letter queue are encrypted with the module's key.
+    sid       = "UseTheModuleKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [local.kms_key_arn]
+  }
+
+  statement {
+    sid       = "DeadLetterUndeliveredChecks"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.age_check_dlq.arn]
   }
 
   statement {
@@ -140,8 +146,79 @@ resource "aws_scheduler_schedule" "age_check" {
       ]
     })
 
+    # A start that fails (no capacity, a throttled RunTask, a missing permission) is
+    # retried for an hour, then kept on the dead-letter queue; both raise an alarm below.
     retry_policy {
-      maximum_retry_attempts = 2
+      maximum_retry_attempts       = 5
+      maximum_event_age_in_seconds = 3600
+    }
+
+    dead_letter_config {
+      arn = aws_sqs_queue.age_check_dlq.arn
     }
   }
+}
+
+# Events the scheduler could not deliver, kept 14 days for a look (RUNBOOK.md: the
+# scheduled age check).
+resource "aws_sqs_queue" "age_check_dlq" {
+  name                      = "${local.name}-age-check-dlq"
+  message_retention_seconds = 1209600
+  kms_master_key_id         = local.kms_key_arn
+}
+
+data "aws_iam_policy_document" "age_check_dlq" {
+  statement {
+    sid       = "SchedulerDeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.age_check_dlq.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = ["arn:aws:scheduler:${var.region}:${local.account_id}:schedule/default/${local.name}-age-check"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "age_check_dlq" {
+  queue_url = aws_sqs_queue.age_check_dlq.id
+  policy    = data.aws_iam_policy_document.age_check_dlq.json
+}
+
+resource "aws_cloudwatch_metric_alarm" "age_check_failed_invocations" {
+  alarm_name          = "${local.name}-age-check-failed-invocations"
+  alarm_description   = "The scheduled age check could not be started (RunTask failed after retries). Runbook: ${var.runbook_url}#the-scheduled-age-check"
+  namespace           = "AWS/Scheduler"
+  metric_name         = "TargetErrorCount"
+  dimensions          = { ScheduleGroup = "default" }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "age_check_dead_letters" {
+  alarm_name          = "${local.name}-age-check-dead-letters"
+  alarm_description   = "A scheduled age check was given up and sits on the dead-letter queue ${aws_sqs_queue.age_check_dlq.name}. Runbook: ${var.runbook_url}#the-scheduled-age-check"
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.age_check_dlq.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
 }

@@ -39,7 +39,7 @@ variable "subnets" {
 }
 
 variable "task_count" {
-  description = "Number of server tasks the ECS service keeps running."
+  description = "Tasks the service starts with and never scales below (Application Auto Scaling's min_capacity)."
   type        = number
   default     = 2
 
@@ -200,7 +200,7 @@ variable "secret_age_days_threshold" {
 }
 
 variable "task_cpu" {
-  description = "Fargate CPU units per task."
+  description = "Fargate CPU units per task: 512 (0.5 vCPU) starts kb-mcp serve in 3.2-3.6 s, 1024 in 1.6-1.9 s (COST.md: task size; 1024 needs task_memory >= 2048)."
   type        = number
   default     = 512
 }
@@ -237,4 +237,159 @@ variable "tags" {
   description = "Extra tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+# --- The fleet: connection budget, autoscaling, RDS Proxy (fleet.tf, proxy.tf) ---
+
+variable "db_max_connections" {
+  description = "The database's max_connections (SHOW max_connections; RDS derives it from the instance class). The plan refuses a fleet that could open more (fleet.tf)."
+  type        = number
+
+  validation {
+    condition     = var.db_max_connections >= 1 && floor(var.db_max_connections) == var.db_max_connections
+    error_message = "db_max_connections must be a whole number >= 1."
+  }
+}
+
+variable "db_reserved_connections" {
+  description = "Connections kept out of the fleet's budget: superuser_reserved_connections (3), the rotation's test login and its master login, migrations, monitoring, someone's psql."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.db_reserved_connections >= 3
+    error_message = "db_reserved_connections must be at least 3 (PostgreSQL's superuser_reserved_connections default)."
+  }
+}
+
+variable "db_pool_max_size" {
+  description = "KB_MCP_DB_POOL_MAX_SIZE: connections one task's pool may hold (set in the task definition)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.db_pool_max_size >= 1 && floor(var.db_pool_max_size) == var.db_pool_max_size
+    error_message = "db_pool_max_size must be a whole number >= 1."
+  }
+}
+
+variable "deployment_maximum_percent" {
+  description = "ECS deployment_maximum_percent: during a rolling deployment up to this percentage of the maximum task count runs at once (counted in the connection budget)."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.deployment_maximum_percent >= 100 && var.deployment_maximum_percent <= 200
+    error_message = "deployment_maximum_percent must be between 100 and 200."
+  }
+}
+
+variable "autoscaling_max_tasks" {
+  description = "Most tasks the service scales out to (Application Auto Scaling's max_capacity); capped by the connection budget. Equal to task_count: no scaling."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.autoscaling_max_tasks >= 1 && floor(var.autoscaling_max_tasks) == var.autoscaling_max_tasks
+    error_message = "autoscaling_max_tasks must be a whole number >= 1."
+  }
+}
+
+variable "autoscaling_cpu_target_percent" {
+  description = "Target average CPU utilisation of the service (target tracking); the server's work is CPU-bound request building, so CPU follows load."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.autoscaling_cpu_target_percent >= 10 && var.autoscaling_cpu_target_percent <= 90
+    error_message = "autoscaling_cpu_target_percent must be between 10 and 90."
+  }
+}
+
+variable "autoscaling_requests_per_target" {
+  description = "Optional second target: ALB requests per task per minute (ALBRequestCountPerTarget); null leaves CPU as the only target."
+  type        = number
+  default     = null
+}
+
+variable "db_host_override" {
+  description = "KB_MCP_DB_HOST_OVERRIDE: the database host this region's tasks connect to instead of the secret's host (a failover region's endpoint, or the RDS Proxy's); null: the secret's host."
+  type        = string
+  default     = null
+}
+
+variable "enable_rds_proxy" {
+  description = "Put an RDS Proxy between the tasks and the database (its own role reads the same secret; the tasks then connect to the proxy endpoint, RUNBOOK.md: RDS Proxy)."
+  type        = bool
+  default     = false
+}
+
+variable "db_instance_identifier" {
+  description = "RDS instance behind the proxy (enable_rds_proxy); or use db_cluster_identifier."
+  type        = string
+  default     = null
+}
+
+variable "db_cluster_identifier" {
+  description = "Aurora cluster behind the proxy (enable_rds_proxy); or use db_instance_identifier."
+  type        = string
+  default     = null
+}
+
+variable "db_security_group_id" {
+  description = "Security group of the database: the rotation function and the proxy are allowed in through it (null: manage that rule yourself)."
+  type        = string
+  default     = null
+}
+
+# --- Tamper alerts, the runbook link (tamper.tf) ---
+
+variable "runbook_url" {
+  description = "Where on-call engineers open RUNBOOK.md (a browsable URL); alerts link to its sections."
+  type        = string
+  default     = "https://github.com/kb-mcp/kb-mcp/blob/main/secrets/RUNBOOK.md"
+
+  validation {
+    condition     = startswith(var.runbook_url, "https://")
+    error_message = "runbook_url must be an https:// URL an on-call engineer can open."
+  }
+}
+
+variable "cloudtrail_trail_name" {
+  description = "Name of an existing trail (e.g. the organisation trail) that logs this account's management events; null: the module creates a multi-region one in the primary region (tamper alerts need a trail)."
+  type        = string
+  default     = null
+}
+
+# --- Automatic rotation (rotation.tf) ---
+
+variable "enable_postgres_rotation" {
+  description = "Rotate the PostgreSQL credentials automatically every rotation_days with the packaged rotation function (primary region only)."
+  type        = bool
+  default     = false
+}
+
+variable "rotation_package_path" {
+  description = "Zip of the rotation function (secrets/build-rotation-package.sh); required when enable_postgres_rotation."
+  type        = string
+  default     = null
+}
+
+variable "rotation_days" {
+  description = "Days between automatic rotations."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.rotation_days >= 1 && var.rotation_days <= 365
+    error_message = "rotation_days must be between 1 and 365."
+  }
+}
+
+# --- A second region (RUNBOOK.md: regional failover of the whole service) ---
+
+variable "primary_region" {
+  description = "null in the primary region. In a failover region: the primary's region; the secrets are then the primary's replicas (looked up, not created) and IAM names carry the region."
+  type        = string
+  default     = null
 }

@@ -349,7 +349,7 @@ def test_secrets_replicate_and_are_protected_from_deletion() -> None:
         assert _attr(body, "recovery_window_in_days") == "var.recovery_window_days", name
     assert _variable_default("recovery_window_days") == "30"
     policy = _blocks(secrets_tf, "resource", "aws_secretsmanager_secret_policy")["protect"]
-    assert _attr(policy, "for_each") == "local.protected_secret_arns"
+    assert _attr(policy, "for_each") == "local.is_primary ? local.protected_secret_arns : {}"
     assert _attr(policy, "block_public_policy") == "true"
     assert "secret-resource-policy.json.tftpl" in secrets_tf
     assert (
@@ -360,12 +360,16 @@ def test_secrets_replicate_and_are_protected_from_deletion() -> None:
 def test_terraform_renders_the_resource_policy_like_python(tmp_path: Path) -> None:
     """Terraform's templatefile() of the resource policy equals Python's, which lints clean."""
     role = "arn:aws:iam::123456789012:role/kb-mcp-prod-operator"
+    readers = ["arn:aws:iam::123456789012:role/kb-mcp-prod-task"]
+    writers = ["arn:aws:iam::123456789012:role/kb-mcp-prod-rotate-postgres"]
     path = Path(str(template_file(RESOURCE_TEMPLATE)))
+    hcl = (
+        f'operator_role_arn = "{role}", reader_role_arns = {json.dumps(readers + writers)}, '
+        f"writer_role_arns = {json.dumps(writers)}"
+    )
     result = subprocess.run(
         [_terraform(), "console"],
-        input=(
-            f'base64encode(templatefile("{path.as_posix()}", {{ operator_role_arn = "{role}" }}))\n'
-        ),
+        input=f'base64encode(templatefile("{path.as_posix()}", {{ {hcl} }}))\n',
         cwd=tmp_path,
         env=_terraform_env(),
         capture_output=True,
@@ -378,9 +382,16 @@ def test_terraform_renders_the_resource_policy_like_python(tmp_path: Path) -> No
     assert match, result.stdout
     rendered = base64.b64decode(match.group(1)).decode("utf-8")
     text = path.read_text(encoding="utf-8")
-    assert rendered == render_template(text, {"operator_role_arn": role})
+    variables: dict[str, TemplateValue] = {
+        "operator_role_arn": role,
+        "reader_role_arns": readers + writers,
+        "writer_role_arns": writers,
+    }
+    assert rendered == render_template(text, variables)
     policy = json.loads(rendered)
-    assert policy == render_resource_policy(operator_role_arn=role)
+    assert policy == render_resource_policy(
+        operator_role_arn=role, reader_role_arns=readers + writers, writer_role_arns=writers
+    )
     assert lint_resource_policy(policy) == []
 
 

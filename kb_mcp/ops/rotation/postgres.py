@@ -19,6 +19,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import structlog
@@ -43,6 +44,7 @@ __all__ = [
     "PostgresMultiUserStrategy",
     "default_master_secret_name",
     "other_username",
+    "postgres_strategy",
     "rollback_postgres",
     "rotate_postgres",
 ]
@@ -278,6 +280,25 @@ class PostgresMultiUserStrategy:
         return f"logged in as {new.identity()} (server {version}) and ran select 1"
 
 
+async def postgres_strategy(
+    client: Any, settings: Settings, secret_name: str, master_secret: str | None = None
+) -> PostgresMultiUserStrategy:
+    """The alternating-users strategy for `secret_name`, with the master credentials read
+    (and registered with the redactor) from `master_secret` or kb-mcp/{env}/postgres-master."""
+    master_name = master_secret or default_master_secret_name(settings)
+    _, raw_master = await read_version(client, settings, master_name, AWSCURRENT)
+    master = parse_secret(
+        PostgresCredentials, raw_master, secret_name=master_name, region=settings.aws_region
+    )
+    secret_registry().register(*master.sensitive_values())
+    return PostgresMultiUserStrategy(
+        secret_name=secret_name,
+        master=master,
+        master_secret_name=master_name,
+        connect_timeout_s=settings.db_connect_timeout_s,
+    )
+
+
 async def rotate_postgres(
     settings: Settings,
     *,
@@ -288,19 +309,8 @@ async def rotate_postgres(
 ) -> RotationResult:
     """Rotate the PostgreSQL credentials secret (multi-user); resume an interrupted run."""
     name = secret_name or settings.postgres_secret_name
-    master_name = master_secret or default_master_secret_name(settings)
     async with aws_client(settings, "secretsmanager") as client:
-        _, raw_master = await read_version(client, settings, master_name, AWSCURRENT)
-        master = parse_secret(
-            PostgresCredentials, raw_master, secret_name=master_name, region=settings.aws_region
-        )
-        secret_registry().register(*master.sensitive_values())
-        strategy = PostgresMultiUserStrategy(
-            secret_name=name,
-            master=master,
-            master_secret_name=master_name,
-            connect_timeout_s=settings.db_connect_timeout_s,
-        )
+        strategy = await postgres_strategy(client, settings, name, master_secret)
         return await run_rotation(
             client, settings, name, strategy, dry_run=dry_run, stop_after=stop_after
         )

@@ -40,6 +40,7 @@ __all__ = [
     "RotationResult",
     "RotationStrategy",
     "StopAfter",
+    "finish_rotation",
     "read_version",
     "run_rollback",
     "run_rotation",
@@ -433,3 +434,19 @@ async def run_rollback(
     """Move AWSCURRENT back to AWSPREVIOUS, once the previous value passed the test step."""
     rotation = _Rotation(client, settings, secret_name, strategy)
     return await rotation.rollback(dry_run=dry_run)
+
+
+async def finish_rotation(
+    client: Any,
+    settings: Settings,
+    secret_name: str,
+    strategy: RotationStrategy,
+    *,
+    current_id: str,
+    pending_id: str,
+) -> RotationResult:
+    """The finish step alone (a rotation function's `finishSecret`): AWSCURRENT to
+    `pending_id`, AWSPREVIOUS to `current_id`, AWSPENDING cleared."""
+    rotation = _Rotation(client, settings, secret_name, strategy)
+    await rotation._finish(current_id, pending_id)
+    return rotation._result(current_id, pending_id, completed=True, dry=False, resumed=False)
