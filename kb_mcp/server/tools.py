@@ -169,6 +169,14 @@ async def kb_search(
     limit: Annotated[int, _limit("hits")] = 5,
     tags: _TagFilter = None,
     mode: _Mode = "hybrid",
+    min_score: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            le=1.0,
+            description="Leave out hits scoring below this (0 to 1; see each hit's score).",
+        ),
+    ] = 0.0,
 ) -> SearchResult:
     """Search passages by meaning and by words: documents ranked by their best passage.
 
@@ -181,6 +189,7 @@ async def kb_search(
             limit=check_limit(limit),
             mode=cast("SearchMode", check_mode(mode)),
             tags=check_tags(tags, what="tags"),
+            min_score=min_score,
         )
     return SearchResult(
         hits=[
@@ -193,6 +202,9 @@ async def kb_search(
                 matched=list(h.matched),
                 vector_score=h.vector_score,
                 keyword_score=h.keyword_score,
+                start=h.start,
+                end=h.end,
+                highlights=[list(span) for span in h.highlights],
             )
             for h in hits
         ]
