@@ -1,10 +1,11 @@
 """kb_search's query language, parsed and bounded before any of it reaches PostgreSQL.
 
-A query is words, `"quoted phrases"` and exclusions (`-word`, `-"a phrase"`), separated
-by spaces. Everything else is a word as written: `jsonb_set`, `40P01`, `pg_hba.conf` and
-`ERROR:` are words. An unclosed quote runs to the end of the query; `or`/`OR` is a word
-(an English stop word, so it matches nothing: every term of a query is optional anyway,
-documents having more of them rank higher).
+A query is words, `"quoted phrases"` and exclusions (`-word`, `-"a phrase"`: a minus
+before a letter, digit or quote), separated by spaces. Everything else is a word as
+written: `jsonb_set`, `40P01`, `pg_hba.conf`, `--retention-in-days` and `ERROR:` are
+words. An unclosed quote runs to the end of the query; `or`/`OR` is a word (an English
+stop word, so it matches nothing: every term of a query is optional anyway, documents
+having more of them rank higher).
 
 Each term becomes `phraseto_tsquery('english', term)` in SQL (`kb_mcp.db.keyword`): a
 word the parser splits (`jsonb_set` is `jsonb <-> set`) must appear as written, in that
@@ -61,7 +62,8 @@ def _tokens(query: str) -> list[tuple[bool, bool, str]]:
         if query[i].isspace():
             i += 1
             continue
-        negated = query[i] == "-" and i + 1 < n and not query[i + 1].isspace()
+        # `-word` and `-"a phrase"` exclude; `--option`, `-` alone and `->` are words.
+        negated = query[i] == "-" and i + 1 < n and (query[i + 1].isalnum() or query[i + 1] == '"')
         if negated:
             i += 1
         if query[i] == '"':
