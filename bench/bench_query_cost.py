@@ -234,9 +234,9 @@ def main() -> int:
     host = machine()
     figures = asyncio.run(
         run(
-            args.documents or (500 if quick else 10_000),
-            20 if quick else 100,
-            args.examples or (10 if quick else 60),
+            args.documents or (300 if quick else 10_000),
+            10 if quick else 100,
+            args.examples or (4 if quick else 60),
         )
     )
     report(figures)

@@ -399,7 +399,9 @@ def main() -> int:
     parser.add_argument("--latency-docs", type=int, default=None)
     parser.add_argument("--queries", type=int, default=None)
     parser.add_argument("--no-grid", action="store_true", help="skip the hybrid weight grid")
-    parser.add_argument("--sets", default="awscli,stdlib", help="labelled sets, comma-separated")
+    parser.add_argument(
+        "--sets", default=None, help="labelled sets, comma-separated (awscli,stdlib; quick: stdlib)"
+    )
     args = parser.parse_args()
     quick = bool(args.quick)
     host = machine()
@@ -408,7 +410,9 @@ def main() -> int:
             args.documents or (120 if quick else 300),
             args.latency_docs if args.latency_docs is not None else (500 if quick else 10_000),
             args.queries or (20 if quick else 200),
-            sets=[name for name in args.sets.split(",") if name],
+            sets=[
+                n for n in (args.sets or ("stdlib" if quick else "awscli,stdlib")).split(",") if n
+            ],
             grid=not args.no_grid,
         )
     )
