@@ -6,13 +6,20 @@ Each test pins one defect issue 22 found, on real PostgreSQL and the local embed
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mcp import Client
 
+from kb_mcp.db.documents import DocumentStore
+from kb_mcp.db.migrate import apply_migrations, load_migrations
 from kb_mcp.db.search import HybridSearch, SearchMode
 from kb_mcp.db.snippets import MARK_CLOSE, MARK_OPEN
+from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.errors import ToolInputError
 from kb_mcp.server.tools import build_mcp_server
-from tests.support.knowledge_base import KbStack
+from tests.plugins.servers import AppDatabase
+from tests.support.fake_openai import FakeOpenAIServer
+from tests.support.knowledge_base import DIMENSIONS, MODEL, KbStack, OpenAIBackend, PoolSource
 from tests.support.mcp_calls import tool_text
 
 _FILLER = (
@@ -189,3 +196,65 @@ async def test_kb_search_returns_offsets_and_takes_min_score(kb: KbStack) -> Non
         refused = await client.call_tool("kb_search", {"query": hostile})
         assert refused.is_error
         assert "at most 40" in tool_text(refused)
+
+
+async def test_migration_0007_indexes_titles_of_documents_already_stored(
+    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
+) -> None:
+    """Documents stored before 0007 get their title and tags indexed in place, and are
+    found by a word only their title holds."""
+    shipped = load_migrations()
+    before = [m for m in shipped if m.version < 7]
+    async with (
+        PoolSource.open(app_database) as source,
+        OpenAIBackend.open(fake_openai.base_url, openai_api_key) as backend,
+    ):
+        await apply_migrations(source, dimensions=DIMENSIONS, migrations=before)
+        store = DocumentStore(source, Embedder(backend, model=MODEL, dimensions=DIMENSIONS))
+        old = await store.add_document(
+            title="Ops handbook", content="Who is on call. " + _FILLER, tags=["pager"], metadata={}
+        )
+        await apply_migrations(source, dimensions=DIMENSIONS)
+        search = HybridSearch(source, store)
+        by_title = await search.search("handbook", limit=3, mode="keyword")
+        by_tag = await search.search("pager", limit=3, mode="keyword")
+    assert [h.id for h in by_title] == [old.id]
+    assert [h.id for h in by_tag] == [old.id]
+
+
+_WORDS = ["replica", "vacuum", "index", "lock", "backup", "schema", "tuple", "commit"]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    terms=st.lists(st.sampled_from(_WORDS), min_size=1, max_size=6),
+    excluded=st.lists(st.sampled_from(_WORDS), max_size=8),
+)
+async def test_no_hit_holds_an_excluded_word_and_every_hit_holds_a_term(
+    kb: KbStack, terms: list[str], excluded: list[str]
+) -> None:
+    """Generated queries (terms and exclusions of one small vocabulary): in keyword mode
+    every hit holds some term and none holds an excluded word, in body, title or tags."""
+    if not await _seeded(kb):
+        for n in range(12):
+            words = [_WORDS[(n * 3 + k) % len(_WORDS)] for k in range(1 + n % 4)]
+            await _add(kb, f"Note {n} {words[0]}", " ".join(words) + ". " + _FILLER, [words[-1]])
+    query = " ".join([*terms, *(f"-{w}" for w in excluded)])
+    hits = await _search(kb).search(query, limit=12, mode="keyword")
+    async with kb.source.acquire() as conn:
+        for hit in hits:
+            text = await conn.fetchval(
+                "SELECT lower(title || ' ' || content || ' ' || array_to_string(tags, ' '))"
+                " FROM documents WHERE id = $1",
+                hit.id,
+            )
+            held = set(text.replace(".", " ").split())
+            assert held & set(terms), (query, hit.title)
+            assert not held & set(excluded), (query, hit.title)
+
+
+async def _seeded(kb: KbStack) -> bool:
+    async with kb.source.acquire() as conn:
+        return bool(await conn.fetchval("SELECT count(*) FROM documents"))
