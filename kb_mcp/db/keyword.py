@@ -19,7 +19,8 @@ The score of a document, in [0, 1] and comparable across queries:
   title or tags). Documents holding some of the terms follow, so `limit` hits come back
   whenever that many documents hold any term.
 
-Ties go to the best passage's cover density (`ts_rank_cd`, terms close together), then id.
+Ties go to the best passage's term frequency (`ts_rank`: 6x cheaper a chunk than cover
+density, `ts_rank_cd`, and every chunk holding a term is ranked), then id.
 A document holding an exclusion (in body, title or tags) is never a candidate, in any
 mode: the exclusions are looked up once (an OR of at most 8 terms in the GIN indexes)
 and the matching documents dropped. Cost: one pass over the chunks holding any term, one
@@ -77,7 +78,7 @@ KEYWORD_CTES = (
     " body AS MATERIALIZED ("
     "  SELECT c.document_id, c.ordinal,"
     "  ARRAY(SELECT t.i FROM terms t WHERE c.search_vector @@ t.q) AS found,"
-    "  ts_rank_cd(c.search_vector, a.q) AS density"
+    "  ts_rank(c.search_vector, a.q) AS density"
     "  FROM chunks c, anyq a WHERE c.search_vector @@ a.q AND {body_filter}),"
     " fields AS ("
     "  SELECT d.id AS document_id, ARRAY(SELECT t.i FROM terms t WHERE d.keyword_fields @@ t.q)"
