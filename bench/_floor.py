@@ -53,6 +53,9 @@ _HITS = SearchResult(
             matched=["vector", "keyword"],
             vector_score=round(0.8 - n / 20, 6),
             keyword_score=round(0.1 - n / 100, 6),
+            start=0,
+            end=_SNIPPET.rfind(" ", 0, 400),
+            highlights=[[0, 7]],
         )
         for n in range(5)
     ]

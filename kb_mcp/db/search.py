@@ -1,28 +1,23 @@
-"""Hybrid search: full-text and vector rankings over chunks, fused by reciprocal rank.
+"""Search in three modes, one statement each, one score per document with a meaning.
 
-Three modes, one result shape (`RankedHit`):
+- `keyword`: the query's terms (`kb_mcp.db.querytext`: words, `"phrases"`, `-exclusions`)
+  ranked by IDF-weighted coverage over body, title and tags (`kb_mcp.db.keyword`): the
+  score is in [0, 1], above 0.5 when the document holds every term. Documents holding
+  some of the terms follow those holding all of them, so a search returns `limit` hits
+  whenever that many documents hold any term.
+- `vector`: each document's best passage by cosine similarity (`DocumentStore.search`'s
+  ranking: HNSW candidates, exact when they hold fewer than `limit` documents or when
+  tags filter); the score is that similarity, `1 - cosine distance`.
+- `hybrid` (default): both, over the union of the vector ranking's `limit` documents and
+  the keyword ranking's `depth`; the score is `keyword * k + (1 - keyword) * v`, with `k`
+  the keyword score (0 when no term matched) and `v` the cosine similarity of the best
+  passage (at least 0). Both parts are absolute, so the score is comparable across
+  queries; how high `v` runs for unrelated text depends on the embedding model.
 
-- `vector`: `DocumentStore.search` (cosine similarity of each document's best chunk).
-- `keyword`: PostgreSQL full text over `chunks.search_vector` (migration 0003, GIN index).
-  The query goes through `websearch_to_tsquery('english', ...)`, so `"quoted phrases"`
-  must appear in that order and `-word` excludes. Documents having every word come
-  first and alone; when none has them all, documents having any of the words are ranked
-  (more matches rank higher). The all-words pass is selective, so it is fast; the
-  any-word pass visits every chunk holding any of the words. Each document is ranked by
-  its best chunk's `ts_rank_cd` (cover density) in the all-words pass and `ts_rank` (term
-  frequency, 6x cheaper a chunk) in the any-word pass, so `keyword_score`s of the two
-  passes are on different scales (a result list holds one pass only).
-- `hybrid` (default): both rankings (`limit` by vector, `depth` by keyword) fused with
-  weighted reciprocal rank fusion, `sum(w / (k + rank))`, normalised so a document first
-  in both lists scores 1.0. A hit says which signals matched: `vector` when it was among
-  the vector candidates, `keyword` when its text matched the query's words. The whole of
-  it (both rankings, the any-word fallback, the fusion and the best `limit` documents'
-  rows) is one statement on one connection (`_HYBRID`); only the passages of those
-  `limit` documents are read, and only their first `SNIPPET_CHARS + 1` characters.
-  `fuse` is the same fusion in Python, the statement's reference.
-
-The fusion constants (`FusionWeights`) were chosen by measurement on
-`bench/bench_retrieval.py`.
+Every mode applies the same document-level conditions (`candidate_filter`: tags, the
+query's exclusions) and returns each hit's snippet (`kb_mcp.db.snippets`): a window of its
+best passage around the matched terms, with character offsets in the document. A second,
+small statement reads the passages of the hits only. `min_score` drops hits below it.
 """
 
 from __future__ import annotations
@@ -30,199 +25,124 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from kb_mcp.db.documents import (
-    SNIPPET_CHARS,
-    DocumentStore,
-    SearchHit,
-    _snippet,
-    search_candidates,
-)
+from kb_mcp.db.documents import DocumentStore, search_candidates
+from kb_mcp.db.keyword import candidate_filter, keyword_ctes
 from kb_mcp.db.outcome import database_errors
-from kb_mcp.db.port import ConnectionSource
+from kb_mcp.db.port import AnyConnection, ConnectionSource
+from kb_mcp.db.querytext import ParsedQuery, parse_query
+from kb_mcp.db.snippets import HEADLINE_OPTIONS, Snippet, build_snippet
 from kb_mcp.db.vectors import distance_sql
 
 __all__ = [
     "SEARCH_MODES",
-    "FusionWeights",
     "HybridSearch",
-    "KeywordHit",
     "RankedHit",
+    "ScoreWeights",
     "SearchMode",
-    "fuse",
 ]
 
 SearchMode = Literal["hybrid", "vector", "keyword"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
 
-_EVERY_WORD = "websearch_to_tsquery('english', $1)"
-_ANY_WORD = (
-    "regexp_replace(websearch_to_tsquery('english', $1)::text, ' & (?=[^!])', ' | ', 'g')::tsquery"
+# Parameters of every statement: $1 query vector, $2 documents to return, $3 terms,
+# $4 exclusions, $5 tags (or NULL), $6 keyword depth, $7 keyword weight, and for the
+# HNSW form $8 candidate chunks.
+_CTES = keyword_ctes(terms="$3", negations="$4", tags="$5", depth="$6")
+
+# Each document's best chunk by distance among the $8 nearest the HNSW index returns.
+_VECTOR_NEAREST = (
+    "SELECT b.document_id, b.ordinal, b.distance FROM ("
+    " SELECT DISTINCT ON (n.document_id) n.document_id, n.ordinal, n.distance FROM ("
+    "  SELECT c.document_id, c.ordinal, {distance} AS distance"
+    "  FROM chunks c ORDER BY {distance} LIMIT $8"
+    " ) AS n WHERE {nearest_filter}"
+    " ORDER BY n.document_id, n.distance, n.ordinal"
+    ") AS b ORDER BY b.distance, b.document_id LIMIT $2"
 )
-# Every word: cover density, which ranks the words close together higher; the pass is
-# selective. Any word: term frequency (`ts_rank`), 6x cheaper a chunk than `ts_rank_cd`
-# (300 chunks: 0.75 against 4.8 ms), and that pass ranks every chunk holding any word.
-_EVERY_RANK = "ts_rank_cd"
-_ANY_RANK = "ts_rank"
-
-# A condition on chunk `c`: its document has every tag of {tags} (a NULL: no filter).
-_TAGS_FILTER = (
-    "({tags}::text[] IS NULL OR EXISTS ("
-    "SELECT 1 FROM documents t WHERE t.id = c.document_id AND t.tags @> {tags}::text[]))"
+# Exact: every chunk of the candidate documents.
+_VECTOR_EXACT = (
+    "SELECT b.document_id, b.ordinal, b.distance FROM ("
+    " SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal, {distance} AS distance"
+    " FROM chunks c WHERE {exact_filter}"
+    " ORDER BY c.document_id, distance, c.ordinal"
+    ") AS b ORDER BY b.distance, b.document_id LIMIT $2"
 )
-# Each document's best chunk matching the tsquery {query} by {rank}, best first, the first
-# {limit} (ties by document id): (document_id, ordinal, rank) rows. Mode keyword and both
-# passes of the hybrid statement; {source} is what {query} is read from (joined to the
-# chunks), {where} a further condition on chunk `c` (the tag filter). Filled with fixed
-# SQL fragments of this module only, never user input.
-_BEST_CHUNKS = (
-    "SELECT b.document_id, b.ordinal, b.rank FROM ("
-    " SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal,"
-    " {rank}(c.search_vector, {query}) AS rank FROM chunks c, {source}"
-    " WHERE c.search_vector @@ {query} AND {where}"
-    " ORDER BY c.document_id, rank DESC, c.ordinal"
-    ") AS b ORDER BY b.rank DESC, b.document_id LIMIT {limit}"
-)
-# Mode keyword, one pass ({best}: `_BEST_CHUNKS`). $1 query text, $2 documents to return,
-# $3 tags every document must have (or NULL). Only the best $2 documents are joined to
-# their row and passage text (reading text for every matching chunk is the slow part).
-_KEYWORD = (
-    "SELECT d.id, d.title, d.tags, c.content AS snippet, top.rank FROM ({best}) AS top"
-    " JOIN documents d ON d.id = top.document_id"
-    " JOIN chunks c ON c.document_id = top.document_id AND c.ordinal = top.ordinal"
-    " ORDER BY top.rank DESC, d.id"
-)
-
-
-def _keyword(tsquery: str, rank: str) -> str:
-    """Mode keyword's statement for the pass of `tsquery` ranked by `rank`."""
-    best = _BEST_CHUNKS.format_map(
-        {
-            "rank": rank,
-            "query": "q.query",
-            "source": f"(SELECT {tsquery} AS query) AS q",
-            "where": _TAGS_FILTER.format_map({"tags": "$3"}),
-            "limit": "$2",
-        }
-    )
-    return _KEYWORD.format_map({"best": best})
-
-
-_KEYWORD_ALL = _keyword(_EVERY_WORD, _EVERY_RANK)
-_KEYWORD_ANY = _keyword(_ANY_WORD, _ANY_RANK)
-
-# Hybrid search in one statement. $1 query vector (vector), $2 documents to return, $3
-# query text, $4 keyword depth, $5 tags every document must have (or NULL), $6 vector
-# weight, $7 keyword weight, $8 k, and for the HNSW form $9 candidate chunks.
-# {vector}: one of the `_VECTOR_*` rankings below; {distance}: the cosine distance of
-# c.embedding to $1 in the chunk index's form; {any_word}: `_ANY_WORD` on $3;
-# {every_top}/{some_top}: the two keyword passes (`_EVERY_TOP`, `_SOME_TOP`).
-# The ranks, scores and tie-break are `fuse`'s; the any-word pass runs only when no
-# chunk has every word (an uncorrelated NOT EXISTS: a one-time filter).
-_HYBRID = (
-    "WITH vec AS ({vector}),"
-    " q AS (SELECT websearch_to_tsquery('english', $3) AS every, {any_word} AS some),"
-    " every_top AS ({every_top}),"
-    " some_top AS ({some_top}),"
-    " kw AS ("
-    "  SELECT u.document_id, u.ordinal, u.rank,"
-    "  row_number() OVER (ORDER BY u.rank DESC, u.document_id) AS position"
-    "  FROM (SELECT * FROM every_top UNION ALL SELECT * FROM some_top) AS u),"
+_SEARCH = (
+    "WITH {ctes},"
+    " vec AS ({vector}),"
+    # The keyword documents the vector ranking did not reach: their best passage's distance.
+    " kw_vec AS ("
+    "  SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal, {distance} AS distance"
+    "  FROM chunks c WHERE c.document_id IN"
+    "  (SELECT document_id FROM kw EXCEPT SELECT document_id FROM vec)"
+    "  ORDER BY c.document_id, distance, c.ordinal),"
+    " sims AS (SELECT *, true AS by_vector FROM vec"
+    "  UNION ALL SELECT *, false AS by_vector FROM kw_vec),"
     " fused AS ("
-    "  SELECT coalesce(v.document_id, k.document_id) AS document_id,"
-    "  v.position AS vector_position, v.distance, v.ordinal AS vector_ordinal,"
-    "  k.position AS keyword_position, k.rank AS keyword_rank, k.ordinal AS keyword_ordinal,"
-    "  coalesce($6::float8 / ($8::int + v.position), 0)"
-    "  + coalesce($7::float8 / ($8::int + k.position), 0) AS score,"
-    "  least(coalesce(v.position, (SELECT count(*) FROM vec) + 1),"
-    "   coalesce(k.position, (SELECT count(*) FROM kw) + 1)) AS tie"
-    "  FROM vec v FULL JOIN kw k ON k.document_id = v.document_id"
-    "  ORDER BY score DESC, tie, document_id LIMIT $2)"
-    " SELECT f.document_id AS id, d.title, d.tags, left(c.content, {snippet_read}) AS snippet,"
-    " f.score, f.distance, f.keyword_rank, f.vector_position IS NOT NULL AS by_vector,"
-    " f.keyword_position IS NOT NULL AS by_keyword, (SELECT count(*) FROM vec) AS vector_found"
+    "  SELECT s.document_id, s.distance, s.by_vector, k.score AS keyword_score,"
+    "  coalesce(k.ordinal, s.ordinal) AS ordinal, k.density,"
+    "  $7::float8 * coalesce(k.score, 0)"
+    "  + (1 - $7::float8) * greatest(0, 1 - s.distance) AS score"
+    "  FROM sims s LEFT JOIN kw k ON k.document_id = s.document_id)"
+    " SELECT f.document_id AS id, d.title, d.tags, f.ordinal, f.score, f.distance,"
+    " f.keyword_score, f.by_vector, (SELECT count(*) FROM vec) AS vector_found"
     " FROM fused f JOIN documents d ON d.id = f.document_id"
-    " JOIN chunks c ON c.document_id = f.document_id AND c.ordinal = CASE"
-    "  WHEN f.keyword_position IS NOT NULL"
-    "   AND (f.vector_position IS NULL OR f.keyword_position < f.vector_position)"
-    "  THEN f.keyword_ordinal ELSE f.vector_ordinal END"
-    " ORDER BY f.score DESC, f.tie, f.document_id"
+    " ORDER BY f.score DESC, f.density DESC NULLS LAST, f.document_id LIMIT $2"
 )
-# Both keyword passes of the hybrid statement (`_BEST_CHUNKS`); the any-word pass runs only
-# when the every-word pass found nothing (an uncorrelated NOT EXISTS: a one-time filter).
-_WHEN_NO_EVERY_WORD = "NOT EXISTS (SELECT 1 FROM every_top) AND {tags}"
-_KEYWORD_TAGS = _TAGS_FILTER.format_map({"tags": "$5"})
-_EVERY_TOP = _BEST_CHUNKS.format_map(
-    {"rank": _EVERY_RANK, "query": "q.every", "source": "q", "where": _KEYWORD_TAGS, "limit": "$4"}
-)
-_SOME_TOP = _BEST_CHUNKS.format_map(
-    {
-        "rank": _ANY_RANK,
-        "query": "q.some",
-        "source": "q",
-        "where": _WHEN_NO_EVERY_WORD.format_map({"tags": _KEYWORD_TAGS}),
-        "limit": "$4",
-    }
-)
-# Each document's best chunk, ranked by distance (ties by id), the first $2 of them.
-_VECTOR_RANKED = (
-    "SELECT b.document_id, b.ordinal, b.distance,"
-    " row_number() OVER (ORDER BY b.distance, b.document_id) AS position FROM ({best}) AS b"
-    " ORDER BY b.distance, b.document_id LIMIT $2"
-)
-# Best chunks among the $9 nearest the HNSW index returns (DocumentStore.search's).
-_VECTOR_NEAREST = _VECTOR_RANKED.replace(
-    "{best}",
-    "SELECT DISTINCT ON (n.document_id) n.document_id, n.ordinal, n.distance FROM ("
-    " SELECT c.document_id, c.ordinal, {distance} AS distance"
-    " FROM chunks c ORDER BY {distance} LIMIT $9"
-    ") AS n ORDER BY n.document_id, n.distance, n.ordinal",
-)
-# Exact: every chunk (of the documents having the tags $5, when given).
-_VECTOR_EXACT = _VECTOR_RANKED.replace(
-    "{best}",
-    "SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal, {distance} AS distance"
-    " FROM chunks c {where} ORDER BY c.document_id, distance, c.ordinal",
+# Mode keyword: the keyword ranking alone, `limit` ($2) deep.
+_KEYWORD = (
+    "WITH {ctes}"
+    " SELECT k.document_id AS id, d.title, d.tags, coalesce(k.ordinal, 0) AS ordinal,"
+    " k.score, k.score AS keyword_score FROM kw k JOIN documents d ON d.id = k.document_id"
+    " ORDER BY k.score DESC, k.density DESC NULLS LAST, k.document_id"
+).format_map({"ctes": keyword_ctes(terms="$1", negations="$2", tags="$3", depth="$4")})
+# The passages of the hits: $1 ids, $2 ordinals, $3 terms, $4 ts_headline's options.
+_PASSAGES = (
+    "SELECT p.i, c.content, strpos(d.content, c.content) - 1 AS start,"
+    " ts_headline('english', c.content, q.q, $4) AS headline"
+    " FROM unnest($1::uuid[], $2::int[]) WITH ORDINALITY AS p(document_id, ordinal, i)"
+    " JOIN chunks c ON c.document_id = p.document_id AND c.ordinal = p.ordinal"
+    " JOIN documents d ON d.id = p.document_id,"
+    " (SELECT (string_agg('(' || phraseto_tsquery('english', t)::text || ')', ' | ')"
+    "  FILTER (WHERE numnode(phraseto_tsquery('english', t)) > 0))::tsquery AS q"
+    "  FROM unnest($3::text[]) AS t) AS q"
 )
 
 
 @dataclass(frozen=True, slots=True)
-class _HybridStatements:
+class _Statements:
     nearest: str
     exact: str
-    exact_filtered: str
 
     @classmethod
     @functools.cache
-    def for_dimensions(cls, dimensions: int) -> _HybridStatements:
-        def statement(vector: str, where: str = "") -> str:
-            ranking = vector.replace("{where}", where)
-            return _HYBRID.format_map(
+    def for_dimensions(cls, dimensions: int) -> _Statements:
+        distance = distance_sql(dimensions, "c.embedding", "$1")
+
+        def statement(vector: str) -> str:
+            return _SEARCH.format_map(
                 {
-                    "vector": ranking.format_map({"distance": distance}),
-                    "any_word": _ANY_WORD.replace("$1", "$3"),
-                    "every_top": _EVERY_TOP,
-                    "some_top": _SOME_TOP,
-                    "snippet_read": str(SNIPPET_CHARS + 1),
+                    "ctes": _CTES,
+                    "vector": vector.format_map(
+                        {
+                            "distance": distance,
+                            "nearest_filter": candidate_filter("n.document_id", tags="$5"),
+                            "exact_filter": candidate_filter("c.document_id", tags="$5"),
+                        }
+                    ),
+                    "distance": distance,
                 }
             )
 
-        distance = distance_sql(dimensions, "c.embedding", "$1")
-        return cls(
-            nearest=statement(_VECTOR_NEAREST),
-            exact=statement(_VECTOR_EXACT),
-            exact_filtered=statement(
-                _VECTOR_EXACT,
-                "JOIN documents t ON t.id = c.document_id WHERE t.tags @> $5::text[]",
-            ),
-        )
+        return cls(nearest=statement(_VECTOR_NEAREST), exact=statement(_VECTOR_EXACT))
 
 
 @dataclass(frozen=True, slots=True)
 class RankedHit:
-    """A document found by one or both signals, best passage as its snippet."""
+    """A document found for a query, with the snippet of its best passage."""
 
     id: UUID
     title: str
@@ -232,29 +152,25 @@ class RankedHit:
     matched: tuple[str, ...]
     vector_score: float | None = None
     keyword_score: float | None = None
+    start: int = 0
+    """Offset of the snippet in the document's content (characters)."""
+    end: int = 0
+    highlights: tuple[tuple[int, int], ...] = ()
+    """Offsets of each highlighted term in the document's content."""
 
 
 @dataclass(frozen=True, slots=True)
-class FusionWeights:
-    """Reciprocal rank fusion: `vector / (k + rank_v) + keyword / (k + rank_k)`.
+class ScoreWeights:
+    """The hybrid score: `keyword * keyword_score + (1 - keyword) * vector similarity`.
 
-    The defaults were picked on the tuning half of `bench/bench_retrieval.py` (MRR 0.55
-    against 0.50 for the textbook k=60 with equal weights, with `ts_rank` in the any-word
-    pass; 0.462 against 0.442 before); its figures are reported on the other half.
+    The default was picked on the tuning half of `bench/bench_retrieval.py`'s sets.
     """
 
-    vector: float = 0.5
-    keyword: float = 1.0
-    k: int = 10
+    keyword: float = 0.6
 
-
-@dataclass(frozen=True, slots=True)
-class KeywordHit:
-    id: UUID
-    title: str
-    snippet: str
-    rank: float
-    tags: list[str]
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.keyword <= 1.0:
+            raise ValueError("keyword weight must be between 0 and 1")
 
 
 class HybridSearch:
@@ -265,16 +181,16 @@ class HybridSearch:
         source: ConnectionSource,
         store: DocumentStore,
         *,
-        weights: FusionWeights | None = None,
+        weights: ScoreWeights | None = None,
         depth: int = 50,
     ) -> None:
         if depth < 1:
             raise ValueError("depth must be at least 1")
         self._source = source
         self._store = store
-        self._weights = weights or FusionWeights()
+        self._weights = weights or ScoreWeights()
         self._depth = depth
-        self._statements = _HybridStatements.for_dimensions(store.dimensions)
+        self._statements = _Statements.for_dimensions(store.dimensions)
 
     async def search(
         self,
@@ -283,44 +199,33 @@ class HybridSearch:
         limit: int,
         mode: SearchMode = "hybrid",
         tags: Sequence[str] | None = None,
+        min_score: float = 0.0,
     ) -> list[RankedHit]:
-        """Documents ranked for `query` by `mode`, best first."""
-        if mode == "vector":
-            hits = await self._store.search(query, limit=limit, tags=tags)
-            return [_from_vector(hit) for hit in hits]
-        if mode == "keyword":
-            found = await self.keyword(query, limit=limit, tags=tags)
-            return [_from_keyword(hit) for hit in found]
-        if mode != "hybrid":
-            raise ValueError(f"unknown search mode {mode!r}")
-        return await self.hybrid(query, limit=limit, tags=tags)
+        """Documents ranked for `query` by `mode`, best first, scoring at least `min_score`.
 
-    async def hybrid(
-        self, query: str, *, limit: int, tags: Sequence[str] | None = None
-    ) -> list[RankedHit]:
-        """`fuse` of the vector and keyword rankings, computed by one statement.
-
-        The vector side asks for what mode=vector would (its cost grows with the HNSW
-        candidate count); the keyword side, cheaper, looks `depth` deep. As in
-        `DocumentStore.search`, when the HNSW candidates hold fewer than `limit`
-        documents the vector ranking is exact instead.
+        Raises `ToolInputError` when the query exceeds `kb_mcp.db.querytext`'s bounds.
         """
-        vector = await self._store.query_vector(query)
-        w = self._weights
-        args = (
-            vector,
-            limit,
-            query,
-            max(self._depth, limit),
-            list(tags) if tags else None,
-            w.vector,
-            w.keyword,
-            w.k,
-        )
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"unknown search mode {mode!r}")
+        parsed = parse_query(query)
+        tag_filter = list(tags) if tags else None
+        if mode == "keyword":
+            if not parsed.terms:
+                return []
+            async with database_errors("search"), self._source.acquire() as conn:
+                rows = await conn.fetch(
+                    _KEYWORD, list(parsed.terms), list(parsed.negations), tag_filter, limit
+                )
+                rows = [r for r in rows if r["score"] >= min_score]
+                return await self._hits(conn, rows, parsed, mode)
+        vector = await self._store.query_vector(parsed.text or query)
+        weight = self._weights.keyword if mode == "hybrid" else 0.0
+        terms = list(parsed.terms) if mode == "hybrid" else []
+        args = (vector, limit, terms, list(parsed.negations), tag_filter, self._depth, weight)
         sql = self._statements
         async with database_errors("search"), self._source.acquire() as conn:
             if tags:
-                rows = await conn.fetch(sql.exact_filtered, *args)
+                rows = await conn.fetch(sql.exact, *args)
             else:
                 candidates = search_candidates(limit)
                 rows = await self._store.fetch_nearest(
@@ -328,112 +233,49 @@ class HybridSearch:
                 )
                 if (rows[0]["vector_found"] if rows else 0) < limit:
                     rows = await conn.fetch(sql.exact, *args)
-        best = w.vector / (w.k + 1) + w.keyword / (w.k + 1)
-        return [
-            RankedHit(
-                id=row["id"],
-                title=row["title"],
-                snippet=_snippet(row["snippet"]),
-                score=round(row["score"] / best, 6),
-                tags=list(row["tags"]),
-                matched=tuple(
-                    name
-                    for name, found in (
-                        ("vector", row["by_vector"]),
-                        ("keyword", row["by_keyword"]),
-                    )
-                    if found
-                ),
-                vector_score=(round(1.0 - float(row["distance"]), 6) if row["by_vector"] else None),
-                keyword_score=(round(float(row["keyword_rank"]), 6) if row["by_keyword"] else None),
-            )
-            for row in rows
-        ]
+            rows = [r for r in rows if r["score"] >= min_score]
+            return await self._hits(conn, rows, parsed, mode)
 
-    async def keyword(
-        self, query: str, *, limit: int, tags: Sequence[str] | None = None
-    ) -> list[KeywordHit]:
-        """Documents whose chunks match the query's words, by their best chunk's rank."""
-        async with database_errors("search"), self._source.acquire() as conn:
-            tag_filter = list(tags) if tags else None
-            rows = await conn.fetch(_KEYWORD_ALL, query, limit, tag_filter)
-            if not rows:
-                rows = await conn.fetch(_KEYWORD_ANY, query, limit, tag_filter)
-        return [
-            KeywordHit(
-                id=row["id"],
-                title=row["title"],
-                snippet=row["snippet"],
-                rank=float(row["rank"]),
-                tags=list(row["tags"]),
-            )
-            for row in rows
-        ]
-
-
-def fuse(
-    vector: Sequence[SearchHit],
-    keyword: Sequence[KeywordHit],
-    *,
-    limit: int,
-    weights: FusionWeights,
-) -> list[RankedHit]:
-    """Weighted reciprocal rank fusion of two rankings (each best first)."""
-    best = weights.vector / (weights.k + 1) + weights.keyword / (weights.k + 1)
-    by_vector = {hit.id: (rank, hit) for rank, hit in enumerate(vector, start=1)}
-    by_keyword = {hit.id: (rank, hit) for rank, hit in enumerate(keyword, start=1)}
-    fused: list[tuple[float, int, RankedHit]] = []
-    for doc_id in by_vector.keys() | by_keyword.keys():
-        v = by_vector.get(doc_id)
-        kw = by_keyword.get(doc_id)
-        score = 0.0
-        if v is not None:
-            score += weights.vector / (weights.k + v[0])
-        if kw is not None:
-            score += weights.keyword / (weights.k + kw[0])
-        # The passage of whichever signal ranked the document higher.
-        if kw is not None and (v is None or kw[0] < v[0]):
-            title, tags, snippet = kw[1].title, kw[1].tags, _snippet(kw[1].snippet)
-        else:
-            assert v is not None
-            title, tags, snippet = v[1].title, v[1].tags, v[1].snippet
-        hit = RankedHit(
-            id=doc_id,
-            title=title,
-            snippet=snippet,
-            score=round(score / best, 6),
-            tags=tags,
-            matched=tuple(
-                name for name, found in (("vector", v), ("keyword", kw)) if found is not None
-            ),
-            vector_score=v[1].score if v is not None else None,
-            keyword_score=round(kw[1].rank, 6) if kw is not None else None,
+    async def _hits(
+        self, conn: AnyConnection, rows: Sequence[Any], parsed: ParsedQuery, mode: SearchMode
+    ) -> list[RankedHit]:
+        if not rows:
+            return []
+        passages = await conn.fetch(
+            _PASSAGES,
+            [r["id"] for r in rows],
+            [r["ordinal"] for r in rows],
+            list(parsed.terms),
+            HEADLINE_OPTIONS,
         )
-        tie = min(v[0] if v else len(vector) + 1, kw[0] if kw else len(keyword) + 1)
-        fused.append((score, tie, hit))
-    fused.sort(key=lambda item: (-item[0], item[1], str(item[2].id)))
-    return [hit for _, _, hit in fused[:limit]]
-
-
-def _from_vector(hit: SearchHit) -> RankedHit:
-    return RankedHit(
-        id=hit.id,
-        title=hit.title,
-        snippet=hit.snippet,
-        score=hit.score,
-        tags=hit.tags,
-        matched=("vector",),
-        vector_score=hit.score,
-    )
-
-
-def _from_keyword(hit: KeywordHit) -> RankedHit:
-    return RankedHit(
-        id=hit.id,
-        title=hit.title,
-        snippet=_snippet(hit.snippet),
-        score=round(hit.rank, 6),
-        tags=hit.tags,
-        matched=("keyword",),
-        keyword_score=round(hit.rank, 6),
-    )
+        snippets: dict[int, Snippet] = {
+            p["i"]: build_snippet(p["content"], max(0, p["start"]), p["headline"]) for p in passages
+        }
+        hits = []
+        for i, row in enumerate(rows, start=1):
+            snippet = snippets.get(i) or Snippet("", 0, 0)
+            keyword = row["keyword_score"]
+            by_vector = mode != "keyword" and bool(row["by_vector"])
+            matched = tuple(
+                name
+                for name, found in (("vector", by_vector), ("keyword", keyword is not None))
+                if found
+            )
+            hits.append(
+                RankedHit(
+                    id=row["id"],
+                    title=row["title"],
+                    snippet=snippet.text,
+                    score=round(float(row["score"]), 6),
+                    tags=list(row["tags"]),
+                    matched=matched,
+                    vector_score=(
+                        round(1.0 - float(row["distance"]), 6) if mode != "keyword" else None
+                    ),
+                    keyword_score=round(float(keyword), 6) if keyword is not None else None,
+                    start=snippet.start,
+                    end=snippet.end,
+                    highlights=snippet.highlights,
+                )
+            )
+        return hits

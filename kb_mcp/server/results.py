@@ -46,17 +46,30 @@ class AddResult(BaseModel):
 class SearchHit(BaseModel):
     id: str = Field(description="Document id.")
     title: str
-    snippet: str = Field(description="The passage of the document that matches best.")
+    snippet: str = Field(
+        description=(
+            "A window of the best passage around the matched words, each matched word "
+            "between ** and ** (the markers are not in the document)."
+        )
+    )
     score: float = Field(
         description=(
-            "hybrid: fused rank score, 1.0 when first by both signals; vector: cosine "
-            "similarity of the passage; keyword: full-text rank."
+            "0 to 1, comparable across queries. keyword: IDF-weighted share of the query's "
+            "words the document holds (a word in the title or tags counts fully, in the "
+            "body 3/4; 0.75 or more: every word). vector: cosine similarity of the best "
+            "passage. hybrid: 0.6 x keyword score + 0.4 x cosine similarity."
         )
     )
     tags: list[str]
     matched: list[str] = Field(description="The signals that found it: vector, keyword.")
-    vector_score: float | None = Field(default=None, description="Cosine similarity, if found.")
-    keyword_score: float | None = Field(default=None, description="Full-text rank, if matched.")
+    vector_score: float | None = Field(default=None, description="Cosine similarity.")
+    keyword_score: float | None = Field(default=None, description="Keyword score, if matched.")
+    start: int = Field(description="Offset of the snippet in the document's content (chars).")
+    end: int = Field(description="End of the snippet in the document's content (exclusive).")
+    highlights: list[list[int]] = Field(
+        default_factory=list,
+        description="[start, end] offsets of each matched word in the document's content.",
+    )
 
 
 class SearchResult(BaseModel):

@@ -194,6 +194,14 @@ async def kb_search(
     limit: Annotated[int, _limit("hits")] = 5,
     tags: _TagFilter = None,
     mode: _Mode = "hybrid",
+    min_score: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            le=1.0,
+            description="Leave out hits scoring below this (0 to 1; see each hit's score).",
+        ),
+    ] = 0.0,
 ) -> SearchResult:
     """Search passages by meaning and by words: documents ranked by their best passage.
 
@@ -209,7 +217,11 @@ async def kb_search(
             app,
             "kb_search",
             lambda: app.search.search(
-                checked, limit=checked_limit, mode=checked_mode, tags=tag_filter
+                checked,
+                limit=checked_limit,
+                mode=checked_mode,
+                tags=tag_filter,
+                min_score=min_score,
             ),
         )
     return SearchResult(
@@ -223,6 +235,9 @@ async def kb_search(
                 matched=list(h.matched),
                 vector_score=h.vector_score,
                 keyword_score=h.keyword_score,
+                start=h.start,
+                end=h.end,
+                highlights=[list(span) for span in h.highlights],
             )
             for h in hits
         ]

@@ -10,7 +10,7 @@ from mcp_types import CallToolResult
 
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.migrate import apply_migrations, load_migrations
-from kb_mcp.db.search import FusionWeights, HybridSearch, fuse
+from kb_mcp.db.search import HybridSearch
 from kb_mcp.embeddings.embedder import Embedder
 from kb_mcp.server.tools import build_mcp_server
 from tests.plugins.servers import AppDatabase
@@ -164,59 +164,6 @@ async def test_stop_words_only_match_nothing_by_keyword(kb: KbStack) -> None:
     hybrid = await _search(kb).search("the and of", limit=5)
     assert len(hybrid) == 5
     assert all(h.matched == ("vector",) for h in hybrid)
-
-
-async def test_the_hybrid_statement_is_fuse_of_the_two_rankings(kb: KbStack) -> None:
-    """The one-statement hybrid search returns exactly `fuse` of mode=vector's ranking and
-    the keyword ranking `depth` deep: ids, order, scores, snippets, signals; with every
-    word, with any word only, with none, with tags, with a limit above the documents
-    stored (the exact vector fallback) and with other weights."""
-    await _add_all(kb)
-    queries = [
-        "autovacuum dead tuples",  # every word in one document
-        "rotating passwords sunlight oxygen",  # no document has every word: any-word pass
-        "the and of",  # no lexeme: vector only
-        "28P01",
-        '"dutch oven" bread',
-    ]
-    cases: list[tuple[str, int, list[str] | None, FusionWeights]] = [
-        (q, limit, tags, weights)
-        for q in queries
-        for limit in (1, 3, 50)
-        for tags in (None, ["ops"])
-        for weights in (FusionWeights(), FusionWeights(vector=1.0, keyword=0.25, k=60))
-    ]
-    for query, limit, tags, weights in cases:
-        search = HybridSearch(kb.source, kb.store, weights=weights, depth=7)
-        expected = fuse(
-            await kb.store.search(query, limit=limit, tags=tags),
-            await search.keyword(query, limit=max(7, limit), tags=tags),
-            limit=limit,
-            weights=weights,
-        )
-        got = await search.search(query, limit=limit, tags=tags)
-        assert got == expected, (query, limit, tags, weights)
-    # Vector-only documents, keyword-only documents and both, among the cases above.
-    everything = await HybridSearch(kb.source, kb.store).search("rotating passwords", limit=50)
-    assert {h.matched for h in everything} >= {("vector", "keyword"), ("vector",)}
-
-
-def test_fusion_rewards_agreement_and_weights_each_signal() -> None:
-    """RRF: first in both lists scores 1.0; a weight of 0 leaves only the other ranking."""
-    from uuid import uuid4
-
-    from kb_mcp.db.documents import SearchHit
-    from kb_mcp.db.search import KeywordHit
-
-    a, b, c = uuid4(), uuid4(), uuid4()
-    vector = [SearchHit(a, "a", "sa", 0.9), SearchHit(b, "b", "sb", 0.8)]
-    keyword = [KeywordHit(a, "a", "ka", 0.5, []), KeywordHit(c, "c", "kc", 0.4, [])]
-    fused = fuse(vector, keyword, limit=5, weights=FusionWeights())
-    assert next(h.id for h in fused) == a
-    assert fused[0].score == 1.0
-    assert {h.id for h in fused} == {a, b, c}
-    only_keyword = fuse(vector, keyword, limit=5, weights=FusionWeights(vector=0.0))
-    assert [h.id for h in only_keyword][:2] == [a, c]
 
 
 # -- through the MCP tool ---------------------------------------------------------------

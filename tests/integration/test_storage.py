@@ -13,7 +13,7 @@ import pytest
 
 from kb_mcp.db.documents import DocumentStore, _Queries, search_candidates
 from kb_mcp.db.migrate import Migration, apply_migrations, load_migrations
-from kb_mcp.db.search import _HybridStatements
+from kb_mcp.db.search import _Statements
 from kb_mcp.db.sqltext import quote_ident, quote_literal
 from kb_mcp.db.vectors import init_connection, vector_literal
 from kb_mcp.devstack.postgres import PostgresCluster
@@ -186,7 +186,7 @@ async def test_search_query_can_use_the_hnsw_index(
     async with PoolSource.open(app_database) as source:
         await apply_migrations(source, dimensions=dimensions)
         vector = [0.5] * dimensions
-        hybrid = _HybridStatements.for_dimensions(dimensions).nearest
+        hybrid = _Statements.for_dimensions(dimensions).nearest
         async with source.acquire() as conn, conn.transaction():
             await conn.execute("SET LOCAL enable_seqscan = off")
             plans = [
@@ -194,7 +194,7 @@ async def test_search_query_can_use_the_hnsw_index(
                     "EXPLAIN " + _Queries.for_dimensions(dimensions).nearest, vector, 40, 5
                 ),
                 await conn.fetch(
-                    "EXPLAIN " + hybrid, vector, 5, "some words", 50, None, 0.5, 1.0, 10, 40
+                    "EXPLAIN " + hybrid, vector, 5, ["some", "words"], [], None, 50, 0.6, 40
                 ),
             ]
     for plan in plans:
@@ -205,6 +205,8 @@ def _sql_literal(value: object) -> str:
     """`value` written in SQL (the test's own numbers and words, nothing from outside)."""
     if value is None:
         return "NULL"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value) and value:
+        return "ARRAY[" + ", ".join(quote_literal(str(v)) for v in value) + "]::text[]"
     if isinstance(value, list):
         return quote_literal(vector_literal(value))
     if isinstance(value, str):
@@ -223,8 +225,8 @@ async def test_a_generic_plan_casts_no_vector_per_row(
         await apply_migrations(source, dimensions=dimensions)
         vector = [0.5] * dimensions
         queries = _Queries.for_dimensions(dimensions)
-        hybrid = _HybridStatements.for_dimensions(dimensions)
-        words = ("some words", 50, None, 0.5, 1.0, 10)
+        hybrid = _Statements.for_dimensions(dimensions)
+        words = (["some", "words"], ["not"], None, 50, 0.6)
         async with source.acquire() as conn, conn.transaction():
             await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             plans = []
