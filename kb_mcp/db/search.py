@@ -40,6 +40,7 @@ from kb_mcp.db.documents import (
     _snippet,
     search_candidates,
 )
+from kb_mcp.db.filters import DocumentFilter, bind, document_filter
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import ConnectionSource
 from kb_mcp.db.vectors import distance_sql
@@ -67,11 +68,9 @@ _ANY_WORD = (
 _EVERY_RANK = "ts_rank_cd"
 _ANY_RANK = "ts_rank"
 
-# A condition on chunk `c`: its document has every tag of {tags} (a NULL: no filter).
-_TAGS_FILTER = (
-    "({tags}::text[] IS NULL OR EXISTS ("
-    "SELECT 1 FROM documents t WHERE t.id = c.document_id AND t.tags @> {tags}::text[]))"
-)
+# A condition on chunk `c`: its document is in namespace {tags} and passes the filter
+# (kb_mcp.db.filters: the one filter hook of each statement).
+_TAGS_FILTER = document_filter("c.document_id", "{tags}")
 # Each document's best chunk matching the tsquery {query} by {rank}, best first, the first
 # {limit} (ties by document id): (document_id, ordinal, rank) rows. Mode keyword and both
 # passes of the hybrid statement; {source} is what {query} is read from (joined to the
@@ -86,10 +85,11 @@ _BEST_CHUNKS = (
     ") AS b ORDER BY b.rank DESC, b.document_id LIMIT {limit}"
 )
 # Mode keyword, one pass ({best}: `_BEST_CHUNKS`). $1 query text, $2 documents to return,
-# $3 tags every document must have (or NULL). Only the best $2 documents are joined to
-# their row and passage text (reading text for every matching chunk is the slow part).
+# $3 namespace (then the filter's values, kb_mcp.db.filters). Only the best $2 documents
+# are joined to their row and passage text (reading text for every matching chunk is the slow part).
 _KEYWORD = (
-    "SELECT d.id, d.title, d.tags, c.content AS snippet, top.rank FROM ({best}) AS top"
+    "SELECT d.id, d.title, d.tags, d.external_id, c.content AS snippet, top.rank"
+    " FROM ({best}) AS top"
     " JOIN documents d ON d.id = top.document_id"
     " JOIN chunks c ON c.document_id = top.document_id AND c.ordinal = top.ordinal"
     " ORDER BY top.rank DESC, d.id"
@@ -114,7 +114,7 @@ _KEYWORD_ALL = _keyword(_EVERY_WORD, _EVERY_RANK)
 _KEYWORD_ANY = _keyword(_ANY_WORD, _ANY_RANK)
 
 # Hybrid search in one statement. $1 query vector (vector), $2 documents to return, $3
-# query text, $4 keyword depth, $5 tags every document must have (or NULL), $6 vector
+# query text, $4 keyword depth, $5 namespace, $6 vector
 # weight, $7 keyword weight, $8 k, and for the HNSW form $9 candidate chunks.
 # {vector}: one of the `_VECTOR_*` rankings below; {distance}: the cosine distance of
 # c.embedding to $1 in the chunk index's form; {any_word}: `_ANY_WORD` on $3;
@@ -140,7 +140,8 @@ _HYBRID = (
     "   coalesce(k.position, (SELECT count(*) FROM kw) + 1)) AS tie"
     "  FROM vec v FULL JOIN kw k ON k.document_id = v.document_id"
     "  ORDER BY score DESC, tie, document_id LIMIT $2)"
-    " SELECT f.document_id AS id, d.title, d.tags, left(c.content, {snippet_read}) AS snippet,"
+    " SELECT f.document_id AS id, d.title, d.tags, d.external_id,"
+    " left(c.content, {snippet_read}) AS snippet,"
     " f.score, f.distance, f.keyword_rank, f.vector_position IS NOT NULL AS by_vector,"
     " f.keyword_position IS NOT NULL AS by_keyword, (SELECT count(*) FROM vec) AS vector_found"
     " FROM fused f JOIN documents d ON d.id = f.document_id"
@@ -178,9 +179,9 @@ _VECTOR_NEAREST = _VECTOR_RANKED.replace(
     "SELECT DISTINCT ON (n.document_id) n.document_id, n.ordinal, n.distance FROM ("
     " SELECT c.document_id, c.ordinal, {distance} AS distance"
     " FROM chunks c ORDER BY {distance} LIMIT $9"
-    ") AS n ORDER BY n.document_id, n.distance, n.ordinal",
+    ") AS n WHERE {vector_filter} ORDER BY n.document_id, n.distance, n.ordinal",
 )
-# Exact: every chunk (of the documents having the tags $5, when given).
+# Exact: every chunk of the documents the filter passes.
 _VECTOR_EXACT = _VECTOR_RANKED.replace(
     "{best}",
     "SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal, {distance} AS distance"
@@ -192,13 +193,12 @@ _VECTOR_EXACT = _VECTOR_RANKED.replace(
 class _HybridStatements:
     nearest: str
     exact: str
-    exact_filtered: str
 
     @classmethod
     @functools.cache
     def for_dimensions(cls, dimensions: int) -> _HybridStatements:
         def statement(vector: str, where: str = "") -> str:
-            ranking = vector.replace("{where}", where)
+            ranking = vector.replace("{where}", where).replace("{vector_filter}", hook("n"))
             return _HYBRID.format_map(
                 {
                     "vector": ranking.format_map({"distance": distance}),
@@ -210,13 +210,13 @@ class _HybridStatements:
             )
 
         distance = distance_sql(dimensions, "c.embedding", "$1")
+
+        def hook(chunks: str) -> str:
+            return document_filter(f"{chunks}.document_id", "$5")
+
         return cls(
             nearest=statement(_VECTOR_NEAREST),
-            exact=statement(_VECTOR_EXACT),
-            exact_filtered=statement(
-                _VECTOR_EXACT,
-                "JOIN documents t ON t.id = c.document_id WHERE t.tags @> $5::text[]",
-            ),
+            exact=statement(_VECTOR_EXACT, f"WHERE {hook('c')}"),
         )
 
 
@@ -232,6 +232,7 @@ class RankedHit:
     matched: tuple[str, ...]
     vector_score: float | None = None
     keyword_score: float | None = None
+    external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +256,7 @@ class KeywordHit:
     snippet: str
     rank: float
     tags: list[str]
+    external_id: str | None = None
 
 
 class HybridSearch:
@@ -283,20 +285,28 @@ class HybridSearch:
         limit: int,
         mode: SearchMode = "hybrid",
         tags: Sequence[str] | None = None,
+        where: DocumentFilter | None = None,
     ) -> list[RankedHit]:
-        """Documents ranked for `query` by `mode`, best first."""
+        """Documents ranked for `query` by `mode`, best first, among those `where` passes
+        (default: the default namespace; `tags` is shorthand for its `tags_all`)."""
+        flt = where or DocumentFilter.of(tags=tags)
         if mode == "vector":
-            hits = await self._store.search(query, limit=limit, tags=tags)
+            hits = await self._store.search(query, limit=limit, where=flt)
             return [_from_vector(hit) for hit in hits]
         if mode == "keyword":
-            found = await self.keyword(query, limit=limit, tags=tags)
+            found = await self.keyword(query, limit=limit, where=flt)
             return [_from_keyword(hit) for hit in found]
         if mode != "hybrid":
             raise ValueError(f"unknown search mode {mode!r}")
-        return await self.hybrid(query, limit=limit, tags=tags)
+        return await self.hybrid(query, limit=limit, where=flt)
 
     async def hybrid(
-        self, query: str, *, limit: int, tags: Sequence[str] | None = None
+        self,
+        query: str,
+        *,
+        limit: int,
+        tags: Sequence[str] | None = None,
+        where: DocumentFilter | None = None,
     ) -> list[RankedHit]:
         """`fuse` of the vector and keyword rankings, computed by one statement.
 
@@ -305,6 +315,7 @@ class HybridSearch:
         `DocumentStore.search`, when the HNSW candidates hold fewer than `limit`
         documents the vector ranking is exact instead.
         """
+        flt = where or DocumentFilter.of(tags=tags)
         vector = await self._store.query_vector(query)
         w = self._weights
         args = (
@@ -312,22 +323,21 @@ class HybridSearch:
             limit,
             query,
             max(self._depth, limit),
-            list(tags) if tags else None,
+            flt.namespace,
             w.vector,
             w.keyword,
             w.k,
         )
         sql = self._statements
         async with database_errors("search"), self._source.acquire() as conn:
-            if tags:
-                rows = await conn.fetch(sql.exact_filtered, *args)
-            else:
-                candidates = search_candidates(limit)
-                rows = await self._store.fetch_nearest(
-                    conn, sql.nearest, *args, candidates, candidates=candidates
-                )
-                if (rows[0]["vector_found"] if rows else 0) < limit:
-                    rows = await conn.fetch(sql.exact, *args)
+            candidates = search_candidates(limit)
+            nearest, nearest_args = bind(sql.nearest, (*args, candidates), flt)
+            rows = await self._store.fetch_nearest(
+                conn, nearest, *nearest_args, candidates=candidates
+            )
+            if (rows[0]["vector_found"] if rows else 0) < limit:
+                exact, exact_args = bind(sql.exact, args, flt)
+                rows = await conn.fetch(exact, *exact_args)
         best = w.vector / (w.k + 1) + w.keyword / (w.k + 1)
         return [
             RankedHit(
@@ -346,19 +356,28 @@ class HybridSearch:
                 ),
                 vector_score=(round(1.0 - float(row["distance"]), 6) if row["by_vector"] else None),
                 keyword_score=(round(float(row["keyword_rank"]), 6) if row["by_keyword"] else None),
+                external_id=row["external_id"],
             )
             for row in rows
         ]
 
     async def keyword(
-        self, query: str, *, limit: int, tags: Sequence[str] | None = None
+        self,
+        query: str,
+        *,
+        limit: int,
+        tags: Sequence[str] | None = None,
+        where: DocumentFilter | None = None,
     ) -> list[KeywordHit]:
         """Documents whose chunks match the query's words, by their best chunk's rank."""
+        flt = where or DocumentFilter.of(tags=tags)
+        args = (query, limit, flt.namespace)
         async with database_errors("search"), self._source.acquire() as conn:
-            tag_filter = list(tags) if tags else None
-            rows = await conn.fetch(_KEYWORD_ALL, query, limit, tag_filter)
+            every, bound = bind(_KEYWORD_ALL, args, flt)
+            rows = await conn.fetch(every, *bound)
             if not rows:
-                rows = await conn.fetch(_KEYWORD_ANY, query, limit, tag_filter)
+                some, bound = bind(_KEYWORD_ANY, args, flt)
+                rows = await conn.fetch(some, *bound)
         return [
             KeywordHit(
                 id=row["id"],
@@ -366,6 +385,7 @@ class HybridSearch:
                 snippet=row["snippet"],
                 rank=float(row["rank"]),
                 tags=list(row["tags"]),
+                external_id=row["external_id"],
             )
             for row in rows
         ]
@@ -424,6 +444,7 @@ def _from_vector(hit: SearchHit) -> RankedHit:
         tags=hit.tags,
         matched=("vector",),
         vector_score=hit.score,
+        external_id=hit.external_id,
     )
 
 
@@ -436,4 +457,5 @@ def _from_keyword(hit: KeywordHit) -> RankedHit:
         tags=hit.tags,
         matched=("keyword",),
         keyword_score=round(hit.rank, 6),
+        external_id=hit.external_id,
     )

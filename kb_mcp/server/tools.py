@@ -51,6 +51,19 @@ from kb_mcp.server.arguments import (
 )
 from kb_mcp.server.context import AppContext, ContextFactory
 from kb_mcp.server.cursors import MAX_CURSOR_CHARS, decode_cursor, encode_cursor
+from kb_mcp.server.filter_args import (
+    CreatedAfter,
+    CreatedBefore,
+    MetadataFilters,
+    Namespace,
+    TagsAny,
+    UpdatedAfter,
+    UpdatedBefore,
+    check_namespace,
+    document_filter,
+)
+from kb_mcp.server.lookups import ignored_fields
+from kb_mcp.server.lookups import lookup as _lookup
 from kb_mcp.server.resources import register_document_resources
 from kb_mcp.server.results import (
     AddResult,
@@ -65,6 +78,7 @@ from kb_mcp.server.results import (
 )
 from kb_mcp.server.validation import (
     MAX_CONTENT_CHARS,
+    MAX_ID_CHARS,
     MAX_LIMIT,
     MAX_QUERY_CHARS,
     check_content,
@@ -114,25 +128,35 @@ async def kb_add(
     metadata: _Metadata,
     external_id: _ExternalId = None,
     dedupe_threshold: _DedupeThreshold = None,
+    namespace: Namespace = "default",
 ) -> AddResult:
     """Store a document; its content is split into passages and embedded for search.
 
     With external_id, adding the same key again updates that document (or leaves it
     alone when nothing changed): retrying a failed or unknown add never makes a copy.
     Without one, content identical to a stored document's is not stored twice: the
-    existing id comes back with status "duplicate".
+    existing id comes back with status "duplicate", and `ignored` names the given
+    title, tags or metadata that differ from the stored document's (not stored).
     """
     with _reported("kb_add", failure="nothing was stored", unknown=_ADD_UNKNOWN):
         checked_content = check_content(content)
         args = (check_title(title), check_tags(tags), check_metadata(metadata))
         threshold = check_dedupe_threshold(dedupe_threshold)
         key = check_external_id(external_id)
+        space = check_namespace(namespace) or "default"
         # A caller's own key names the document: identity by key, not by content.
         existing = (
-            None if key is not None else await _app(ctx).duplicates.identical(checked_content)
+            None
+            if key is not None
+            else await _app(ctx).duplicates.identical(checked_content, space)
         )
         if existing is not None:
-            return AddResult(id=str(existing.id), chunks=existing.chunks, status="duplicate")
+            return AddResult(
+                id=str(existing.id),
+                chunks=existing.chunks,
+                status="duplicate",
+                ignored=ignored_fields(existing, *args),
+            )
         added = await _app(ctx).documents.add_document(
             title=args[0],
             content=checked_content,
@@ -140,6 +164,7 @@ async def kb_add(
             metadata=args[2],
             external_id=key,
             dedupe=True,
+            namespace=space,
         )
     near: list[NearDuplicate] = []
     if threshold is not None and added.status != "duplicate":
@@ -152,6 +177,7 @@ async def kb_add(
         near_duplicates=[
             NearDuplicateResult(id=str(n.id), title=n.title, similarity=n.similarity) for n in near
         ],
+        ignored=ignored_fields(added.stored, *args) if added.stored is not None else [],
     )
 
 
@@ -169,6 +195,13 @@ async def kb_search(
     limit: Annotated[int, _limit("hits")] = 5,
     tags: _TagFilter = None,
     mode: _Mode = "hybrid",
+    namespace: Namespace = "default",
+    tags_any: TagsAny = None,
+    metadata_filter: MetadataFilters = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+    updated_after: UpdatedAfter = None,
+    updated_before: UpdatedBefore = None,
 ) -> SearchResult:
     """Search passages by meaning and by words: documents ranked by their best passage.
 
@@ -180,7 +213,16 @@ async def kb_search(
             check_query(query),
             limit=check_limit(limit),
             mode=cast("SearchMode", check_mode(mode)),
-            tags=check_tags(tags, what="tags"),
+            where=document_filter(
+                namespace=namespace,
+                tags=tags,
+                tags_any=tags_any,
+                metadata_filter=metadata_filter,
+                created_after=created_after,
+                created_before=created_before,
+                updated_after=updated_after,
+                updated_before=updated_before,
+            ),
         )
     return SearchResult(
         hits=[
@@ -190,6 +232,7 @@ async def kb_search(
                 snippet=h.snippet,
                 score=h.score,
                 tags=h.tags,
+                external_id=h.external_id,
                 matched=list(h.matched),
                 vector_score=h.vector_score,
                 keyword_score=h.keyword_score,
@@ -199,13 +242,42 @@ async def kb_search(
     )
 
 
-async def kb_get(ctx: ToolContext, id: _Id) -> DocumentResult:
-    """A whole document: title, content, tags, metadata and timestamps."""
+_OptionalId = Annotated[
+    str | None,
+    Field(
+        strict=True,
+        max_length=MAX_ID_CHARS,
+        description="Document id, as kb_add or kb_search returned it (or give external_id).",
+    ),
+]
+_KeyNamespace = Annotated[
+    str | None,
+    Field(
+        strict=True,
+        max_length=64,
+        description=(
+            'With external_id: the key\'s namespace (default "default"); with id: '
+            "the document must be in it (omit for any namespace)."
+        ),
+    ),
+]
+
+
+async def kb_get(
+    ctx: ToolContext,
+    id: _OptionalId = None,
+    external_id: _ExternalId = None,
+    namespace: _KeyNamespace = None,
+) -> DocumentResult:
+    """A whole document, by id or by your external_id: title, content, tags, metadata,
+    namespace and timestamps."""
     with _reported("kb_get"):
-        document_id = parse_document_id(id)
-        doc = await _app(ctx).documents.get_document(document_id)
+        lookup = _lookup(id, external_id, namespace)
+        doc = await _app(ctx).documents.get_document(
+            lookup.document_id, namespace=lookup.namespace, external_id=lookup.external_id
+        )
         if doc is None:
-            raise ToolInputError(f"no document has id {document_id}")
+            raise ToolInputError(f"no document has {lookup}")
     return DocumentResult(
         id=str(doc.id),
         title=doc.title,
@@ -215,6 +287,8 @@ async def kb_get(ctx: ToolContext, id: _Id) -> DocumentResult:
         created_at=doc.created_at.isoformat(),
         updated_at=doc.updated_at.isoformat(),
         chunks=doc.chunks,
+        namespace=doc.namespace,
+        external_id=doc.external_id,
     )
 
 
@@ -230,14 +304,32 @@ async def kb_list(
         ),
     ] = None,
     tags: _TagFilter = None,
+    namespace: Namespace = "default",
+    tags_any: TagsAny = None,
+    metadata_filter: MetadataFilters = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+    updated_after: UpdatedAfter = None,
+    updated_before: UpdatedBefore = None,
 ) -> ListResult:
-    """Documents, newest first, a page at a time, optionally only those with given tags."""
+    """Documents of a namespace, newest first, a page at a time, optionally filtered
+    (tags all-of or any-of, metadata conditions, created/updated before or after)."""
     with _reported("kb_list"):
         app = _app(ctx)
-        limit, tag_filter = check_limit(limit), check_tags(tags)
+        limit = check_limit(limit)
+        where = document_filter(
+            namespace=namespace,
+            tags=tags,
+            tags_any=tags_any,
+            metadata_filter=metadata_filter,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+        )
         key = await app.cursors.key(app.documents.cursor_key)
         page = await app.documents.list_documents(
-            limit=limit, cursor=decode_cursor(cursor, key=key), tags=tag_filter
+            limit=limit, cursor=decode_cursor(cursor, key=key), where=where
         )
     return ListResult(
         documents=[
@@ -247,6 +339,8 @@ async def kb_list(
                 tags=d.tags,
                 created_at=d.created_at.isoformat(),
                 updated_at=d.updated_at.isoformat(),
+                namespace=d.namespace,
+                external_id=d.external_id,
             )
             for d in page.documents
         ],
@@ -295,10 +389,18 @@ async def kb_update(
     )
 
 
-async def kb_delete(ctx: ToolContext, id: _Id) -> DeleteResult:
-    """Delete a document and its passages."""
+async def kb_delete(
+    ctx: ToolContext,
+    id: _OptionalId = None,
+    external_id: _ExternalId = None,
+    namespace: _KeyNamespace = None,
+) -> DeleteResult:
+    """Delete a document and its passages, by id or by your external_id."""
     with _reported("kb_delete"):
-        deleted = await _app(ctx).documents.delete_document(parse_document_id(id))
+        lookup = _lookup(id, external_id, namespace)
+        deleted = await _app(ctx).documents.delete_document(
+            lookup.document_id, namespace=lookup.namespace, external_id=lookup.external_id
+        )
     return DeleteResult(deleted=deleted)
 
 
@@ -347,6 +449,9 @@ def build_mcp_server(
         annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=False),
     )
     register_document_resources(server)
+    from kb_mcp.server.namespace_tools import register_namespace_tools
+
+    register_namespace_tools(server)
     server.add_tool(
         kb_delete,
         name="kb_delete",
