@@ -4,14 +4,14 @@
 - kb_delete_namespace: deletes every document of a namespace, only when `confirm` repeats
   the namespace's name (a model cannot wipe one by a slip of an argument).
 - kb_add_many: up to `MAX_BATCH` documents in one call, each added as kb_add adds it
-  (external_id upserts, content dedupe), `MAX_BATCH_CONCURRENCY` at a time; one result per
-  item, in order: a failed item (bad argument, a dependency failing) says why and does not
-  stop the others.
+  (external_id upserts, content dedupe) through `kb_mcp.db.bulk.add_many` (one embeddings
+  pass for the batch, `MAX_BATCH_CONCURRENCY` writes at a time); one result per item, in
+  order: a failed item (bad argument, a dependency failing) says why and does not stop the
+  others.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -19,6 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
+from kb_mcp.db.bulk import NewDocument, add_many
 from kb_mcp.db.namespaces import NamespaceStore
 from kb_mcp.errors import ToolInputError
 from kb_mcp.server.arguments import _Content, _ExternalId, _Metadata, _Tags, _Title
@@ -115,30 +116,58 @@ async def kb_delete_namespace(
     return DeleteNamespaceResult(namespace=name, deleted=deleted)
 
 
-async def _add_one(app: AppContext, index: int, doc: BatchDocument, space: str) -> BatchItemResult:
+def _message(exc: Exception) -> str:
+    """What kb_add would say for `exc` (the same translation, `_reported`)."""
     try:
         with _reported("kb_add_many", failure="nothing was stored", unknown=_ADD_UNKNOWN):
-            content = check_content(doc.content)
-            title, tags = check_title(doc.title), check_tags(doc.tags)
-            metadata = check_metadata(doc.metadata)
-            key = check_external_id(doc.external_id)
-            added = await app.documents.add_document(
-                title=title,
-                content=content,
-                tags=tags,
-                metadata=metadata,
-                external_id=key,
-                dedupe=True,
-                namespace=space,
-            )
-    except ToolError as exc:
-        return BatchItemResult(index=index, status="failed", error=str(exc))
-    return BatchItemResult(
-        index=index,
-        status=added.status,
-        id=str(added.id),
-        chunks=added.chunks,
-        ignored=ignored_fields(added.stored, title, tags, metadata) if added.stored else [],
+            raise exc
+    except ToolError as error:
+        return str(error)
+
+
+def _checked(doc: BatchDocument, space: str) -> NewDocument:
+    return NewDocument(
+        title=check_title(doc.title),
+        content=check_content(doc.content),
+        tags=check_tags(doc.tags),
+        metadata=check_metadata(doc.metadata),
+        external_id=check_external_id(doc.external_id),
+        namespace=space,
+    )
+
+
+async def _add_all(app: AppContext, documents: list[BatchDocument], space: str) -> AddManyResult:
+    results: list[BatchItemResult | None] = [None] * len(documents)
+    valid: list[tuple[int, NewDocument]] = []
+    for index, given in enumerate(documents):
+        try:
+            valid.append((index, _checked(given, space)))
+        except ToolInputError as exc:
+            results[index] = BatchItemResult(index=index, status="failed", error=_message(exc))
+    added = await add_many(
+        app.db,
+        app.embedder,
+        [doc for _, doc in valid],
+        session_ef_search=app.session_ef_search,
+        concurrency=MAX_BATCH_CONCURRENCY,
+    )
+    for (index, doc), outcome in zip(valid, added, strict=True):
+        if isinstance(outcome, Exception):
+            results[index] = BatchItemResult(index=index, status="failed", error=_message(outcome))
+            continue
+        kept = outcome.stored
+        results[index] = BatchItemResult(
+            index=index,
+            status=outcome.status,
+            id=str(outcome.id),
+            chunks=outcome.chunks,
+            ignored=ignored_fields(kept, doc.title, doc.tags, doc.metadata) if kept else [],
+        )
+    done = [r for r in results if r is not None]
+    return AddManyResult(
+        results=done,
+        stored=sum(1 for r in done if r.status in {"created", "updated"}),
+        failed=sum(1 for r in done if r.status == "failed"),
     )
 
 
@@ -161,19 +190,7 @@ async def kb_add_many(
         if len(documents) > MAX_BATCH:
             raise ToolInputError(f"documents has {len(documents)} items; the limit is {MAX_BATCH}")
         space = check_namespace(namespace) or "default"
-    app = _app(ctx)
-    gate = asyncio.Semaphore(MAX_BATCH_CONCURRENCY)
-
-    async def gated(index: int, doc: BatchDocument) -> BatchItemResult:
-        async with gate:
-            return await _add_one(app, index, doc, space)
-
-    results = list(await asyncio.gather(*(gated(i, d) for i, d in enumerate(documents))))
-    return AddManyResult(
-        results=results,
-        stored=sum(1 for r in results if r.status in {"created", "updated"}),
-        failed=sum(1 for r in results if r.status == "failed"),
-    )
+        return await _add_all(_app(ctx), documents, space)
 
 
 def register_namespace_tools(server: MCPServer[Any]) -> None:

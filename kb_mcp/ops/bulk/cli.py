@@ -62,7 +62,8 @@ def _settings(args: argparse.Namespace, command: str) -> Settings | None:
     return settings
 
 
-async def _import(args: argparse.Namespace, settings: Settings) -> ImportSummary:
+async def _import(args: argparse.Namespace, settings: Settings) -> tuple[ImportSummary, float]:
+    """The summary, and the seconds the import took once the runtime was up."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -79,31 +80,31 @@ async def _import(args: argparse.Namespace, settings: Settings) -> ImportSummary
         disable=args.no_progress or not console.is_terminal,
     )
     async with knowledge_base(settings) as app:
+        started = time.monotonic()
         with progress:
             task = progress.add_task("importing", total=len(records))
-            return await import_records(
+            summary = await import_records(
                 app,
                 records,
                 namespace=args.namespace,
                 concurrency=args.concurrency,
                 on_done=lambda _status: progress.advance(task),
             )
+        return summary, time.monotonic() - started
 
 
 def _run_import(args: argparse.Namespace) -> int:
     settings = _settings(args, "import")
     if settings is None:
         return EXIT_USAGE
-    started = time.monotonic()
-    summary = asyncio.run(_import(args, settings))
-    elapsed = time.monotonic() - started
+    summary, elapsed = asyncio.run(_import(args, settings))
     for origin, reason in summary.failures[:_SHOWN_FAILURES]:
         sys.stderr.write(f"failed  {origin}: {reason}\n")
     if len(summary.failures) > _SHOWN_FAILURES:
         sys.stderr.write(f"... and {len(summary.failures) - _SHOWN_FAILURES} more failed\n")
     rate = summary.total / elapsed if elapsed > 0 else 0.0
     sys.stdout.write(
-        f"imported {summary.total} records in {elapsed:.1f} s ({rate:.1f}/s): {summary.line()}\n"
+        f"imported {summary.total} records in {elapsed:.2f} s ({rate:.1f}/s): {summary.line()}\n"
     )
     return EXIT_STARTUP_FAILURE if summary.failures else EXIT_OK
 

@@ -22,10 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from kb_mcp.db.bulk import NewDocument, add_many
 from kb_mcp.db.dump import dump_documents
 from kb_mcp.db.filters import DEFAULT_NAMESPACE
 from kb_mcp.errors import (
-    DatabaseError,
     DatabaseOutcomeUnknownError,
     EmbeddingError,
     ToolInputError,
@@ -61,24 +61,16 @@ class ImportSummary:
         return ", ".join(f"{self.counts[s]} {s}" for s in STATUSES)
 
 
-async def _import_one(app: AppContext, record: Record, namespace: str) -> str:
-    space = check_namespace(record.namespace, default=namespace) or DEFAULT_NAMESPACE
-    content = check_content(record.content)
-    title, tags = check_title(record.title), check_tags(record.tags)
-    metadata = check_metadata(record.metadata)
-    key = check_external_id(record.external_id)
-    if key is None and await app.duplicates.identical(content, space) is not None:
-        return "duplicate"
-    added = await app.documents.add_document(
-        title=title,
-        content=content,
-        tags=tags,
-        metadata=metadata,
-        external_id=key,
-        dedupe=True,
-        namespace=space,
+def _checked(record: Record, namespace: str) -> NewDocument:
+    """The record as kb_add would take it (its checks, its messages)."""
+    return NewDocument(
+        title=check_title(record.title),
+        content=check_content(record.content),
+        tags=check_tags(record.tags),
+        metadata=check_metadata(record.metadata),
+        external_id=check_external_id(record.external_id),
+        namespace=check_namespace(record.namespace, default=namespace) or DEFAULT_NAMESPACE,
     )
-    return added.status
 
 
 def _reason(exc: Exception) -> str:
@@ -97,13 +89,12 @@ async def import_records(
     *,
     namespace: str = DEFAULT_NAMESPACE,
     concurrency: int = 8,
+    batch: int = 64,
     on_done: Callable[[str], None] | None = None,
 ) -> ImportSummary:
-    """Add every record, `concurrency` at a time; the summary (see the module docstring)."""
+    """Add every record, `batch` at a time through `add_many` (two batches in flight:
+    one embedding while the other writes), `concurrency` writes at once in a batch."""
     summary = ImportSummary()
-    queue: asyncio.Queue[Record | BadRecord] = asyncio.Queue()
-    for record in records:
-        queue.put_nowait(record)
 
     def finish(status: str, origin: str, reason: str = "") -> None:
         summary.counts[status] += 1
@@ -112,21 +103,35 @@ async def import_records(
         if on_done is not None:
             on_done(status)
 
+    valid: list[tuple[str, NewDocument]] = []
+    for record in records:
+        if isinstance(record, BadRecord):
+            finish("failed", record.origin, record.reason)
+            continue
+        try:
+            valid.append((record.origin, _checked(record, namespace)))
+        except ToolInputError as exc:
+            finish("failed", record.origin, _reason(exc))
+    batches = [valid[i : i + max(1, batch)] for i in range(0, len(valid), max(1, batch))]
+    queue = iter(batches)
+
     async def worker() -> None:
-        while not queue.empty():
-            record = queue.get_nowait()
-            if isinstance(record, BadRecord):
-                finish("failed", record.origin, record.reason)
-                continue
-            try:
-                status = await _import_one(app, record, namespace)
-            except (ToolInputError, EmbeddingError, DatabaseError) as exc:
-                finish("failed", record.origin, _reason(exc))
-            else:
-                finish(status, record.origin)
+        for part in queue:
+            results = await add_many(
+                app.db,
+                app.embedder,
+                [doc for _, doc in part],
+                session_ef_search=app.session_ef_search,
+                concurrency=concurrency,
+            )
+            for (origin, _), result in zip(part, results, strict=True):
+                if isinstance(result, Exception):
+                    finish("failed", origin, _reason(result))
+                else:
+                    finish(result.status, origin)
 
     async with asyncio.TaskGroup() as group:
-        for _ in range(max(1, concurrency)):
+        for _ in range(min(2, len(batches))):
             group.create_task(worker())
     return summary
 
