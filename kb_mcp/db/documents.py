@@ -41,7 +41,13 @@ from uuid import UUID
 import structlog
 
 from kb_mcp.db.dedupe import StoredDuplicate, find_identical, lock_content
-from kb_mcp.db.filters import DEFAULT_NAMESPACE, DocumentFilter, bind, document_filter
+from kb_mcp.db.filters import (
+    DEFAULT_NAMESPACE,
+    DocumentFilter,
+    bind,
+    document_filter,
+    documents_filter,
+)
 from kb_mcp.db.outcome import Unwritten, committed, database_errors
 from kb_mcp.db.port import AnyConnection, ConnectionSource, TextEmbedder
 from kb_mcp.db.rewrite import (
@@ -198,7 +204,7 @@ class _Queries:
         fill = {
             "distance": distance_sql(dimensions, "c.embedding", "$1"),
             "doc_filter_nearest": document_filter("nearest.document_id", "$4"),
-            "doc_filter": document_filter("c.document_id", "$3"),
+            "doc_filter": documents_filter("d", "$3"),
         }
         return cls(nearest=_NEAREST.format_map(fill), exact=_EXACT.format_map(fill))
 

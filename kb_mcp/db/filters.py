@@ -13,11 +13,22 @@ conditions on top-level metadata keys:
   PostgreSQL reads as a timestamp, `kb_jsonb_timestamptz`). A value of another type
   never matches and never fails the statement.
 
-How a statement uses it: ONE hook per statement, `document_filter(column, namespace)`,
-a condition on the document whose id is `column`; it holds the namespace test (the
+How a statement uses it: ONE hook where it filters, holding the namespace test (the
 statement's own parameter `namespace`) and a marker that `bind` replaces with the rest of
 the predicate, its parameters numbered after the statement's own. The predicate's text
 depends only on the shape of the filter (never on a value): every value is a parameter.
+Two forms of the hook:
+
+- `document_filter(column, namespace)`: a condition on the document whose id is `column`
+  (a chunk's `document_id`), for a statement that meets documents one candidate at a time
+  (the HNSW candidates, the chunks matching a tsquery). It is a scalar subquery on the
+  primary key, the predicate in its select list, so every candidate costs one primary-key
+  lookup: written as EXISTS, PostgreSQL was free to drive it from the metadata GIN index
+  instead, and under jsonb containment's fixed selectivity estimate it did (1,000
+  documents: an exact search with a metadata filter took 3.5 s instead of ~40 ms).
+- `documents_filter(alias, namespace)`: a condition on documents `alias` joined by the
+  statement (the exact searches): the planner starts from the documents that pass (the
+  namespace, tags, metadata and date indexes) and reads only their chunks.
 
 Indexes (migration 0007): namespace with created_at (listing), GIN on tags (both tag
 tests), GIN jsonb_path_ops on metadata (`eq`, `contains`), created_at and updated_at.
@@ -46,6 +57,7 @@ __all__ = [
     "MetadataOp",
     "bind",
     "document_filter",
+    "documents_filter",
 ]
 
 DEFAULT_NAMESPACE = "default"
@@ -59,21 +71,28 @@ MetadataOp = Literal["eq", "contains", "gt", "gte", "lt", "lte"]
 METADATA_OPS: tuple[str, ...] = get_args(MetadataOp)
 _RANGE_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
-FILTER_MARK = "/*kb:filter*/TRUE"
-"""Where `bind` puts the predicate of a filter's conditions (valid SQL as it stands)."""
+FILTER_MARK = "/*kb:filter:{alias}*/TRUE"
+"""Where `bind` puts the predicate on documents `alias` (valid SQL as it stands)."""
+_MARKS = re.compile(r"/\*kb:filter:([a-z_]+)\*/TRUE")
 _ALIAS = "kb_f"
 
 
 def document_filter(column: str, namespace: str) -> str:
-    """The hook: the document `column` names is in `namespace` and passes the filter.
+    """The hook on one candidate: the document `column` names is in `namespace` and passes.
 
     `column` and `namespace` are fixed SQL of the caller (a column, a `$n` parameter).
     """
+    mark = FILTER_MARK.format(alias=_ALIAS)
     # Fixed SQL of the caller and of this module only; values are parameters.
     return (
-        f"EXISTS (SELECT 1 FROM documents {_ALIAS} WHERE {_ALIAS}.id = {column}"  # noqa: S608
-        f" AND {_ALIAS}.namespace = {namespace}::text AND {FILTER_MARK})"
+        f"coalesce((SELECT {mark} FROM documents {_ALIAS}"  # noqa: S608
+        f" WHERE {_ALIAS}.id = {column} AND {_ALIAS}.namespace = {namespace}::text), false)"
     )
+
+
+def documents_filter(alias: str, namespace: str) -> str:
+    """The hook on joined documents `alias`: in `namespace`, and passing the filter."""
+    return f"{alias}.namespace = {namespace}::text AND {FILTER_MARK.format(alias=alias)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,5 +214,12 @@ def _metadata_sql(alias: str, cond: MetadataCondition, param: Any) -> str:
 def bind(statement: str, args: Sequence[object], flt: DocumentFilter) -> tuple[str, list[object]]:
     """`statement` with every hook's marker replaced by `flt`'s conditions; the arguments
     `args` followed by the conditions' values."""
-    where, params = flt.predicate(_ALIAS, len(args) + 1)
-    return statement.replace(FILTER_MARK, where), [*args, *params]
+    first = len(args) + 1
+    params: list[object] = []
+
+    def predicate(mark: re.Match[str]) -> str:
+        nonlocal params
+        where, params = flt.predicate(mark.group(1), first)
+        return where
+
+    return _MARKS.sub(predicate, statement), [*args, *params]

@@ -40,7 +40,7 @@ from kb_mcp.db.documents import (
     _snippet,
     search_candidates,
 )
-from kb_mcp.db.filters import DocumentFilter, bind, document_filter
+from kb_mcp.db.filters import DocumentFilter, bind, document_filter, documents_filter
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import ConnectionSource
 from kb_mcp.db.vectors import distance_sql
@@ -216,7 +216,11 @@ class _HybridStatements:
 
         return cls(
             nearest=statement(_VECTOR_NEAREST),
-            exact=statement(_VECTOR_EXACT, f"WHERE {hook('c')}"),
+            exact=statement(
+                _VECTOR_EXACT,
+                "JOIN documents kb_d ON kb_d.id = c.document_id"
+                f" WHERE {documents_filter('kb_d', '$5')}",
+            ),
         )
 
 
