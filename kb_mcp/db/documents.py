@@ -17,12 +17,16 @@
   The commit's outcome is told truly (`kb_mcp.db.outcome`): stored, nothing stored, or
   unknown.
 - search: cosine distance over chunks; each document is ranked by its best chunk, which
-  is returned as the snippet; `score = 1 - cosine distance` (1.0 is identical). Without a
-  tag filter the HNSW index picks candidate chunks (`hnsw.ef_search` raised to the
-  candidate count); with one, search is exact over the matching documents' chunks (GIN
-  narrows the documents), so a filter never hides a match. A tag filter means "has every
-  one of these tags" (`tags @> $1`).
-- list: newest first, keyset-paged by `(created_at, id)`, with the total count.
+  is returned as the snippet; `score = 1 - cosine distance` (1.0 is identical). The HNSW
+  index picks candidate chunks (`hnsw.ef_search` raised to the candidate count), which
+  pass through the filter (`kb_mcp.db.filters`: a namespace, and tags, metadata, dates);
+  when fewer than `limit` documents are left, search is exact over the chunks of the
+  documents that pass (the planner starts from them), so a filter never hides a match.
+- list: a namespace's documents passing the filter, newest first, keyset-paged by
+  `(created_at, id)`, with the total count.
+- Every document belongs to one namespace (migration 0007); an `external_id` is unique
+  within its namespace. get and delete take an id (optionally only in a namespace) or a
+  namespace and key.
 
 asyncpg and socket errors become `DatabaseError` (`DatabaseUnavailableError` when the
 connection is the problem) naming the operation, never a value. Metadata comes back with

@@ -6,8 +6,9 @@ A client can attach a stored document to a conversation without a tool call:
 - `resources/read` of `kb://documents/<uuid>` returns the document as markdown (its title
   as a heading, then its content); a malformed id or an unknown one is an invalid-params
   error saying so;
-- `resources/list` pages through every document, newest first (`kb_list`'s order and
-  cursor), 50 per page, each named by its title.
+- `resources/list` pages through the `default` namespace's documents, newest first
+  (`kb_list`'s order and cursor), 50 per page, each named by its title; a document of
+  any namespace reads by its id.
 """
 
 from __future__ import annotations

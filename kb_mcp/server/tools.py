@@ -367,10 +367,16 @@ async def kb_update(
         dict[str, Any] | None,
         Field(description="New metadata object (replaces the old one); omit to keep."),
     ] = None,
+    namespace: _KeyNamespace = None,
 ) -> UpdateResult:
     """Revise a document in place: it keeps its id; only changed passages are re-embedded."""
     with _reported("kb_update", failure="nothing was changed", unknown=_UPDATE_UNKNOWN):
         document_id = parse_document_id(id)
+        space = check_namespace(namespace, default=None)
+        if space is not None and not await _app(ctx).documents.get_document(
+            document_id, namespace=space
+        ):
+            raise ToolInputError(f"no document has id {document_id} in namespace {space}")
         new_title, new_content, new_tags, new_metadata = check_update(
             title, content, tags, metadata
         )

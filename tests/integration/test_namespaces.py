@@ -104,7 +104,7 @@ async def test_namespaces_are_separate_collections(kb: KbStack) -> None:
 
 async def test_get_and_delete_by_external_id(kb: KbStack) -> None:
     """kb_get and kb_delete take an external_id (in a namespace) instead of an id, and
-    return it; giving both or neither is refused."""
+    return it; giving both or neither is refused; kb_update's namespace guards its id."""
     async with _connect(kb) as client:
         added = await call_ok(
             client,
@@ -128,6 +128,10 @@ async def test_get_and_delete_by_external_id(kb: KbStack) -> None:
         assert "256" in await call_refused(
             client, "kb_get", {"external_id": "x" * 257, "namespace": "n"}
         )
+        assert "in namespace default" in await call_refused(
+            client, "kb_update", {"id": added["id"], "namespace": "default", "tags": ["t"]}
+        )
+        await call_ok(client, "kb_update", {"id": added["id"], "namespace": "n", "tags": ["t"]})
         gone = await call_ok(client, "kb_delete", {"external_id": "notes/k.md", "namespace": "n"})
         again = await call_ok(client, "kb_delete", {"external_id": "notes/k.md", "namespace": "n"})
     assert (gone["deleted"], again["deleted"]) == (True, False)

@@ -1,12 +1,12 @@
 """Import records into a knowledge base concurrently, and export it as JSONL records.
 
-`import_records` adds each record as kb_add would (the same checks, the same store):
-a record with an `external_id` is created, updated in place, or left `unchanged` (nothing
+`import_records` adds each record as kb_add would (the same checks, the same store), a
+batch at a time through `kb_mcp.db.bulk.add_many` (one embeddings pass per batch): a
+record with an `external_id` is created, updated in place, or left `unchanged` (nothing
 embedded), so running an interrupted import again resumes it: what was stored is skipped
-at the cost of one lookup. A record without a key is looked up by content first (a
-`duplicate` costs no embedding). `concurrency` adds run at once (the embeddings client
-coalesces their calls); a record that fails says why and the others go on. `on_done` is
-called after every record (the progress bar).
+at the cost of a lookup. A record without a key whose identical content is stored is a
+`duplicate` (no embedding). A record that fails says why and the others go on. `on_done`
+is called after every record (the progress bar).
 
 `export_records` writes every document as one JSON object a line, the shape
 `kb_mcp.ops.bulk.sources` reads back (export then import into an empty knowledge base
