@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -26,6 +26,7 @@ from kb_mcp.server.arguments import _Content, _ExternalId, _Metadata, _Tags, _Ti
 from kb_mcp.server.context import AppContext
 from kb_mcp.server.filter_args import Namespace, check_namespace
 from kb_mcp.server.lookups import ignored_fields
+from kb_mcp.server.namespace_resources import register_namespace_resources
 from kb_mcp.server.tools import _ADD_UNKNOWN, ToolContext, _app, _reported
 from kb_mcp.server.validation import (
     check_content,
@@ -193,10 +194,12 @@ async def kb_add_many(
         return await _add_all(_app(ctx), documents, space)
 
 
-def register_namespace_tools(server: MCPServer[Any]) -> None:
-    """Add kb_namespaces, kb_delete_namespace and kb_add_many to `server`."""
+def register_namespace_tools(server: MCPServer[AppContext]) -> None:
+    """Add kb_namespaces, kb_delete_namespace and kb_add_many to `server` (and the
+    namespace resources, `kb_mcp.server.namespace_resources`)."""
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     server.add_tool(kb_namespaces, name="kb_namespaces", annotations=read_only)
+    register_namespace_resources(server)
     server.add_tool(
         kb_add_many, name="kb_add_many", annotations=ToolAnnotations(open_world_hint=False)
     )

@@ -4,7 +4,12 @@ kb_add_many, and what a duplicate add says it did not store."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
+from mcp_types import TextResourceContents
 
 from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.migrate import apply_migrations, load_migrations
@@ -178,3 +183,43 @@ async def test_add_many_reports_one_result_per_document(kb: KbStack) -> None:
     assert len(kb.backend.calls) == calls
     assert "100" in too_many
     assert await kb.count("documents") == 5
+
+
+async def test_namespace_resources_list_counts_and_filtered_documents(kb: KbStack) -> None:
+    """kb://namespaces gives the counts; the namespace documents template filters by tags,
+    metadata and dates from its query; a bad date is an error naming it."""
+    ids = await kb.add_corpus()
+    await kb.store.add_document(
+        title="Elsewhere", content="other", tags=["ops"], metadata={}, namespace="side"
+    )
+    async with _connect(kb) as client:
+        counts = await client.read_resource("kb://namespaces")
+        prefixed = await client.read_resource("kb://namespaces?prefix=si")
+        ops = await client.read_resource(
+            "kb://namespaces/default/documents?tags=ops&metadata=%7B%22source%22%3A%22corpus%22%7D"
+        )
+        later = await client.read_resource(
+            "kb://namespaces/default/documents?created_after=2999-01-01"
+        )
+        with pytest.raises(MCPError, match="created_before"):
+            await client.read_resource("kb://namespaces/default/documents?created_before=soon")
+    (text,) = counts.contents
+    assert isinstance(text, TextResourceContents)
+    assert json.loads(text.text) == [
+        {"namespace": "default", "documents": 5},
+        {"namespace": "side", "documents": 1},
+    ]
+    (side,) = prefixed.contents
+    assert isinstance(side, TextResourceContents)
+    assert json.loads(side.text) == [{"namespace": "side", "documents": 1}]
+    (listing,) = ops.contents
+    assert isinstance(listing, TextResourceContents)
+    found = json.loads(listing.text)
+    assert {d["id"] for d in found["documents"]} == {
+        ids["Vacuuming PostgreSQL tables"],
+        ids["Rotating secrets in AWS Secrets Manager"],
+    }
+    assert found["total"] == 2
+    (empty,) = later.contents
+    assert isinstance(empty, TextResourceContents)
+    assert json.loads(empty.text) == {"total": 0, "documents": []}
