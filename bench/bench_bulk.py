@@ -237,7 +237,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100)
     args = parser.parse_args()
     host = machine()
-    documents = 80 if args.quick else args.documents
+    documents = 24 if args.quick else args.documents
     figures = asyncio.run(run(documents, args.clients, args.batch))
     report(figures)
     finish("bench_bulk", figures, quick=args.quick, as_json=args.json, host=host)

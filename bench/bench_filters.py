@@ -52,6 +52,12 @@ _DOCUMENT = (
     "INSERT INTO documents (id, title, content, tags, metadata, created_at, updated_at,"
     " namespace, embedding) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $6, $7, $8::text::vector)"
 )
+_INDEX_SIZES = (
+    "SELECT c.relname AS name, pg_relation_size(c.oid) AS bytes FROM pg_class c"
+    " WHERE c.relname IN ('documents_metadata_idx', 'documents_namespace_created_at_id_idx',"
+    " 'documents_updated_at_idx', 'documents_namespace_external_id_key', 'documents_tags_idx',"
+    " 'documents_pkey') ORDER BY c.relname"
+)
 _CHUNK = (
     "INSERT INTO chunks (document_id, ordinal, content, embedding) "
     "VALUES ($1, $2, $3, $4::text::vector)"
@@ -137,6 +143,10 @@ async def run(documents: int, queries: int) -> dict[str, Any]:
             await apply_migrations(source, dimensions=DIMENSIONS)
             load_s, contents = await _load(pool, documents)
             chunks = await pool.fetchval("SELECT count(*) FROM chunks")
+            indexes = {
+                row["name"]: round(row["bytes"] / 2**20, 2)
+                for row in await pool.fetch(_INDEX_SIZES)
+            }
             asked = _queries(random.Random(7), contents, queries)
             embedder.precompute(asked)
             store = DocumentStore(source, embedder, session_ef_search=SESSION_EF_SEARCH)
@@ -163,6 +173,7 @@ async def run(documents: int, queries: int) -> dict[str, Any]:
         "dimensions": DIMENSIONS,
         "queries": queries,
         "load_s": round(load_s, 1),
+        "index_mib": indexes,
         "loadavg": " ".join(f"{v:.2f}" for v in os.getloadavg()),
         "filters": rows,
     }
@@ -186,6 +197,11 @@ def report(figures: dict[str, Any]) -> None:
             for name, row in figures["filters"].items()
         ],
     )
+    print_table(
+        "index sizes (MiB): migration 0007's, and the primary key for scale",
+        ("index", "MiB"),
+        list(figures["index_mib"].items()),
+    )
 
 
 def main() -> int:
@@ -194,7 +210,7 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=60)
     args = parser.parse_args()
     host = machine()
-    documents, queries = (1000, 10) if args.quick else (args.documents, args.queries)
+    documents, queries = (200, 3) if args.quick else (args.documents, args.queries)
     figures = asyncio.run(run(documents, queries))
     report(figures)
     finish("bench_filters", figures, quick=args.quick, as_json=args.json, host=host)
