@@ -46,8 +46,8 @@ async def recall(
             async with conn.transaction():
                 await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(candidates))
                 param = parse_vector(vector)  # the store's statements take a list
-                found = await conn.fetch(store._sql.nearest, param, candidates, limit)
-            truth = await conn.fetch(store._sql.exact, param, limit)
+                found = await conn.fetch(store._sql.nearest, param, candidates, limit, "default")
+            truth = await conn.fetch(store._sql.exact, param, limit, "default")
             document_hits += len({r["id"] for r in found} & {r["id"] for r in truth})
     total = limit * len(vectors)
     return {

@@ -251,7 +251,9 @@ async def _uses_index(pool: asyncpg.Pool[Any], store: DocumentStore, vector: str
     """Whether the planner answers an unfiltered search through the HNSW index."""
     sql = store._sql.nearest  # the store's own statement, so the plan is the one it gets
     async with pool.acquire() as conn:
-        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", parse_vector(vector), 100, LIMIT)
+        plan = await conn.fetchval(
+            f"EXPLAIN (FORMAT JSON) {sql}", parse_vector(vector), 100, LIMIT, "default"
+        )
     return "chunks_embedding_hnsw_idx" in str(plan)
 
 

@@ -5,6 +5,7 @@
     kb-mcp dev [--data-dir D] [--port P] [--rotate-every S]
     kb-mcp secrets {verify,seed,rotate,age,audit,policy} ...
     kb-mcp drill [...]
+    kb-mcp import PATH... | kb-mcp export
 
 Exit codes: 0 clean stop, 1 startup failure, 2 bad usage (`kb_mcp.errors`).
 """
@@ -37,6 +38,8 @@ SECRETS_COMMANDS = {
 TOP_COMMANDS = {
     "dev": ("kb_mcp.devstack.cli", "run the embedded local stack"),
     "drill": ("kb_mcp.ops.drill", "rotate secrets under load and report failed requests"),
+    "import": ("kb_mcp.ops.bulk.import_command", "import markdown, text and JSONL files"),
+    "export": ("kb_mcp.ops.bulk.export_command", "write every document as JSONL"),
 }
 
 

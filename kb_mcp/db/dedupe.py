@@ -33,9 +33,9 @@ _CANDIDATE_CHUNKS = 40
 """pgvector 0.6 returns at most `hnsw.ef_search` (default 40) rows from an index scan."""
 _CONTENT_LOCK = "kb-mcp:content_hash:"
 _IDENTICAL = (
-    "SELECT d.id, d.title, "
+    "SELECT d.id, d.title, d.tags, d.metadata::text AS metadata, "
     "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
-    "FROM documents d WHERE d.content_hash = kb_content_hash($1) "
+    "FROM documents d WHERE d.content_hash = kb_content_hash($1) AND d.namespace = $2 "
     "ORDER BY d.created_at, d.id LIMIT 1"
 )
 
@@ -47,6 +47,9 @@ class StoredDuplicate:
     id: UUID
     title: str
     chunks: int
+    tags: tuple[str, ...] = ()
+    metadata: str = "{}"
+    """As stored (jsonb text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +75,15 @@ class DuplicateFinder:
             " ) AS nearest WHERE nearest.document_id <> $2"
             ") AS candidate JOIN chunks c ON c.document_id = candidate.document_id "
             "JOIN documents d ON d.id = candidate.document_id "
+            "WHERE d.namespace = (SELECT namespace FROM documents WHERE id = $2) "
             "GROUP BY d.id, d.title ORDER BY similarity DESC, d.id"
         ).format_map({"v": query_vector_sql("$1")})
 
-    async def identical(self, content: str) -> StoredDuplicate | None:
-        """The oldest document with the same normalised content, or None (no lock held)."""
+    async def identical(self, content: str, namespace: str = "default") -> StoredDuplicate | None:
+        """The oldest document of `namespace` with the same normalised content, or None
+        (no lock held)."""
         async with database_errors("duplicate lookup"), self._source.acquire() as conn:
-            return await find_identical(conn, content)
+            return await find_identical(conn, content, namespace)
 
     async def near(
         self, document_id: UUID, *, threshold: float, limit: int = 5
@@ -101,18 +106,26 @@ class DuplicateFinder:
         return found[:limit]
 
 
-async def lock_content(conn: AnyConnection, content: str) -> None:
+async def lock_content(conn: AnyConnection, content: str, namespace: str = "default") -> None:
     """Hold, until the transaction ends, the advisory lock of this normalised content."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1 || kb_content_hash($2), 0))",
-        _CONTENT_LOCK,
+        f"{_CONTENT_LOCK}{namespace}:",
         content,
     )
 
 
-async def find_identical(conn: AnyConnection, content: str) -> StoredDuplicate | None:
-    """The oldest document with the same normalised content, or None."""
-    row = await conn.fetchrow(_IDENTICAL, content)
+async def find_identical(
+    conn: AnyConnection, content: str, namespace: str = "default"
+) -> StoredDuplicate | None:
+    """The oldest document of `namespace` with the same normalised content, or None."""
+    row = await conn.fetchrow(_IDENTICAL, content, namespace)
     if row is None:
         return None
-    return StoredDuplicate(id=row["id"], title=row["title"], chunks=int(row["chunks"]))
+    return StoredDuplicate(
+        id=row["id"],
+        title=row["title"],
+        chunks=int(row["chunks"]),
+        tags=tuple(row["tags"]),
+        metadata=row["metadata"],
+    )

@@ -17,12 +17,16 @@
   The commit's outcome is told truly (`kb_mcp.db.outcome`): stored, nothing stored, or
   unknown.
 - search: cosine distance over chunks; each document is ranked by its best chunk, which
-  is returned as the snippet; `score = 1 - cosine distance` (1.0 is identical). Without a
-  tag filter the HNSW index picks candidate chunks (`hnsw.ef_search` raised to the
-  candidate count); with one, search is exact over the matching documents' chunks (GIN
-  narrows the documents), so a filter never hides a match. A tag filter means "has every
-  one of these tags" (`tags @> $1`).
-- list: newest first, keyset-paged by `(created_at, id)`, with the total count.
+  is returned as the snippet; `score = 1 - cosine distance` (1.0 is identical). The HNSW
+  index picks candidate chunks (`hnsw.ef_search` raised to the candidate count), which
+  pass through the filter (`kb_mcp.db.filters`: a namespace, and tags, metadata, dates);
+  when fewer than `limit` documents are left, search is exact over the chunks of the
+  documents that pass (the planner starts from them), so a filter never hides a match.
+- list: a namespace's documents passing the filter, newest first, keyset-paged by
+  `(created_at, id)`, with the total count.
+- Every document belongs to one namespace (migration 0008); an `external_id` is unique
+  within its namespace. get and delete take an id (optionally only in a namespace) or a
+  namespace and key.
 
 asyncpg and socket errors become `DatabaseError` (`DatabaseUnavailableError` when the
 connection is the problem) naming the operation, never a value. Metadata comes back with
@@ -40,7 +44,14 @@ from uuid import UUID
 
 import structlog
 
-from kb_mcp.db.dedupe import find_identical, lock_content
+from kb_mcp.db.dedupe import StoredDuplicate, find_identical, lock_content
+from kb_mcp.db.filters import (
+    DEFAULT_NAMESPACE,
+    DocumentFilter,
+    bind,
+    document_filter,
+    documents_filter,
+)
 from kb_mcp.db.outcome import Unwritten, committed, database_errors
 from kb_mcp.db.port import AnyConnection, ConnectionSource, TextEmbedder
 from kb_mcp.db.rewrite import (
@@ -98,6 +109,8 @@ class AddedDocument:
     """Chunks embedded for this add (created: all; updated: those not already stored)."""
     reused: int = 0
     """Chunks whose stored vector was reused (updated only)."""
+    stored: StoredDuplicate | None = None
+    """duplicate only: the stored document (its title, tags, metadata were kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +120,7 @@ class SearchHit:
     snippet: str
     score: float
     tags: list[str] = field(default_factory=list)
+    external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +133,8 @@ class Document:
     created_at: datetime
     updated_at: datetime
     chunks: int
+    namespace: str = DEFAULT_NAMESPACE
+    external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +144,8 @@ class DocumentSummary:
     tags: list[str]
     created_at: datetime
     updated_at: datetime
+    namespace: str = DEFAULT_NAMESPACE
+    external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,25 +168,28 @@ class DocumentPage:
 _BY_EXTERNAL_ID = (
     "SELECT id, title, content, tags, metadata::text AS metadata, "
     "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
-    "FROM documents d WHERE external_id = $1"
+    "FROM documents d WHERE external_id = $1 AND namespace = $2"
 )
-# $1 query vector, $2 candidate chunks from the HNSW index, $3 documents to return.
+# $1 query vector, $2 candidate chunks from the HNSW index, $3 documents to return,
+# $4 namespace (kb_mcp.db.filters: the candidates are filtered, then ranked).
 _NEAREST = (
-    "SELECT d.id, d.title, d.tags, best.content AS snippet, best.distance FROM ("
+    "SELECT d.id, d.title, d.tags, d.external_id, best.content AS snippet, best.distance FROM ("
     " SELECT DISTINCT ON (nearest.document_id) nearest.document_id,"
     " nearest.content, nearest.distance FROM ("
     "  SELECT c.document_id, c.ordinal, c.content, {distance} AS distance"
     "  FROM chunks c ORDER BY {distance} LIMIT $2"
-    " ) AS nearest ORDER BY nearest.document_id, nearest.distance, nearest.ordinal"
+    " ) AS nearest WHERE {doc_filter_nearest}"
+    " ORDER BY nearest.document_id, nearest.distance, nearest.ordinal"
     ") AS best JOIN documents d ON d.id = best.document_id "
     "ORDER BY best.distance, d.id LIMIT $3"
 )
-# $1 query vector, $2 documents to return, $3 (filtered only) tags every document must have.
+# $1 query vector, $2 documents to return, $3 namespace (and the filter, kb_mcp.db.filters).
 _EXACT = (
-    "SELECT best.id, best.title, best.tags, best.content AS snippet, best.distance FROM ("
-    " SELECT DISTINCT ON (c.document_id) d.id, d.title, d.tags, c.content,"
+    "SELECT best.id, best.title, best.tags, best.external_id, best.content AS snippet,"
+    " best.distance FROM ("
+    " SELECT DISTINCT ON (c.document_id) d.id, d.title, d.tags, d.external_id, c.content,"
     " {distance} AS distance"
-    " FROM chunks c JOIN documents d ON d.id = c.document_id {where}"
+    " FROM chunks c JOIN documents d ON d.id = c.document_id WHERE {doc_filter}"
     " ORDER BY c.document_id, distance, c.ordinal"
     ") AS best ORDER BY best.distance, best.id LIMIT $2"
 )
@@ -180,17 +201,16 @@ class _Queries:
 
     nearest: str
     exact: str
-    exact_filtered: str
 
     @classmethod
     @functools.cache
     def for_dimensions(cls, dimensions: int) -> _Queries:
-        fill = {"distance": distance_sql(dimensions, "c.embedding", "$1")}
-        return cls(
-            nearest=_NEAREST.format_map(fill),
-            exact=_EXACT.format_map({**fill, "where": ""}),
-            exact_filtered=_EXACT.format_map({**fill, "where": "WHERE d.tags @> $3::text[]"}),
-        )
+        fill = {
+            "distance": distance_sql(dimensions, "c.embedding", "$1"),
+            "doc_filter_nearest": document_filter("nearest.document_id", "$4"),
+            "doc_filter": documents_filter("d", "$3"),
+        }
+        return cls(nearest=_NEAREST.format_map(fill), exact=_EXACT.format_map(fill))
 
 
 class DocumentStore:
@@ -227,6 +247,7 @@ class DocumentStore:
         metadata: dict[str, Any],
         external_id: str | None = None,
         dedupe: bool = False,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> AddedDocument:
         """Embed the chunks, then store the document and its chunks in one transaction.
 
@@ -238,7 +259,7 @@ class DocumentStore:
         stored: dict[str, list[float]] = {}
         if external_id is not None:
             async with database_errors("add"), self._source.acquire() as conn:
-                row = await conn.fetchrow(_BY_EXTERNAL_ID, external_id)
+                row = await conn.fetchrow(_BY_EXTERNAL_ID, external_id, namespace)
                 if row is not None and not fields.same_as(row):
                     stored = await stored_vectors(conn, row["id"], row["title"])
             if row is not None and fields.same_as(row):
@@ -247,13 +268,15 @@ class DocumentStore:
 
         async def write(conn: AnyConnection) -> AddedDocument | Unwritten[AddedDocument]:
             if external_id is not None:
-                return await self._upsert(conn, external_id, fields, vectors)
+                return await self._upsert(conn, namespace, external_id, fields, vectors)
             if dedupe:
-                await lock_content(conn, content)
-                existing = await find_identical(conn, content)
+                await lock_content(conn, content, namespace)
+                existing = await find_identical(conn, content, namespace)
                 if existing is not None:
-                    return Unwritten(AddedDocument(existing.id, existing.chunks, "duplicate"))
-            doc_id = await self._writer.insert(conn, fields, vectors)
+                    return Unwritten(
+                        AddedDocument(existing.id, existing.chunks, "duplicate", stored=existing)
+                    )
+            doc_id = await self._writer.insert(conn, fields, vectors, namespace=namespace)
             return AddedDocument(doc_id, len(vectors), "created", embedded=vectors.embedded)
 
         added = await committed(self._source, "add", write)
@@ -268,16 +291,21 @@ class DocumentStore:
         return added
 
     async def _upsert(
-        self, conn: AnyConnection, external_id: str, fields: DocumentFields, vectors: ChunkVectors
+        self,
+        conn: AnyConnection,
+        namespace: str,
+        external_id: str,
+        fields: DocumentFields,
+        vectors: ChunkVectors,
     ) -> AddedDocument | Unwritten[AddedDocument]:
         """Create, leave or replace the document of `external_id`, under the key's lock."""
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            _EXTERNAL_ID_LOCK + external_id,
+            f"{_EXTERNAL_ID_LOCK}{namespace}:{external_id}",
         )
-        row = await conn.fetchrow(_BY_EXTERNAL_ID + " FOR UPDATE", external_id)
+        row = await conn.fetchrow(_BY_EXTERNAL_ID + " FOR UPDATE", external_id, namespace)
         if row is None:
-            doc_id = await self._writer.insert(conn, fields, vectors, external_id)
+            doc_id = await self._writer.insert(conn, fields, vectors, external_id, namespace)
             return AddedDocument(doc_id, len(vectors), "created", embedded=vectors.embedded)
         if fields.same_as(row):
             return Unwritten(AddedDocument(row["id"], int(row["chunks"]), "unchanged"))
@@ -295,21 +323,29 @@ class DocumentStore:
         return str(key).encode("ascii")
 
     async def search(
-        self, query: str, *, limit: int, tags: Sequence[str] | None = None
+        self,
+        query: str,
+        *,
+        limit: int,
+        tags: Sequence[str] | None = None,
+        where: DocumentFilter | None = None,
     ) -> list[SearchHit]:
-        """Documents ranked by their best chunk's cosine similarity to the query."""
+        """Documents ranked by their best chunk's cosine similarity to the query.
+
+        `where` (default: the default namespace; `tags` is shorthand for its `tags_all`)
+        filters the HNSW candidates; when fewer than `limit` documents pass, the search is
+        exact over the chunks of the documents that pass, so a filter never hides a match.
+        """
+        flt = where or DocumentFilter.of(tags=tags)
         vector = await self.query_vector(query)
         async with database_errors("search"), self._source.acquire() as conn:
-            if tags:
-                rows = await conn.fetch(self._sql.exact_filtered, vector, limit, list(tags))
-            else:
-                candidates = search_candidates(limit)
-                rows = await self.fetch_nearest(
-                    conn, self._sql.nearest, vector, candidates, limit, candidates=candidates
-                )
-                if len(rows) < limit:
-                    # Few documents, or a few long ones filled every candidate slot.
-                    rows = await conn.fetch(self._sql.exact, vector, limit)
+            candidates = search_candidates(limit)
+            sql, args = bind(self._sql.nearest, (vector, candidates, limit, flt.namespace), flt)
+            rows = await self.fetch_nearest(conn, sql, *args, candidates=candidates)
+            if len(rows) < limit:
+                # Few documents, few passing the filter, or long ones filled every slot.
+                sql, args = bind(self._sql.exact, (vector, limit, flt.namespace), flt)
+                rows = await conn.fetch(sql, *args)
         return [
             SearchHit(
                 id=row["id"],
@@ -317,6 +353,7 @@ class DocumentStore:
                 snippet=_snippet(row["snippet"]),
                 score=round(1.0 - float(row["distance"]), 6),
                 tags=list(row["tags"]),
+                external_id=row["external_id"],
             )
             for row in rows
         ]
@@ -339,16 +376,23 @@ class DocumentStore:
             await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(candidates))
             return list(await conn.fetch(statement, *args))
 
-    async def get_document(self, document_id: UUID) -> Document | None:
-        """One document with its full content, or None."""
+    async def get_document(
+        self,
+        document_id: UUID | None = None,
+        *,
+        namespace: str | None = None,
+        external_id: str | None = None,
+    ) -> Document | None:
+        """One document with its full content, or None: by id (in `namespace`, when given),
+        or by `external_id` in `namespace` (default: the default namespace)."""
+        if document_id is not None:
+            key: tuple[object, ...] = (document_id, namespace)
+            where = "d.id = $1 AND ($2::text IS NULL OR d.namespace = $2)"
+        else:
+            key = (external_id, namespace or DEFAULT_NAMESPACE)
+            where = "d.external_id = $1 AND d.namespace = $2"
         async with database_errors("get"), self._source.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT d.id, d.title, d.content, d.tags, d.metadata::text AS metadata, "
-                "d.created_at, d.updated_at, "
-                "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
-                "FROM documents d WHERE d.id = $1",
-                document_id,
-            )
+            row = await conn.fetchrow(_GET + where, *key)
         if row is None:
             return None
         return Document(
@@ -360,30 +404,37 @@ class DocumentStore:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             chunks=int(row["chunks"]),
+            namespace=row["namespace"],
+            external_id=row["external_id"],
         )
 
     async def list_documents(
-        self, *, limit: int, cursor: PageCursor | None = None, tags: Sequence[str] | None = None
+        self,
+        *,
+        limit: int,
+        cursor: PageCursor | None = None,
+        tags: Sequence[str] | None = None,
+        where: DocumentFilter | None = None,
     ) -> DocumentPage:
-        """A page of documents, newest first, and how many match the filter in all."""
-        tag_filter = list(tags) if tags else None
+        """A page of documents, newest first, and how many pass the filter in all."""
+        flt = where or DocumentFilter.of(tags=tags)
         after_time = cursor.created_at if cursor else None
         after_id = cursor.id if cursor else None
+        predicate, params = flt.predicate("d", 5)
+        # The filter's SQL is fixed text; every value is a parameter.
+        page_sql = (
+            "SELECT id, title, tags, created_at, updated_at, namespace, external_id "  # noqa: S608
+            f"FROM documents d WHERE namespace = $1 AND {predicate} "
+            "AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) "
+            "ORDER BY created_at DESC, id DESC LIMIT $4"
+        )
+        count_predicate, count_params = flt.predicate("d", 2)
+        count_sql = f"SELECT count(*) FROM documents d WHERE namespace = $1 AND {count_predicate}"  # noqa: S608
         async with database_errors("list"), self._source.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT id, title, tags, created_at, updated_at FROM documents "
-                "WHERE ($1::text[] IS NULL OR tags @> $1) "
-                "AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) "
-                "ORDER BY created_at DESC, id DESC LIMIT $4",
-                tag_filter,
-                after_time,
-                after_id,
-                limit + 1,
+                page_sql, flt.namespace, after_time, after_id, limit + 1, *params
             )
-            total = await conn.fetchval(
-                "SELECT count(*) FROM documents WHERE ($1::text[] IS NULL OR tags @> $1)",
-                tag_filter,
-            )
+            total = await conn.fetchval(count_sql, flt.namespace, *count_params)
         page = [
             DocumentSummary(
                 id=row["id"],
@@ -391,6 +442,8 @@ class DocumentStore:
                 tags=list(row["tags"]),
                 created_at=row["created_at"],
                 updated_at=row["updated_at"],
+                namespace=row["namespace"],
+                external_id=row["external_id"],
             )
             for row in rows[:limit]
         ]
@@ -398,14 +451,37 @@ class DocumentStore:
         next_cursor = PageCursor(page[-1].created_at, page[-1].id) if more and page else None
         return DocumentPage(documents=page, total=int(total), next_cursor=next_cursor)
 
-    async def delete_document(self, document_id: UUID) -> bool:
-        """Delete a document and its chunks; False when there was none."""
+    async def delete_document(
+        self,
+        document_id: UUID | None = None,
+        *,
+        namespace: str | None = None,
+        external_id: str | None = None,
+    ) -> bool:
+        """Delete a document and its chunks (by id or by key, as `get_document` finds it);
+        False when there was none."""
+        if document_id is not None:
+            key: tuple[object, ...] = (document_id, namespace)
+            where = "id = $1 AND ($2::text IS NULL OR namespace = $2)"
+        else:
+            key = (external_id, namespace or DEFAULT_NAMESPACE)
+            where = "external_id = $1 AND namespace = $2"
         async with database_errors("delete"), self._source.acquire() as conn:
-            status = await conn.execute("DELETE FROM documents WHERE id = $1", document_id)
-        deleted = status.split()[-1] != "0"
-        if deleted:
-            log.info("kb.document_deleted", document_id=str(document_id))
-        return deleted
+            deleted: UUID | None = await conn.fetchval(
+                f"DELETE FROM documents WHERE {where} RETURNING id",  # noqa: S608 (fixed text)
+                *key,
+            )
+        if deleted is not None:
+            log.info("kb.document_deleted", document_id=str(deleted))
+        return deleted is not None
+
+
+_GET = (
+    "SELECT d.id, d.title, d.content, d.tags, d.metadata::text AS metadata, "
+    "d.created_at, d.updated_at, d.namespace, d.external_id, "
+    "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks "
+    "FROM documents d WHERE "
+)
 
 
 def _snippet(text: str) -> str:

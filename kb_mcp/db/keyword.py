@@ -27,11 +27,13 @@ and the matching documents dropped. Cost: one pass over the chunks holding any t
 `@@` per term on each (the terms are bounded), one over the matching titles; never a
 scan driven by a negation.
 
-Every document-level condition (today: the tag filter and the exclusions) is assembled by
-`candidate_filter`, the one place a further predicate on documents goes.
+Every document-level condition (the namespace, the filter of `kb_mcp.db.filters` and the
+exclusions) is assembled by `candidate_filter`, the one place a predicate on documents goes.
 """
 
 from __future__ import annotations
+
+from kb_mcp.db.filters import document_filter, documents_filter
 
 __all__ = [
     "EVERY_TERM_FLOOR",
@@ -44,25 +46,29 @@ EVERY_TERM_FLOOR = 0.75
 """The least keyword score of a document holding every term of the query."""
 
 _TSQUERY = "phraseto_tsquery('english', {})"
-_CANDIDATE = (
-    "({tags}::text[] IS NULL OR EXISTS (SELECT 1 FROM documents t"
-    " WHERE t.id = {document} AND t.tags @> {tags}::text[]))"
-    " AND NOT EXISTS (SELECT 1 FROM excluded x WHERE x.document_id = {document})"
-)
+_EXCLUDED = " AND NOT EXISTS (SELECT 1 FROM excluded x WHERE x.document_id = {document})"
 
 
-def candidate_filter(document: str, *, tags: str) -> str:
+def candidate_filter(document: str, *, namespace: str, alias: str | None = None) -> str:
     """The SQL condition a document id `document` must meet to be a search candidate.
 
-    `tags` is the parameter holding the tags every document must have (or NULL). The
+    `namespace` is the parameter holding the namespace searched. The document-level
+    filter (`kb_mcp.db.filters`: tags, metadata, dates) is its hook: on joined documents
+    `alias` when given (`documents_filter`), else on the document `document` names, one
+    primary-key lookup per candidate (`document_filter`); `filters.bind` fills it. The
     exclusions come from the `excluded` CTE of the statement (`KEYWORD_CTES`), so the
     condition holds in any statement built with them. Filled with fixed SQL only.
     """
-    return _CANDIDATE.format_map({"document": document, "tags": tags})
+    hook = (
+        documents_filter(alias, namespace)
+        if alias is not None
+        else document_filter(document, namespace)
+    )
+    return hook + _EXCLUDED.format_map({"document": document})
 
 
 # The keyword ranking as CTEs, for `WITH` in mode keyword's and the hybrid statement.
-# {terms} / {negations}: the text[] parameters; {tags}: the tag filter's; {depth}: how
+# {terms} / {negations}: the text[] parameters; {namespace}: the namespace's parameter; {depth}: how
 # many documents `kw` keeps. `kw` is (document_id, score, ordinal, density) rows, best
 # first, `ordinal` the best passage (NULL when only the title or tags matched).
 KEYWORD_CTES = (
@@ -111,7 +117,7 @@ KEYWORD_CTES = (
 )
 
 
-def keyword_ctes(*, terms: str, negations: str, tags: str, depth: str) -> str:
+def keyword_ctes(*, terms: str, negations: str, namespace: str, depth: str) -> str:
     """`KEYWORD_CTES` filled with the statement's parameter names."""
     return KEYWORD_CTES.format_map(
         {
@@ -119,9 +125,9 @@ def keyword_ctes(*, terms: str, negations: str, tags: str, depth: str) -> str:
             "negations": negations,
             "q_term": _TSQUERY.format("u.t"),
             "q_neg": _TSQUERY.format("n"),
-            "body_filter": candidate_filter("c.document_id", tags=tags),
-            "fields_filter": candidate_filter("d.id", tags=tags),
-            "searched_filter": candidate_filter("d.id", tags=tags),
+            "body_filter": candidate_filter("c.document_id", namespace=namespace),
+            "fields_filter": candidate_filter("d.id", namespace=namespace, alias="d"),
+            "searched_filter": candidate_filter("d.id", namespace=namespace, alias="d"),
             "depth": depth,
         }
     )

@@ -45,8 +45,9 @@ _SAFE_INTEGER = 2**53
 # (`kb_mcp.db.vectors.vector_sql`).
 # The document and its first chunk in one statement, the vector ($5) sent once for both.
 _INSERT_DOCUMENT_AND_FIRST_CHUNK = (
-    "WITH d AS (INSERT INTO documents (title, content, tags, metadata, embedding, external_id) "
-    "VALUES ($1, $2, $3, $4::jsonb, {v5}, $6) RETURNING id), "
+    "WITH d AS (INSERT INTO documents "
+    "(title, content, tags, metadata, embedding, external_id, namespace) "
+    "VALUES ($1, $2, $3, $4::jsonb, {v5}, $6, $9) RETURNING id), "
     "c AS (INSERT INTO chunks (document_id, ordinal, content, embedding) "
     "SELECT d.id, $7, $8, {v5} FROM d) "
     "SELECT id FROM d"
@@ -178,11 +179,12 @@ class DocumentWriter:
         fields: DocumentFields,
         vectors: ChunkVectors,
         external_id: str | None = None,
+        namespace: str = "default",
     ) -> UUID:
-        """A new document and its chunks; its id."""
+        """A new document and its chunks (in `namespace`); its id."""
         (ordinal, text, vector), *rest = vectors.chunks
         doc_id: UUID = await conn.fetchval(
-            self._insert_document, *fields.row(), vector, external_id, ordinal, text
+            self._insert_document, *fields.row(), vector, external_id, ordinal, text, namespace
         )
         if rest:
             await self._insert_chunks(conn, doc_id, rest)

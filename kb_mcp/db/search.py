@@ -7,17 +7,18 @@
   whenever that many documents hold any term.
 - `vector`: each document's best passage by cosine similarity (`DocumentStore.search`'s
   ranking: HNSW candidates, exact when they hold fewer than `limit` documents or when
-  tags filter); the score is that similarity, `1 - cosine distance`.
+  a filter narrows); the score is that similarity, `1 - cosine distance`.
 - `hybrid` (default): both, over the union of the vector ranking's `limit` documents and
   the keyword ranking's `depth`; the score is `keyword * k + (1 - keyword) * v`, with `k`
   the keyword score (0 when no term matched) and `v` the cosine similarity of the best
   passage (at least 0). Both parts are absolute, so the score is comparable across
   queries; how high `v` runs for unrelated text depends on the embedding model.
 
-Every mode applies the same document-level conditions (`candidate_filter`: tags, the
-query's exclusions) and returns each hit's snippet (`kb_mcp.db.snippets`): a window of its
-best passage around the matched terms, with character offsets in the document. A second,
-small statement reads the passages of the hits only. `min_score` drops hits below it.
+Every mode applies the same document-level conditions (`candidate_filter`: the
+namespace, the filter of `kb_mcp.db.filters`, the query's exclusions) and returns each
+hit's snippet (`kb_mcp.db.snippets`): a window of its best passage around the matched
+terms, with character offsets in the document. A second, small statement reads the
+passages of the hits only. `min_score` drops hits below it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from kb_mcp.db.documents import DocumentStore, search_candidates
+from kb_mcp.db.filters import DocumentFilter, bind
 from kb_mcp.db.keyword import candidate_filter, keyword_ctes
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import AnyConnection, ConnectionSource
@@ -48,9 +50,9 @@ SearchMode = Literal["hybrid", "vector", "keyword"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
 
 # Parameters of every statement: $1 query vector, $2 documents to return, $3 terms,
-# $4 exclusions, $5 tags (or NULL), $6 keyword depth, $7 keyword weight, and for the
-# HNSW form $8 candidate chunks.
-_CTES = keyword_ctes(terms="$3", negations="$4", tags="$5", depth="$6")
+# $4 exclusions, $5 namespace, $6 keyword depth, $7 keyword weight, and for the HNSW
+# form $8 candidate chunks; then the filter's values (`kb_mcp.db.filters.bind`).
+_CTES = keyword_ctes(terms="$3", negations="$4", namespace="$5", depth="$6")
 
 # Each document's best chunk by distance among the $8 nearest the HNSW index returns.
 _VECTOR_NEAREST = (
@@ -62,11 +64,12 @@ _VECTOR_NEAREST = (
     " ORDER BY n.document_id, n.distance, n.ordinal"
     ") AS b ORDER BY b.distance, b.document_id LIMIT $2"
 )
-# Exact: every chunk of the candidate documents.
+# Exact: every chunk of the candidate documents (the planner starts from the documents
+# the namespace and filter let through, by their indexes).
 _VECTOR_EXACT = (
     "SELECT b.document_id, b.ordinal, b.distance FROM ("
     " SELECT DISTINCT ON (c.document_id) c.document_id, c.ordinal, {distance} AS distance"
-    " FROM chunks c WHERE {exact_filter}"
+    " FROM chunks c JOIN documents fd ON fd.id = c.document_id WHERE {exact_filter}"
     " ORDER BY c.document_id, distance, c.ordinal"
     ") AS b ORDER BY b.distance, b.document_id LIMIT $2"
 )
@@ -87,18 +90,20 @@ _SEARCH = (
     "  $7::float8 * coalesce(k.score, 0)"
     "  + (1 - $7::float8) * greatest(0, 1 - s.distance) AS score"
     "  FROM sims s LEFT JOIN kw k ON k.document_id = s.document_id)"
-    " SELECT f.document_id AS id, d.title, d.tags, f.ordinal, f.score, f.distance,"
+    " SELECT f.document_id AS id, d.title, d.tags, d.external_id, f.ordinal, f.score,"
+    " f.distance,"
     " f.keyword_score, f.by_vector, (SELECT count(*) FROM vec) AS vector_found"
     " FROM fused f JOIN documents d ON d.id = f.document_id"
     " ORDER BY f.score DESC, f.density DESC NULLS LAST, f.document_id LIMIT $2"
 )
-# Mode keyword: the keyword ranking alone, `limit` ($2) deep.
+# Mode keyword: the keyword ranking alone, `limit` ($4) deep; $3 namespace.
 _KEYWORD = (
     "WITH {ctes}"
-    " SELECT k.document_id AS id, d.title, d.tags, coalesce(k.ordinal, 0) AS ordinal,"
+    " SELECT k.document_id AS id, d.title, d.tags, d.external_id,"
+    " coalesce(k.ordinal, 0) AS ordinal,"
     " k.score, k.score AS keyword_score FROM kw k JOIN documents d ON d.id = k.document_id"
     " ORDER BY k.score DESC, k.density DESC NULLS LAST, k.document_id"
-).format_map({"ctes": keyword_ctes(terms="$1", negations="$2", tags="$3", depth="$4")})
+).format_map({"ctes": keyword_ctes(terms="$1", negations="$2", namespace="$3", depth="$4")})
 # The passages of the hits: $1 ids, $2 ordinals, $3 terms, $4 ts_headline's options.
 _PASSAGES = (
     "SELECT p.i, c.content, strpos(d.content, c.content) - 1 AS start,"
@@ -129,8 +134,10 @@ class _Statements:
                     "vector": vector.format_map(
                         {
                             "distance": distance,
-                            "nearest_filter": candidate_filter("n.document_id", tags="$5"),
-                            "exact_filter": candidate_filter("c.document_id", tags="$5"),
+                            "nearest_filter": candidate_filter("n.document_id", namespace="$5"),
+                            "exact_filter": candidate_filter(
+                                "c.document_id", namespace="$5", alias="fd"
+                            ),
                         }
                     ),
                     "distance": distance,
@@ -157,6 +164,7 @@ class RankedHit:
     end: int = 0
     highlights: tuple[tuple[int, int], ...] = ()
     """Offsets of each highlighted term in the document's content."""
+    external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,39 +208,44 @@ class HybridSearch:
         mode: SearchMode = "hybrid",
         tags: Sequence[str] | None = None,
         min_score: float = 0.0,
+        where: DocumentFilter | None = None,
     ) -> list[RankedHit]:
-        """Documents ranked for `query` by `mode`, best first, scoring at least `min_score`.
+        """Documents ranked for `query` by `mode`, best first, scoring at least `min_score`,
+        among those `where` lets through (default: the default namespace; `tags` is
+        shorthand for its `tags_all`).
 
         Raises `ToolInputError` when the query exceeds `kb_mcp.db.querytext`'s bounds.
         """
         if mode not in SEARCH_MODES:
             raise ValueError(f"unknown search mode {mode!r}")
         parsed = parse_query(query)
-        tag_filter = list(tags) if tags else None
+        flt = where or DocumentFilter.of(tags=tags)
         if mode == "keyword":
             if not parsed.terms:
                 return []
+            keyword_args = (list(parsed.terms), list(parsed.negations), flt.namespace, limit)
+            statement, bound = bind(_KEYWORD, keyword_args, flt)
             async with database_errors("search"), self._source.acquire() as conn:
-                rows = await conn.fetch(
-                    _KEYWORD, list(parsed.terms), list(parsed.negations), tag_filter, limit
-                )
+                rows = await conn.fetch(statement, *bound)
                 rows = [r for r in rows if r["score"] >= min_score]
                 return await self._hits(conn, rows, parsed, mode)
         vector = await self._store.query_vector(parsed.text or query)
         weight = self._weights.keyword if mode == "hybrid" else 0.0
         terms = list(parsed.terms) if mode == "hybrid" else []
-        args = (vector, limit, terms, list(parsed.negations), tag_filter, self._depth, weight)
+        args = (vector, limit, terms, list(parsed.negations), flt.namespace, self._depth, weight)
         sql = self._statements
+        exact, exact_args = bind(sql.exact, args, flt)
         async with database_errors("search"), self._source.acquire() as conn:
-            if tags:
-                rows = await conn.fetch(sql.exact, *args)
+            if flt.narrows:
+                rows = await conn.fetch(exact, *exact_args)
             else:
                 candidates = search_candidates(limit)
+                nearest, nearest_args = bind(sql.nearest, (*args, candidates), flt)
                 rows = await self._store.fetch_nearest(
-                    conn, sql.nearest, *args, candidates, candidates=candidates
+                    conn, nearest, *nearest_args, candidates=candidates
                 )
                 if (rows[0]["vector_found"] if rows else 0) < limit:
-                    rows = await conn.fetch(sql.exact, *args)
+                    rows = await conn.fetch(exact, *exact_args)
             rows = [r for r in rows if r["score"] >= min_score]
             return await self._hits(conn, rows, parsed, mode)
 
@@ -276,6 +289,7 @@ class HybridSearch:
                     start=snippet.start,
                     end=snippet.end,
                     highlights=snippet.highlights,
+                    external_id=row["external_id"],
                 )
             )
         return hits

@@ -83,13 +83,12 @@ _ExternalId = Annotated[
     str | None,
     Field(
         strict=True,
-        max_length=MAX_EXTERNAL_ID_CHARS * 2,
+        max_length=MAX_EXTERNAL_ID_CHARS,
         description=(
-            "Your own key for this document, unique in the knowledge base "
+            "Your own key for this document, unique in its namespace "
             f"(1-{MAX_EXTERNAL_ID_CHARS} characters). Adding again with the same key "
             "updates the document instead of storing a copy, so a retry is always safe."
         ),
-        json_schema_extra={"maxLength": MAX_EXTERNAL_ID_CHARS},
     ),
 ]
 _Mode = Annotated[

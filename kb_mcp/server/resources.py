@@ -8,8 +8,9 @@ A client can attach a stored document to a conversation without a tool call:
   error saying so;
 - each read has the request budget of a tool call and rides through a database restart
   the same way (`kb_mcp.server.budget`);
-- `resources/list` pages through every document, newest first (`kb_list`'s order and
-  cursor), 50 per page, each named by its title.
+- `resources/list` pages through the `default` namespace's documents, newest first
+  (`kb_list`'s order and cursor), 50 per page, each named by its title; a document of
+  any namespace reads by its id.
 """
 
 from __future__ import annotations

@@ -41,6 +41,14 @@ class AddResult(BaseModel):
         default_factory=list,
         description="With dedupe_threshold: stored documents at least that similar.",
     )
+    ignored: list[str] = Field(
+        default_factory=list,
+        description=(
+            "duplicate only: the fields given (title, tags, metadata) that differ from the "
+            "stored document's and were NOT stored; the stored document is unchanged "
+            "(use kb_update on id to change them)."
+        ),
+    )
 
 
 class SearchHit(BaseModel):
@@ -61,6 +69,7 @@ class SearchHit(BaseModel):
         )
     )
     tags: list[str]
+    external_id: str | None = Field(default=None, description="Your key, if it has one.")
     matched: list[str] = Field(description="The signals that found it: vector, keyword.")
     vector_score: float | None = Field(default=None, description="Cosine similarity.")
     keyword_score: float | None = Field(default=None, description="Keyword score, if matched.")
@@ -85,6 +94,8 @@ class DocumentResult(BaseModel):
     created_at: str = Field(description="ISO 8601 timestamp.")
     updated_at: str = Field(description="ISO 8601 timestamp.")
     chunks: int
+    namespace: str = Field(default="default", description="The document's namespace.")
+    external_id: str | None = Field(default=None, description="Your key, if it has one.")
 
 
 class DocumentSummary(BaseModel):
@@ -93,11 +104,13 @@ class DocumentSummary(BaseModel):
     tags: list[str]
     created_at: str
     updated_at: str
+    namespace: str = "default"
+    external_id: str | None = None
 
 
 class ListResult(BaseModel):
     documents: list[DocumentSummary] = Field(description="Newest first.")
-    total: int = Field(description="How many documents match the tag filter in all.")
+    total: int = Field(description="How many documents match the filter in all.")
     next_cursor: str | None = Field(
         description="Pass as cursor for the next page; null at the end."
     )

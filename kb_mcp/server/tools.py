@@ -63,6 +63,19 @@ from kb_mcp.server.budget import (
 )
 from kb_mcp.server.context import AppContext, ContextFactory
 from kb_mcp.server.cursors import MAX_CURSOR_CHARS, decode_cursor, encode_cursor
+from kb_mcp.server.filter_args import (
+    CreatedAfter,
+    CreatedBefore,
+    MetadataFilters,
+    Namespace,
+    TagsAny,
+    UpdatedAfter,
+    UpdatedBefore,
+    check_namespace,
+    document_filter,
+)
+from kb_mcp.server.lookups import ignored_fields
+from kb_mcp.server.lookups import lookup as _lookup
 from kb_mcp.server.resources import register_document_resources
 from kb_mcp.server.results import (
     AddResult,
@@ -77,6 +90,7 @@ from kb_mcp.server.results import (
 )
 from kb_mcp.server.validation import (
     MAX_CONTENT_CHARS,
+    MAX_ID_CHARS,
     MAX_LIMIT,
     MAX_QUERY_CHARS,
     check_content,
@@ -126,13 +140,15 @@ async def kb_add(
     metadata: _Metadata,
     external_id: _ExternalId = None,
     dedupe_threshold: _DedupeThreshold = None,
+    namespace: Namespace = "default",
 ) -> AddResult:
     """Store a document; its content is split into passages and embedded for search.
 
     With external_id, adding the same key again updates that document (or leaves it
     alone when nothing changed): retrying a failed or unknown add never makes a copy.
     Without one, content identical to a stored document's is not stored twice: the
-    existing id comes back with status "duplicate".
+    existing id comes back with status "duplicate", and `ignored` names the given
+    title, tags or metadata that differ from the stored document's (not stored).
     """
     app = _app(ctx)
     with _reported("kb_add", failure="nothing was stored", unknown=_ADD_UNKNOWN):
@@ -141,14 +157,19 @@ async def kb_add(
             args = (check_title(title), check_tags(tags), check_metadata(metadata))
             threshold = check_dedupe_threshold(dedupe_threshold)
             key = check_external_id(external_id)
+            space = check_namespace(namespace) or "default"
 
             async def store() -> AddedDocument:
                 # A caller's own key names the document: identity by key, not by content.
                 existing = (
-                    None if key is not None else await app.duplicates.identical(checked_content)
+                    None
+                    if key is not None
+                    else await app.duplicates.identical(checked_content, space)
                 )
                 if existing is not None:
-                    added = AddedDocument(existing.id, existing.chunks, "duplicate")
+                    added = AddedDocument(
+                        existing.id, existing.chunks, "duplicate", stored=existing
+                    )
                 else:
                     added = await app.documents.add_document(
                         title=args[0],
@@ -157,10 +178,11 @@ async def kb_add(
                         metadata=args[2],
                         external_id=key,
                         dedupe=True,
+                        namespace=space,
                     )
                 if added.status == "duplicate" and outcome_so_far() == "unknown":
                     # An earlier attempt's commit was cut off; this one found what it stored.
-                    added = dataclasses.replace(added, status="created")
+                    added = dataclasses.replace(added, status="created", stored=None)
                 return added
 
             added = await bounded(app, "kb_add", store, retry_on=WRITES, retry_once=RESOLVED_ONCE)
@@ -177,6 +199,7 @@ async def kb_add(
         near_duplicates=[
             NearDuplicateResult(id=str(n.id), title=n.title, similarity=n.similarity) for n in near
         ],
+        ignored=ignored_fields(added.stored, *args) if added.stored is not None else [],
     )
 
 
@@ -202,6 +225,13 @@ async def kb_search(
             description="Leave out hits scoring below this (0 to 1; see each hit's score).",
         ),
     ] = 0.0,
+    namespace: Namespace = "default",
+    tags_any: TagsAny = None,
+    metadata_filter: MetadataFilters = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+    updated_after: UpdatedAfter = None,
+    updated_before: UpdatedBefore = None,
 ) -> SearchResult:
     """Search passages by meaning and by words: documents ranked by their best passage.
 
@@ -212,7 +242,16 @@ async def kb_search(
     with _reported("kb_search"):
         checked = check_query(query)
         checked_limit, checked_mode = check_limit(limit), cast("SearchMode", check_mode(mode))
-        tag_filter = check_tags(tags, what="tags")
+        where = document_filter(
+            namespace=namespace,
+            tags=tags,
+            tags_any=tags_any,
+            metadata_filter=metadata_filter,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+        )
         hits = await bounded(
             app,
             "kb_search",
@@ -220,8 +259,8 @@ async def kb_search(
                 checked,
                 limit=checked_limit,
                 mode=checked_mode,
-                tags=tag_filter,
                 min_score=min_score,
+                where=where,
             ),
         )
     return SearchResult(
@@ -232,6 +271,7 @@ async def kb_search(
                 snippet=h.snippet,
                 score=h.score,
                 tags=h.tags,
+                external_id=h.external_id,
                 matched=list(h.matched),
                 vector_score=h.vector_score,
                 keyword_score=h.keyword_score,
@@ -244,14 +284,47 @@ async def kb_search(
     )
 
 
-async def kb_get(ctx: ToolContext, id: _Id) -> DocumentResult:
-    """A whole document: title, content, tags, metadata and timestamps."""
+_OptionalId = Annotated[
+    str | None,
+    Field(
+        strict=True,
+        max_length=MAX_ID_CHARS,
+        description="Document id, as kb_add or kb_search returned it (or give external_id).",
+    ),
+]
+_KeyNamespace = Annotated[
+    str | None,
+    Field(
+        strict=True,
+        max_length=64,
+        description=(
+            'With external_id: the key\'s namespace (default "default"); with id: '
+            "the document must be in it (omit for any namespace)."
+        ),
+    ),
+]
+
+
+async def kb_get(
+    ctx: ToolContext,
+    id: _OptionalId = None,
+    external_id: _ExternalId = None,
+    namespace: _KeyNamespace = None,
+) -> DocumentResult:
+    """A whole document, by id or by your external_id: title, content, tags, metadata,
+    namespace and timestamps."""
     app = _app(ctx)
     with _reported("kb_get"):
-        document_id = parse_document_id(id)
-        doc = await bounded(app, "kb_get", lambda: app.documents.get_document(document_id))
+        lookup = _lookup(id, external_id, namespace)
+        doc = await bounded(
+            app,
+            "kb_get",
+            lambda: app.documents.get_document(
+                lookup.document_id, namespace=lookup.namespace, external_id=lookup.external_id
+            ),
+        )
         if doc is None:
-            raise ToolInputError(f"no document has id {document_id}")
+            raise ToolInputError(f"no document has {lookup}")
     return DocumentResult(
         id=str(doc.id),
         title=doc.title,
@@ -261,6 +334,8 @@ async def kb_get(ctx: ToolContext, id: _Id) -> DocumentResult:
         created_at=doc.created_at.isoformat(),
         updated_at=doc.updated_at.isoformat(),
         chunks=doc.chunks,
+        namespace=doc.namespace,
+        external_id=doc.external_id,
     )
 
 
@@ -276,16 +351,34 @@ async def kb_list(
         ),
     ] = None,
     tags: _TagFilter = None,
+    namespace: Namespace = "default",
+    tags_any: TagsAny = None,
+    metadata_filter: MetadataFilters = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+    updated_after: UpdatedAfter = None,
+    updated_before: UpdatedBefore = None,
 ) -> ListResult:
-    """Documents, newest first, a page at a time, optionally only those with given tags."""
+    """Documents of a namespace, newest first, a page at a time, optionally filtered
+    (tags all-of or any-of, metadata conditions, created/updated before or after)."""
     app = _app(ctx)
     with _reported("kb_list"):
-        limit, tag_filter = check_limit(limit), check_tags(tags)
+        limit = check_limit(limit)
+        where = document_filter(
+            namespace=namespace,
+            tags=tags,
+            tags_any=tags_any,
+            metadata_filter=metadata_filter,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+        )
 
         async def read() -> tuple[bytes, DocumentPage]:
             key = await app.cursors.key(app.documents.cursor_key)
             page = await app.documents.list_documents(
-                limit=limit, cursor=decode_cursor(cursor, key=key), tags=tag_filter
+                limit=limit, cursor=decode_cursor(cursor, key=key), where=where
             )
             return key, page
 
@@ -298,6 +391,8 @@ async def kb_list(
                 tags=d.tags,
                 created_at=d.created_at.isoformat(),
                 updated_at=d.updated_at.isoformat(),
+                namespace=d.namespace,
+                external_id=d.external_id,
             )
             for d in page.documents
         ],
@@ -324,14 +419,20 @@ async def kb_update(
         dict[str, Any] | None,
         Field(description="New metadata object (replaces the old one); omit to keep."),
     ] = None,
+    namespace: _KeyNamespace = None,
 ) -> UpdateResult:
     """Revise a document in place: it keeps its id; only changed passages are re-embedded."""
+    app = _app(ctx)
     with _reported("kb_update", failure="nothing was changed", unknown=_UPDATE_UNKNOWN):
         document_id = parse_document_id(id)
+        space = check_namespace(namespace, default=None)
         new_title, new_content, new_tags, new_metadata = check_update(
             title, content, tags, metadata
         )
-        app = _app(ctx)
+        if space is not None and not await bounded(
+            app, "kb_update", lambda: app.documents.get_document(document_id, namespace=space)
+        ):
+            raise ToolInputError(f"no document has id {document_id} in namespace {space}")
         revision = await bounded(
             app,
             "kb_update",
@@ -357,14 +458,24 @@ async def kb_update(
     )
 
 
-async def kb_delete(ctx: ToolContext, id: _Id) -> DeleteResult:
-    """Delete a document and its passages."""
+async def kb_delete(
+    ctx: ToolContext,
+    id: _OptionalId = None,
+    external_id: _ExternalId = None,
+    namespace: _KeyNamespace = None,
+) -> DeleteResult:
+    """Delete a document and its passages, by id or by your external_id."""
     app = _app(ctx)
     with _reported("kb_delete", failure="nothing was deleted"):
-        document_id = parse_document_id(id)
+        lookup = _lookup(id, external_id, namespace)
         # Not retried: a DELETE cut off may have run, and a second one would answer false.
         deleted = await bounded(
-            app, "kb_delete", lambda: app.documents.delete_document(document_id), retry_on=()
+            app,
+            "kb_delete",
+            lambda: app.documents.delete_document(
+                lookup.document_id, namespace=lookup.namespace, external_id=lookup.external_id
+            ),
+            retry_on=(),
         )
     return DeleteResult(deleted=deleted)
 
@@ -414,6 +525,9 @@ def build_mcp_server(
         annotations=ToolAnnotations(idempotent_hint=True, open_world_hint=False),
     )
     register_document_resources(server)
+    from kb_mcp.server.namespace_tools import register_namespace_tools
+
+    register_namespace_tools(server)
     server.add_tool(
         kb_delete,
         name="kb_delete",

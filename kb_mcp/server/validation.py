@@ -121,7 +121,7 @@ def check_external_id(value: str | None) -> str | None:
     """The caller's own key for a document (idempotent adds): 1-256 characters, or None."""
     if value is None:
         return None
-    stripped = _text(value, "external_id", MAX_EXTERNAL_ID_CHARS * 2).strip()
+    stripped = _text(value, "external_id", MAX_EXTERNAL_ID_CHARS).strip()
     if not stripped:
         raise ToolInputError("external_id must not be empty (omit it instead)")
     if len(stripped) > MAX_EXTERNAL_ID_CHARS:

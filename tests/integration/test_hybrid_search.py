@@ -22,6 +22,7 @@ from tests.support.knowledge_base import (
     OpenAIBackend,
     PoolSource,
 )
+from tests.support.legacy import insert_legacy_document
 from tests.support.mcp_calls import tool_text
 
 _ERRORS_DOC = (
@@ -58,13 +59,15 @@ async def test_migration_0003_upgrades_a_0001_database_with_data_in_place(
         assert await apply_migrations(source, dimensions=DIMENSIONS, migrations=before) == [
             m.label for m in before
         ]
-        store = DocumentStore(source, Embedder(backend, model=MODEL, dimensions=DIMENSIONS))
-        old = await store.add_document(
-            title=_ERRORS_DOC[0], content=_ERRORS_DOC[1], tags=[], metadata={}
-        )
-        spaced = await store.add_document(
-            title="Spaced", content="  two   words\n\there  ", tags=[], metadata={}
-        )
+        embedder = Embedder(backend, model=MODEL, dimensions=DIMENSIONS)
+        store = DocumentStore(source, embedder)
+        async with source.acquire() as conn:
+            old = await insert_legacy_document(
+                conn, embedder, title=_ERRORS_DOC[0], content=_ERRORS_DOC[1]
+            )
+            spaced = await insert_legacy_document(
+                conn, embedder, title="Spaced", content="  two   words\n\there  "
+            )
         applied = await apply_migrations(source, dimensions=DIMENSIONS)
         assert applied == [m.label for m in rest]
         async with source.acquire() as conn:
@@ -83,9 +86,9 @@ async def test_migration_0003_upgrades_a_0001_database_with_data_in_place(
         hits = await HybridSearch(source, store).search("28P01", limit=3, mode="keyword")
     assert missing == 0
     assert all(re.fullmatch("[0-9a-f]{64}", h) for h in hashes.values())
-    assert hashes[spaced.id] == same
+    assert hashes[spaced] == same
     assert "gin (search_vector)" in index
-    assert [h.id for h in hits] == [old.id]
+    assert [h.id for h in hits] == [old]
 
 
 async def test_the_keyword_index_has_no_pending_list(kb: KbStack) -> None:

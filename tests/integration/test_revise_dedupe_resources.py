@@ -19,6 +19,7 @@ from kb_mcp.embeddings.chunking import split_into_chunks
 from kb_mcp.server.auth import OriginPolicy
 from kb_mcp.server.context import ReadinessReport, ReadinessSnapshot
 from kb_mcp.server.http import build_http_app
+from kb_mcp.server.namespace_resources import NAMESPACE_DOCUMENTS_URI, NAMESPACES_URI
 from kb_mcp.server.tools import build_mcp_server
 from kb_mcp.server.validation import MAX_CONTENT_CHARS
 from tests.support.fake_openai import FakeOpenAIServer
@@ -227,11 +228,16 @@ async def test_dedupe_threshold_reports_near_duplicates(kb: KbStack) -> None:
 
 
 async def test_documents_are_listable_and_readable_resources(kb: KbStack) -> None:
-    """The template is advertised; resources/list pages every document; read gives markdown."""
+    """The templates are advertised (documents, and namespaces: issue 22); resources/list
+    pages every document; read gives markdown."""
     ids = await kb.add_corpus()
     async with Client(build_mcp_server(kb.context)) as client:
         templates = (await client.list_resource_templates()).resource_templates
-        assert [t.uri_template for t in templates] == ["kb://documents/{id}"]
+        assert [t.uri_template for t in templates] == [
+            "kb://documents/{id}",
+            NAMESPACES_URI,
+            NAMESPACE_DOCUMENTS_URI,
+        ]
         listed = await client.list_resources()
         assert {r.uri for r in listed.resources} == {f"kb://documents/{i}" for i in ids.values()}
         assert {r.name for r in listed.resources} == set(ids)

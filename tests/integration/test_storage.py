@@ -191,10 +191,14 @@ async def test_search_query_can_use_the_hnsw_index(
             await conn.execute("SET LOCAL enable_seqscan = off")
             plans = [
                 await conn.fetch(
-                    "EXPLAIN " + _Queries.for_dimensions(dimensions).nearest, vector, 40, 5
+                    "EXPLAIN " + _Queries.for_dimensions(dimensions).nearest,
+                    vector,
+                    40,
+                    5,
+                    "default",
                 ),
                 await conn.fetch(
-                    "EXPLAIN " + hybrid, vector, 5, ["some", "words"], [], None, 50, 0.6, 40
+                    "EXPLAIN " + hybrid, vector, 5, ["some", "words"], [], "default", 50, 0.6, 40
                 ),
             ]
     for plan in plans:
@@ -226,14 +230,14 @@ async def test_a_generic_plan_casts_no_vector_per_row(
         vector = [0.5] * dimensions
         queries = _Queries.for_dimensions(dimensions)
         hybrid = _Statements.for_dimensions(dimensions)
-        words = (["some", "words"], ["not"], None, 50, 0.6)
+        words = (["some", "words"], ["not"], "default", 50, 0.6)
         async with source.acquire() as conn, conn.transaction():
             await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             plans = []
             for n, (sql, args) in enumerate(
                 (
-                    (queries.nearest, (vector, 40, 5)),
-                    (queries.exact, (vector, 5)),
+                    (queries.nearest, (vector, 40, 5, "default")),
+                    (queries.exact, (vector, 5, "default")),
                     (hybrid.nearest, (vector, 5, *words, 40)),
                     (hybrid.exact, (vector, 5, *words)),
                 )
@@ -241,7 +245,7 @@ async def test_a_generic_plan_casts_no_vector_per_row(
                 await conn.execute(f"PREPARE generic_{n} AS {sql}")
                 values = ", ".join(_sql_literal(arg) for arg in args)
                 plans.append(await conn.fetch(f"EXPLAIN VERBOSE EXECUTE generic_{n}({values})"))
-            found = await conn.fetch(queries.exact, vector, 5)
+            found = await conn.fetch(queries.exact, vector, 5, "default")
     texts = ["\n".join(row[0] for row in plan) for plan in plans]
     assert all("<=> $1)" in text for text in texts)  # the parameter, not a constant
     assert not any("real[]" in text for text in texts)

@@ -22,10 +22,20 @@ def _connect(kb: KbStack) -> Client:
 
 
 async def test_tools_are_listed_with_typed_described_parameters(kb: KbStack) -> None:
-    """Six tools; their schemas carry types, descriptions, bounds and required fields."""
+    """Nine tools; their schemas carry types, descriptions, bounds and required fields."""
     async with _connect(kb) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert set(tools) == {"kb_add", "kb_search", "kb_get", "kb_list", "kb_delete", "kb_update"}
+        assert set(tools) == {
+            "kb_add",
+            "kb_search",
+            "kb_get",
+            "kb_list",
+            "kb_delete",
+            "kb_update",
+            "kb_namespaces",
+            "kb_delete_namespace",
+            "kb_add_many",
+        }
         add = tools["kb_add"].input_schema
         assert sorted(add["required"]) == ["content", "title"]
         assert add["properties"]["content"]["maxLength"] == MAX_CONTENT_CHARS

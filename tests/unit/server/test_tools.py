@@ -62,7 +62,7 @@ async def test_a_context_factory_is_entered_for_the_servers_lifetime() -> None:
         events.append("close")
 
     async with Client(build_mcp_server(factory)) as client:
-        assert len((await client.list_tools()).tools) == 6
+        assert len((await client.list_tools()).tools) == 9
         assert events == ["open"]
     assert events == ["open", "close"]
 

@@ -57,3 +57,47 @@ def test_check_update_needs_a_field_and_checks_each() -> None:
         check_update(None, "  ", None, None)
     with pytest.raises(ToolInputError, match="metadata must be a JSON object"):
         check_update(None, None, None, ["x"])
+
+
+# -- filters and namespaces (issue 22) ------------------------------------------------
+
+
+def test_filter_arguments_become_one_document_filter() -> None:
+    """Dates without an offset are UTC; range values parse as numbers or dates."""
+    from datetime import UTC, datetime
+
+    from kb_mcp.server.filter_args import MetadataFilterArg, document_filter
+
+    flt = document_filter(
+        namespace="proj",
+        tags_any=[" a ", "a"],
+        metadata_filter=[
+            MetadataFilterArg(key="due", op="lt", value="2024-05-01"),
+            MetadataFilterArg(key="n", op="gte", value=2.5),
+        ],
+        created_after="2024-01-01T00:00:00Z",
+        updated_before="2024-02-01",
+    )
+    assert flt.namespace == "proj"
+    assert flt.tags_any == ("a",)
+    assert flt.metadata[0].value == datetime(2024, 5, 1, tzinfo=UTC)
+    assert flt.metadata[1].value == 2.5
+    assert flt.created_after == datetime(2024, 1, 1, tzinfo=UTC)
+    assert flt.updated_before == datetime(2024, 2, 1, tzinfo=UTC)
+
+
+def test_bad_filter_arguments_are_refused_with_their_name() -> None:
+    """A bad date, a range on a word, a bad namespace: ToolInputError naming the argument."""
+    import pytest
+
+    from kb_mcp.errors import ToolInputError
+    from kb_mcp.server.filter_args import MetadataFilterArg, document_filter
+
+    with pytest.raises(ToolInputError, match="created_after"):
+        document_filter(namespace=None, created_after="yesterday")
+    with pytest.raises(ToolInputError, match=r"metadata_filter\[0\]"):
+        document_filter(
+            namespace=None, metadata_filter=[MetadataFilterArg(key="k", op="gt", value="x")]
+        )
+    with pytest.raises(ToolInputError, match="namespace"):
+        document_filter(namespace="no/slash")

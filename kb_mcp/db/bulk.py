@@ -1,0 +1,156 @@
+"""Adding many documents at once: one embeddings pass for the whole batch, then each
+document written as `DocumentStore.add_document` writes it.
+
+What costs in one-at-a-time adds is per call: an embeddings request per document (the SDK
+builds a request and parses a response each time) and, over MCP, a tool call. `add_many`
+first finds, in one statement, the keyed documents already stored (`unchanged` ones cost
+nothing more; changed ones go the usual way, reusing their stored vectors) and, in
+another, the unkeyed ones whose identical content is stored (`duplicate`); then it embeds
+the chunk inputs of every new document in one `embed` call (the embedder splits it into
+requests of its batch size), and adds each document, `concurrency` at a time, through a
+`DocumentStore` whose embedder answers those inputs from memory. Every write keeps its
+own transaction, lock and outcome (`kb_mcp.db.outcome`), so a result per item is as true
+as a single add's; an item that fails carries its exception and the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kb_mcp.db.dedupe import StoredDuplicate
+from kb_mcp.db.documents import AddedDocument, DocumentStore
+from kb_mcp.db.outcome import database_errors
+from kb_mcp.db.port import ConnectionSource, TextEmbedder
+from kb_mcp.db.rewrite import DocumentFields, embedding_input
+from kb_mcp.embeddings.chunking import split_into_chunks
+from kb_mcp.errors import DatabaseError, EmbeddingError, ResourceClosedError
+
+__all__ = ["NewDocument", "add_many"]
+
+_KEYED = (
+    "SELECT d.namespace, d.external_id, d.id, d.title, d.content, d.tags,"
+    " d.metadata::text AS metadata,"
+    " (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks"
+    " FROM documents d JOIN unnest($1::text[], $2::text[]) AS k(namespace, external_id)"
+    " ON d.namespace = k.namespace AND d.external_id = k.external_id"
+)
+_IDENTICAL = (
+    "SELECT DISTINCT ON (k.i) k.i, d.id, d.title, d.tags, d.metadata::text AS metadata,"
+    " (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks"
+    " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(namespace, content, i)"
+    " JOIN documents d ON d.namespace = k.namespace AND d.content_hash = kb_content_hash(k.content)"
+    " ORDER BY k.i, d.created_at, d.id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    """One validated document to add (as `DocumentStore.add_document` takes it)."""
+
+    title: str
+    content: str
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    external_id: str | None = None
+    namespace: str = "default"
+
+
+class _Prefetched:
+    """A `TextEmbedder` answering known inputs from memory, others through `fallback`."""
+
+    def __init__(self, fallback: TextEmbedder, known: dict[str, list[float]]) -> None:
+        self._fallback = fallback
+        self._known = known
+
+    @property
+    def dimensions(self) -> int:
+        return self._fallback.dimensions
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._known]
+        if missing:
+            vectors = await self._fallback.embed(missing)
+            self._known.update(zip(missing, vectors, strict=True))
+        return [self._known[t] for t in texts]
+
+    async def embed_one(self, text: str) -> list[float]:
+        (vector,) = await self.embed([text])
+        return vector
+
+
+async def add_many(
+    source: ConnectionSource,
+    embedder: TextEmbedder,
+    items: Sequence[NewDocument],
+    *,
+    session_ef_search: int | None = None,
+    concurrency: int = 8,
+) -> list[AddedDocument | Exception]:
+    """Add every item (see the module docstring); a result or an exception per item."""
+    results: list[AddedDocument | Exception | None] = [None] * len(items)
+    keyed = [(i, d) for i, d in enumerate(items) if d.external_id is not None]
+    plain = [(i, d) for i, d in enumerate(items) if d.external_id is None]
+    async with database_errors("add"), source.acquire() as conn:
+        rows = await conn.fetch(
+            _KEYED, [d.namespace for _, d in keyed], [d.external_id for _, d in keyed]
+        )
+        same = await conn.fetch(
+            _IDENTICAL, [d.namespace for _, d in plain], [d.content for _, d in plain]
+        )
+    stored = {(r["namespace"], r["external_id"]): r for r in rows}
+    for i, doc in keyed:
+        row = stored.get((doc.namespace, doc.external_id))
+        fields = DocumentFields(doc.title, doc.content, list(doc.tags), doc.metadata)
+        if row is not None and fields.same_as(row):
+            results[i] = AddedDocument(row["id"], int(row["chunks"]), "unchanged")
+    for row in same:
+        i = plain[int(row["i"]) - 1][0]
+        kept = StoredDuplicate(
+            row["id"], row["title"], int(row["chunks"]), tuple(row["tags"]), row["metadata"]
+        )
+        results[i] = AddedDocument(row["id"], kept.chunks, "duplicate", stored=kept)
+    fresh = [
+        (i, d)
+        for i, d in enumerate(items)
+        if results[i] is None and (d.namespace, d.external_id) not in stored
+    ]
+    inputs = list(
+        dict.fromkeys(
+            embedding_input(d.title, piece.text)
+            for _, d in fresh
+            for piece in split_into_chunks(d.content)
+        )
+    )
+    known: dict[str, list[float]] = {}
+    if inputs:
+        try:
+            known = dict(zip(inputs, await embedder.embed(inputs), strict=True))
+        except EmbeddingError as exc:
+            for i, _ in fresh:
+                results[i] = exc
+    store = DocumentStore(source, _Prefetched(embedder, known), session_ef_search=session_ef_search)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def add(i: int, doc: NewDocument) -> None:
+        async with gate:
+            try:
+                results[i] = await store.add_document(
+                    title=doc.title,
+                    content=doc.content,
+                    tags=doc.tags,
+                    metadata=doc.metadata,
+                    external_id=doc.external_id,
+                    dedupe=True,
+                    namespace=doc.namespace,
+                )
+            except (EmbeddingError, DatabaseError, ResourceClosedError) as exc:
+                results[i] = exc
+
+    async with asyncio.TaskGroup() as group:
+        for i, doc in enumerate(items):
+            if results[i] is None:
+                group.create_task(add(i, doc))
+    return [r if r is not None else DatabaseError("not added") for r in results]

@@ -1,0 +1,55 @@
+"""Every stored document, in a stable order, a batch at a time: what `kb-mcp export` writes.
+
+Keyset-paged by (namespace, created_at, id), so a dump of any size holds one batch in
+memory and a document added during the dump is either in it or not, never twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from uuid import UUID
+
+from kb_mcp.db.documents import Document
+from kb_mcp.db.outcome import database_errors
+from kb_mcp.db.port import ConnectionSource
+from kb_mcp.db.rewrite import load_metadata
+
+__all__ = ["dump_documents"]
+
+_PAGE = (
+    "SELECT id, namespace, external_id, title, content, tags, metadata::text AS metadata,"
+    " created_at, updated_at,"
+    " (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS chunks"
+    " FROM documents d"
+    " WHERE ($1::text IS NULL OR namespace = $1)"
+    " AND ($2::text IS NULL OR (namespace, created_at, id) > ($2, $3::timestamptz, $4::uuid))"
+    " ORDER BY namespace, created_at, id LIMIT $5"
+)
+
+
+async def dump_documents(
+    source: ConnectionSource, *, namespace: str | None = None, batch: int = 200
+) -> AsyncIterator[Document]:
+    """Every document (of `namespace`, or of all), oldest first within each namespace."""
+    after: tuple[str | None, datetime | None, UUID | None] = (None, None, None)
+    while True:
+        async with database_errors("export"), source.acquire() as conn:
+            rows = await conn.fetch(_PAGE, namespace, *after, batch)
+        for row in rows:
+            yield Document(
+                id=row["id"],
+                title=row["title"],
+                content=row["content"],
+                tags=list(row["tags"]),
+                metadata=load_metadata(row["metadata"]),
+                created_at=row["created_at"],
+                updated_at=row["updated_at"],
+                chunks=int(row["chunks"]),
+                namespace=row["namespace"],
+                external_id=row["external_id"],
+            )
+        if len(rows) < batch:
+            return
+        last = rows[-1]
+        after = (last["namespace"], last["created_at"], last["id"])

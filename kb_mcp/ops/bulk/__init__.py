@@ -1,0 +1,1 @@
+"""Bulk import and export: `kb-mcp import PATH...` and `kb-mcp export`."""
