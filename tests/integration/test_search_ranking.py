@@ -20,6 +20,7 @@ from kb_mcp.server.tools import build_mcp_server
 from tests.plugins.servers import AppDatabase
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import DIMENSIONS, MODEL, KbStack, OpenAIBackend, PoolSource
+from tests.support.legacy import insert_legacy_document
 from tests.support.mcp_calls import tool_text
 
 _FILLER = (
@@ -210,16 +211,21 @@ async def test_migration_0007_indexes_titles_of_documents_already_stored(
         OpenAIBackend.open(fake_openai.base_url, openai_api_key) as backend,
     ):
         await apply_migrations(source, dimensions=DIMENSIONS, migrations=before)
-        store = DocumentStore(source, Embedder(backend, model=MODEL, dimensions=DIMENSIONS))
-        old = await store.add_document(
-            title="Ops handbook", content="Who is on call. " + _FILLER, tags=["pager"], metadata={}
-        )
+        embedder = Embedder(backend, model=MODEL, dimensions=DIMENSIONS)
+        async with source.acquire() as conn:
+            old = await insert_legacy_document(
+                conn,
+                embedder,
+                title="Ops handbook",
+                content="Who is on call. " + _FILLER,
+                tags=["pager"],
+            )
         await apply_migrations(source, dimensions=DIMENSIONS)
-        search = HybridSearch(source, store)
+        search = HybridSearch(source, DocumentStore(source, embedder))
         by_title = await search.search("handbook", limit=3, mode="keyword")
         by_tag = await search.search("pager", limit=3, mode="keyword")
-    assert [h.id for h in by_title] == [old.id]
-    assert [h.id for h in by_tag] == [old.id]
+    assert [h.id for h in by_title] == [old]
+    assert [h.id for h in by_tag] == [old]
 
 
 _WORDS = ["replica", "vacuum", "index", "lock", "backup", "schema", "tuple", "commit"]
