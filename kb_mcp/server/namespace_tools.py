@@ -23,6 +23,7 @@ from kb_mcp.db.bulk import NewDocument, add_many
 from kb_mcp.db.namespaces import NamespaceStore
 from kb_mcp.errors import ToolInputError
 from kb_mcp.server.arguments import _Content, _ExternalId, _Metadata, _Tags, _Title
+from kb_mcp.server.budget import bounded
 from kb_mcp.server.context import AppContext
 from kb_mcp.server.filter_args import Namespace, check_namespace
 from kb_mcp.server.lookups import ignored_fields
@@ -87,8 +88,9 @@ class AddManyResult(BaseModel):
 
 async def kb_namespaces(ctx: ToolContext) -> NamespacesResult:
     """The namespaces (collections) holding documents, each with its document count."""
+    app = _app(ctx)
     with _reported("kb_namespaces"):
-        counts = await NamespaceStore(_app(ctx).db).counts()
+        counts = await bounded(app, "kb_namespaces", NamespaceStore(app.db).counts)
     return NamespacesResult(
         namespaces=[NamespaceCountResult(namespace=c.name, documents=c.documents) for c in counts]
     )
@@ -107,13 +109,17 @@ async def kb_delete_namespace(
     ],
 ) -> DeleteNamespaceResult:
     """Delete a namespace: every document in it, permanently. `confirm` must repeat its name."""
+    app = _app(ctx)
     with _reported("kb_delete_namespace", failure="nothing was deleted"):
         name = check_namespace(namespace) or ""
         if confirm != name:
             raise ToolInputError(
                 f"confirm must be the namespace's name ({name!r}) to delete it; nothing deleted"
             )
-        deleted = await NamespaceStore(_app(ctx).db).delete(name)
+        # Not retried: a DELETE cut off may have run, and a second one would count nothing.
+        deleted = await bounded(
+            app, "kb_delete_namespace", lambda: NamespaceStore(app.db).delete(name), retry_on=()
+        )
     return DeleteNamespaceResult(namespace=name, deleted=deleted)
 
 
@@ -191,7 +197,11 @@ async def kb_add_many(
         if len(documents) > MAX_BATCH:
             raise ToolInputError(f"documents has {len(documents)} items; the limit is {MAX_BATCH}")
         space = check_namespace(namespace) or "default"
-        return await _add_all(_app(ctx), documents, space)
+        app = _app(ctx)
+        # One budget for the batch; items are not retried as a whole (each has its result).
+        return await bounded(
+            app, "kb_add_many", lambda: _add_all(app, documents, space), retry_on=()
+        )
 
 
 def register_namespace_tools(server: MCPServer[AppContext]) -> None:

@@ -36,7 +36,7 @@ from kb_mcp.server.context import AppContext
 from kb_mcp.server.cursors import decode_cursor, encode_cursor
 from kb_mcp.server.validation import MAX_LIMIT, parse_document_id
 
-__all__ = ["DOCUMENT_URI", "register_document_resources"]
+__all__ = ["DOCUMENT_URI", "late_answer", "register_document_resources"]
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,8 @@ DOCUMENT_URI = "kb://documents/{id}"
 _MIME = "text/markdown"
 
 
-def _late(exc: DeadlineExceededError) -> str:
+def late_answer(exc: DeadlineExceededError) -> str:
+    """What a resource read past its budget says."""
     return f"no answer within the request's budget of {exc.budget_s:g} s; try again"
 
 
@@ -70,7 +71,7 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
             )
         except DeadlineExceededError as exc:
             log.error("resource.timed_out", budget_s=exc.budget_s)
-            raise ResourceError(_late(exc)) from exc
+            raise ResourceError(late_answer(exc)) from exc
         except (DatabaseError, ResourceClosedError) as exc:
             log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
             raise ResourceError("the database is unavailable; try again later") from exc
@@ -88,7 +89,7 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
             )
         except DeadlineExceededError as exc:
             log.error("resource.timed_out", budget_s=exc.budget_s)
-            raise MCPError(code=INTERNAL_ERROR, message=_late(exc)) from exc
+            raise MCPError(code=INTERNAL_ERROR, message=late_answer(exc)) from exc
         except (DatabaseError, ResourceClosedError) as exc:
             log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
             raise MCPError(
@@ -106,7 +107,7 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
             )
         except DeadlineExceededError as exc:
             log.error("resource.timed_out", budget_s=exc.budget_s)
-            raise MCPError(code=INTERNAL_ERROR, message=_late(exc)) from exc
+            raise MCPError(code=INTERNAL_ERROR, message=late_answer(exc)) from exc
         except (DatabaseError, ResourceClosedError) as exc:
             log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
             raise MCPError(
