@@ -17,6 +17,10 @@ SCRIPTS = sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
 PARALLEL = 2
 """Scripts run side by side: each is mostly waiting (servers starting, polls, sleeps)."""
 TIMEOUT_S = 240
+"""One script's quick run."""
+ALL_RUNS_TIMEOUT_S = TIMEOUT_S * (len(SCRIPTS) + PARALLEL - 1) // PARALLEL + 60
+"""The module's fixture runs every script inside the first test that asks for it: that
+test's budget (pytest-timeout counts its setup) is every script's, a few at a time."""
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:
@@ -62,6 +66,7 @@ def test_benchmark_scripts_are_found() -> None:
     assert {"bench_rotation", "bench_fleet", "bench_boot", "bench_search"} <= set(SCRIPTS)
 
 
+@pytest.mark.timeout(ALL_RUNS_TIMEOUT_S)
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_quick_run_exits_zero_and_prints_figures(
     name: str, quick_runs: dict[str, subprocess.CompletedProcess[str]]
@@ -95,6 +100,7 @@ def test_bench_mcp_variants_are_settings_and_nothing_else() -> None:
     assert "KB_MCP_NAME=VALUE" in result.stderr
 
 
+@pytest.mark.timeout(ALL_RUNS_TIMEOUT_S)
 def test_bench_mcp_reports_cpu_per_request_of_each_process_group(
     quick_runs: dict[str, subprocess.CompletedProcess[str]],
 ) -> None:
@@ -114,6 +120,7 @@ def test_bench_mcp_reports_cpu_per_request_of_each_process_group(
     assert all(c["endpoint"] > 0 and c["postgres"] > 0 for c in searches)
 
 
+@pytest.mark.timeout(ALL_RUNS_TIMEOUT_S)
 def test_bench_mcp_gives_every_phase_the_seeded_table(
     quick_runs: dict[str, subprocess.CompletedProcess[str]],
 ) -> None:
