@@ -20,7 +20,7 @@ themselves the same way):
   nothing answers).
 
 The server's request budget is `KB_MCP_REQUEST_TIMEOUT_S` (30 s by default, `--budget-s`).
-With --quick: a 2 s restart and a 3 s pause, a 5 s budget, short spells.
+With --quick: a 2 s restart, pauses of 5 s and 11.25 s, a 10 s budget, short spells.
 
     python -m bench.bench_faults [--quick] [--json] [--scenarios restart,pause-20,pause-45]
         [--restart-s 10] [--budget-s 30]
@@ -244,7 +244,7 @@ async def run(args: Any) -> dict[str, Any]:
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise SystemExit(f"unknown scenarios {unknown}; known: {sorted(SCENARIOS)}")
-    budget_s = 5.0 if args.quick and args.budget_s is None else (args.budget_s or 30.0)
+    budget_s = 10.0 if args.quick and args.budget_s is None else (args.budget_s or 30.0)
     results: list[dict[str, Any]] = []
     # Durable: an immediate stop is a crash, and a commit acknowledged before its WAL was
     # flushed (synchronous_commit off) would be lost by the database, not by kb-mcp.
@@ -262,7 +262,7 @@ async def run(args: Any) -> dict[str, Any]:
             ctx = FaultContext(
                 pg=stack.pg,
                 restart_s=2.0 if args.quick else args.restart_s,
-                pause_scale=0.15 if args.quick else 1.0,
+                pause_scale=0.25 if args.quick else 1.0,
             )
             for name in names:
                 results.append(
