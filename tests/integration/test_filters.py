@@ -159,3 +159,29 @@ async def test_external_id_comes_back_from_search_and_list(kb: KbStack) -> None:
         assert [h.external_id for h in hits] == ["k-1"], mode
     page = await kb.store.list_documents(limit=5)
     assert [d.external_id for d in page.documents] == ["k-1"]
+
+
+async def test_a_date_range_on_metadata_survives_a_parallel_plan(kb: KbStack) -> None:
+    """The date reader (a subtransaction inside) is never run by a parallel query, even
+    when PostgreSQL is told parallel plans cost nothing: no statement fails."""
+    where = DocumentFilter(metadata=(_m("due", "gte", _at("2024-03-01")),))
+    predicate, params = where.predicate("d", 1)
+    async with kb.source.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO documents (title, content, metadata) SELECT 't', 'c',"
+            " jsonb_build_object('due', CASE WHEN n % 2 = 0 THEN '2024-05-01' ELSE 'x' END)"
+            " FROM generate_series(1, 20000) AS n"
+        )
+        for setting in (
+            "parallel_setup_cost = 0",
+            "parallel_tuple_cost = 0",
+            "min_parallel_table_scan_size = 0",
+            "max_parallel_workers_per_gather = 2",
+        ):
+            await conn.execute(f"SET LOCAL {setting}")
+        statement = f"SELECT count(*) FROM documents d WHERE {predicate}"  # noqa: S608
+        # EXPLAIN ANALYZE runs the statement with the plan it would get from a client that
+        # reads every row (parallel when allowed): the subtransaction failed there.
+        await conn.fetch(f"EXPLAIN ANALYZE {statement}", *params)
+        found = await conn.fetchval(statement, *params)
+    assert found == 10000

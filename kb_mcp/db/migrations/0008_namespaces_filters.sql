@@ -30,8 +30,11 @@ CREATE INDEX IF NOT EXISTS documents_updated_at_idx ON documents (updated_at);
 
 -- A metadata value read as a timestamp for date ranges: NULL unless it is a JSON string
 -- PostgreSQL reads as a timestamptz (a malformed date in one document never fails a search).
+-- PARALLEL UNSAFE: its EXCEPTION block is a subtransaction, which PostgreSQL refuses in a
+-- parallel query ("cannot start subtransactions during a parallel operation", seen at
+-- 10,000 documents); a statement using it is planned without parallel workers.
 CREATE OR REPLACE FUNCTION kb_jsonb_timestamptz(value jsonb) RETURNS timestamptz
-    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    LANGUAGE plpgsql STABLE STRICT PARALLEL UNSAFE
 AS $$
 BEGIN
     IF jsonb_typeof(value) <> 'string'
