@@ -88,7 +88,7 @@ KEYWORD_CTES = (
     "   SELECT document_id, unnest(found) AS i, false AS in_fields FROM body"
     "   UNION ALL SELECT document_id, unnest(found), true FROM fields) AS m"
     "  GROUP BY m.document_id, m.i),"
-    " searched AS (SELECT count(*) AS n FROM documents d WHERE {searched_filter}),"
+    " searched AS MATERIALIZED (SELECT count(*) AS n FROM documents d WHERE {searched_filter}),"
     " idf AS ("
     "  SELECT t.i, ln(1 + (greatest(s.n, coalesce(f.n, 0)) - coalesce(f.n, 0) + 0.5)"
     "  / (coalesce(f.n, 0) + 0.5)) AS w"
