@@ -48,9 +48,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import importlib.metadata
 import random
-import subprocess
 import sys
 import sysconfig
 import time
@@ -62,6 +60,7 @@ from typing import Any
 import asyncpg
 
 from bench import bench_parser, finish, latency_summary, machine, print_table
+from bench._awscli import LabelledSet, awscli_set
 from bench._stack import open_database
 from bench.bench_search import (
     DIMENSIONS,
@@ -81,81 +80,12 @@ TOP = 10
 _SKIP_PARTS = {"test", "tests", "idlelib", "tkinter", "lib2to3", "site-packages", "turtledemo"}
 
 
-AWSCLI_VERSION = "1.46.2"
-AWSCLI_SERVICES = (
-    "secretsmanager",
-    "sqs",
-    "sns",
-    "dynamodb",
-    "logs",
-    "kms",
-    "ecr",
-    "s3",
-    "lambda",
-    "sts",
-    "cloudwatch",
-)
-_QUESTIONS = Path(__file__).parent / "data" / "awscli_questions.tsv"
-
-
 @dataclass(frozen=True, slots=True)
 class Labelled:
     title: str
     content: str
     query: str
     kind: str = "summary"
-
-
-@dataclass(frozen=True, slots=True)
-class LabelledSet:
-    """Documents, and questions each labelled with the index of the document answering it."""
-
-    name: str
-    documents: list[tuple[str, str]]
-    questions: list[tuple[str, str, int]]
-    """(kind, question, document index)"""
-
-
-def _awscli_examples() -> Path:
-    try:
-        dist = importlib.metadata.distribution("awscli")
-    except importlib.metadata.PackageNotFoundError:
-        subprocess.run(  # noqa: S603 - this interpreter's pip, fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                f"awscli=={AWSCLI_VERSION}",
-            ],
-            check=True,
-        )
-        dist = importlib.metadata.distribution("awscli")
-    return Path(str(dist.locate_file("awscli/examples")))
-
-
-def awscli_set() -> LabelledSet:
-    """The AWS CLI example pages of `AWSCLI_SERVICES` and the labelled questions."""
-    root = _awscli_examples()
-    pages = [
-        path
-        for service in AWSCLI_SERVICES
-        for path in sorted((root / service).glob("*.rst"))
-        if not path.name.startswith("_")
-    ]
-    index = {f"{p.parent.name}/{p.name}": n for n, p in enumerate(pages)}
-    documents = [
-        (f"aws {p.parent.name} {p.stem}", p.read_text(encoding="utf-8").strip()) for p in pages
-    ]
-    questions = []
-    for line in _QUESTIONS.read_text(encoding="utf-8").splitlines()[1:]:
-        if line.startswith("#") or line.startswith("kind\t") or not line.strip():
-            continue
-        kind, question, page = line.split("\t")
-        questions.append((kind, question, index[page]))
-    return LabelledSet("awscli", documents, questions)
 
 
 def stdlib_set(documents: int) -> LabelledSet:

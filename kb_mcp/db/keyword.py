@@ -19,6 +19,12 @@ The score of a document, in [0, 1] and comparable across queries:
   title or tags). Documents holding some of the terms follow, so `limit` hits come back
   whenever that many documents hold any term.
 
+Why in SQL over PostgreSQL's own full text, not an extension: the deployment target is
+Amazon RDS for PostgreSQL, whose extensions include pg_trgm and pgvector but none that
+ranks by BM25 (ParadeDB's pg_search, VectorChord-bm25 and RUM are not offered); pg_trgm
+scores trigram similarity, which knows nothing of how rare a word is. The IDF above needs
+only the GIN index 0003 built, so it runs the same on RDS, in `kb-mcp dev` and in tests.
+
 Ties go to the best passage's term frequency (`ts_rank`: 6x cheaper a chunk than cover
 density, `ts_rank_cd`, and every chunk holding a term is ranked), then id.
 A document holding an exclusion (in body, title or tags) is never a candidate, in any
@@ -94,7 +100,7 @@ KEYWORD_CTES = (
     "   SELECT document_id, unnest(found) AS i, false AS in_fields FROM body"
     "   UNION ALL SELECT document_id, unnest(found), true FROM fields) AS m"
     "  GROUP BY m.document_id, m.i),"
-    " searched AS (SELECT count(*) AS n FROM documents d WHERE {searched_filter}),"
+    " searched AS MATERIALIZED (SELECT count(*) AS n FROM documents d WHERE {searched_filter}),"
     " idf AS ("
     "  SELECT t.i, ln(1 + (greatest(s.n, coalesce(f.n, 0)) - coalesce(f.n, 0) + 0.5)"
     "  / (coalesce(f.n, 0) + 0.5)) AS w"

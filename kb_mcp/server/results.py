@@ -73,8 +73,12 @@ class SearchHit(BaseModel):
     matched: list[str] = Field(description="The signals that found it: vector, keyword.")
     vector_score: float | None = Field(default=None, description="Cosine similarity.")
     keyword_score: float | None = Field(default=None, description="Keyword score, if matched.")
-    start: int = Field(description="Offset of the snippet in the document's content (chars).")
-    end: int = Field(description="End of the snippet in the document's content (exclusive).")
+    start: int = Field(
+        default=0, description="Offset of the snippet in the document's content (chars)."
+    )
+    end: int = Field(
+        default=0, description="End of the snippet in the document's content (exclusive)."
+    )
     highlights: list[list[int]] = Field(
         default_factory=list,
         description="[start, end] offsets of each matched word in the document's content.",
