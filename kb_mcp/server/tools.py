@@ -45,6 +45,10 @@ from kb_mcp.server.arguments import (
     _Id,
     _Metadata,
     _Mode,
+    _NewContent,
+    _NewMetadata,
+    _NewTags,
+    _NewTitle,
     _TagFilter,
     _Tags,
     _Title,
@@ -63,8 +67,8 @@ from kb_mcp.server.results import (
     SearchResult,
     UpdateResult,
 )
+from kb_mcp.server.strict_tools import StrictToolsServer
 from kb_mcp.server.validation import (
-    MAX_CONTENT_CHARS,
     MAX_LIMIT,
     MAX_QUERY_CHARS,
     check_content,
@@ -258,21 +262,10 @@ async def kb_list(
 async def kb_update(
     ctx: ToolContext,
     id: _Id,
-    title: Annotated[str | None, Field(description="New title; omit to keep it.")] = None,
-    content: Annotated[
-        str | None,
-        Field(
-            description=f"New full text (at most {MAX_CONTENT_CHARS} characters); omit to keep.",
-            json_schema_extra={"maxLength": MAX_CONTENT_CHARS},
-        ),
-    ] = None,
-    tags: Annotated[
-        list[str] | None, Field(description="New tags (replace the old ones); omit to keep.")
-    ] = None,
-    metadata: Annotated[
-        dict[str, Any] | None,
-        Field(description="New metadata object (replaces the old one); omit to keep."),
-    ] = None,
+    title: _NewTitle = None,
+    content: _NewContent = None,
+    tags: _NewTags = None,
+    metadata: _NewMetadata = None,
 ) -> UpdateResult:
     """Revise a document in place: it keeps its id; only changed passages are re-embedded."""
     with _reported("kb_update", failure="nothing was changed", unknown=_UPDATE_UNKNOWN):
@@ -328,7 +321,8 @@ def build_mcp_server(
 
     root = logging.getLogger()
     before = list(root.handlers)
-    server: MCPServer[AppContext] = MCPServer(
+    # Unknown arguments refused, refused ones explained in plain words (strict_tools).
+    server: MCPServer[AppContext] = StrictToolsServer(
         name, instructions=_INSTRUCTIONS, lifespan=lifespan, version=_package_version()
     )
     # The SDK calls logging.basicConfig, which installs its own unredacted handler when the
