@@ -174,10 +174,13 @@ async def kb_search(
     tags: _TagFilter = None,
     mode: _Mode = "hybrid",
 ) -> SearchResult:
-    """Search passages by meaning and by words: documents ranked by their best passage.
+    """Search the knowledge base by meaning and by words: documents ranked by their best passage.
 
-    mode hybrid (default) fuses full-text and semantic rankings; "quoted phrases" and
-    identifiers find their document. vector: by meaning only; keyword: by words only.
+    Each hit has the document's id, title, the best-matching passage (snippet) and a score;
+    call kb_get with the id for the whole document. mode hybrid (default) fuses full-text
+    and semantic rankings: "quoted phrases" must appear in that order, -word excludes, and
+    identifiers or error codes find their document. vector ranks by meaning only, keyword
+    by words only.
     """
     with _reported("kb_search"):
         hits = await _app(ctx).search.search(
@@ -204,7 +207,8 @@ async def kb_search(
 
 
 async def kb_get(ctx: ToolContext, id: _Id) -> DocumentResult:
-    """A whole document: title, content, tags, metadata and timestamps."""
+    """Read a whole document by its id (from kb_add, kb_search or kb_list): title, content,
+    tags, metadata and timestamps."""
     with _reported("kb_get"):
         document_id = parse_document_id(id)
         doc = await _app(ctx).documents.get_document(document_id)
@@ -235,7 +239,11 @@ async def kb_list(
     ] = None,
     tags: _TagFilter = None,
 ) -> ListResult:
-    """Documents, newest first, a page at a time, optionally only those with given tags."""
+    """List documents newest first, a page at a time (titles and tags, no content).
+
+    Pass the answer's next_cursor as cursor for the next page; tags keeps only documents
+    having every tag given.
+    """
     with _reported("kb_list"):
         app = _app(ctx)
         limit, tag_filter = check_limit(limit), check_tags(tags)
@@ -267,7 +275,12 @@ async def kb_update(
     tags: _NewTags = None,
     metadata: _NewMetadata = None,
 ) -> UpdateResult:
-    """Revise a document in place: it keeps its id; only changed passages are re-embedded."""
+    """Revise a document in place: give its id and only the fields to change.
+
+    Each field given replaces the old one whole; the document keeps its id, and only
+    passages whose text changed are re-embedded. Sending the same update again changes
+    nothing, so a retry is safe.
+    """
     with _reported("kb_update", failure="nothing was changed", unknown=_UPDATE_UNKNOWN):
         document_id = parse_document_id(id)
         new_title, new_content, new_tags, new_metadata = check_update(
@@ -289,7 +302,7 @@ async def kb_update(
 
 
 async def kb_delete(ctx: ToolContext, id: _Id) -> DeleteResult:
-    """Delete a document and its passages."""
+    """Delete a document and its passages, by id; deleted is false when no document had it."""
     with _reported("kb_delete"):
         deleted = await _app(ctx).documents.delete_document(parse_document_id(id))
     return DeleteResult(deleted=deleted)
