@@ -94,43 +94,60 @@ def _forbidding_extra(model: type[ModelT]) -> type[ModelT]:
 def describe_argument_errors(tool: str, schema: Mapping[str, Any], error: ValidationError) -> str:
     """One sentence per refused argument: its name, what is wrong, the limit from `schema`."""
     properties: Mapping[str, Any] = schema.get("properties", {})
+    defs: Mapping[str, Any] = schema.get("$defs", {})
     seen: dict[str, str] = {}
     for detail in error.errors(include_url=False, include_input=True):
-        loc = detail.get("loc", ())
-        field = str(loc[0]) if loc else ""
-        key = field if detail["type"] != "extra_forbidden" else f"extra:{field}"
-        if key in seen:
+        loc = tuple(detail.get("loc", ()))
+        kind = detail["type"]
+        if kind == "extra_forbidden" and loc:
+            key = "extra:" + ".".join(str(part) for part in loc)
+            name = _shown(str(loc[-1]))
+            if len(loc) == 1:
+                takes = ", ".join(properties) or "no arguments"
+                seen.setdefault(key, f"unknown argument {name!r} ({tool} takes {takes})")
+            else:
+                parent, _ = _locate(loc[:-1], schema, defs)
+                seen.setdefault(key, f"unknown field {name!r} in {parent}")
             continue
-        if detail["type"] == "extra_forbidden":
-            shown = field if len(field) <= _MAX_NAME_SHOWN else field[:_MAX_NAME_SHOWN] + "..."
-            takes = ", ".join(properties) or "no arguments"
-            seen[key] = f"unknown argument {shown!r} ({tool} takes {takes})"
-            continue
-        prop = _unwrap(properties.get(field, {}))
-        label, prop = _locate(field, loc[1:], prop)
-        seen[key] = _sentence(label, detail["type"], detail.get("input"), prop)
+        key = str(loc[0]) if loc else ""
+        if key not in seen:
+            label, prop = _locate(loc, schema, defs)
+            seen[key] = _sentence(label or "arguments", kind, detail.get("input"), prop)
     return "; ".join(seen.values()) or "the arguments are not valid"
 
 
-def _unwrap(prop: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The schema of an optional argument's value (its non-null branch), keeping its limits."""
+def _shown(name: str) -> str:
+    """A name the caller chose, cut to a readable length."""
+    return name if len(name) <= _MAX_NAME_SHOWN else name[:_MAX_NAME_SHOWN] + "..."
+
+
+def _resolve(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A value's schema: `$ref` followed, an optional value's non-null branch (its limits kept)."""
+    if isinstance(ref := prop.get("$ref"), str):
+        prop = {
+            **defs.get(ref.rsplit("/", 1)[-1], {}),
+            **{k: v for k, v in prop.items() if k != "$ref"},
+        }
     branches = [b for b in prop.get("anyOf", ()) if b.get("type") != "null"]
     if len(branches) == 1:
         merged = {k: v for k, v in prop.items() if k != "anyOf"}
-        return {**branches[0], **merged}
+        return {**_resolve(branches[0], defs), **merged}
     return prop
 
 
 def _locate(
-    field: str, rest: Sequence[int | str], prop: Mapping[str, Any]
+    loc: Sequence[int | str], root: Mapping[str, Any], defs: Mapping[str, Any]
 ) -> tuple[str, Mapping[str, Any]]:
-    """`tags[3]` and the schema of that item, for an error inside a list argument."""
-    label = field
-    for part in rest:
+    """`tags[3]` or `items[0].title`, and the schema there, for an error at `loc`."""
+    label, prop = "", _resolve(root, defs)
+    for part in loc:
         if isinstance(part, int) and prop.get("type") == "array":
             label += f"[{part}]"
-            prop = _unwrap(prop.get("items", {}))
-        else:
+            prop = _resolve(prop.get("items", {}), defs)
+        elif isinstance(part, str) and part in prop.get("properties", {}):
+            label += f".{part}" if label else part
+            prop = _resolve(prop["properties"][part], defs)
+        else:  # a union's branch name or a dict key: the label so far is the place
             break
     return label, prop
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from mcp import Client
+from pydantic import BaseModel, ConfigDict, Field
 
+from kb_mcp.server.strict_tools import StrictToolsServer
 from kb_mcp.server.tools import build_mcp_server
 from kb_mcp.server.validation import (
     MAX_CONTENT_CHARS,
@@ -171,3 +173,26 @@ async def test_descriptions_are_dedented() -> None:
         for tool in (await client.list_tools()).tools:
             assert tool.description
             assert not any(line.startswith(" ") for line in tool.description.splitlines())
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a nested model says so itself
+    title: Annotated[str, Field(max_length=5)]
+
+
+async def test_nested_arguments_are_named_by_their_path() -> None:
+    """A tool taking a list of objects (a batch): errors say items[1].title, unknown fields too."""
+    server: StrictToolsServer[None] = StrictToolsServer("t")
+
+    async def batch(items: list[_Item]) -> int:
+        """Count items."""
+        return len(items)
+
+    server.add_tool(batch, name="batch")
+    async with Client(server) as client:
+        text = await call_refused(client, "batch", {"items": [{"title": "a"}, {"title": 7}]})
+        assert "items[1].title must be a string of at most 5 characters, got an integer" in text
+        text = await call_refused(client, "batch", {"items": [{"title": "a", "extra": 1}]})
+        assert "unknown field 'extra' in items[0]" in text
+        text = await call_refused(client, "batch", {"items": [{"title": "abcdefgh"}]})
+        assert "items[0].title is 8 characters; the limit is 5" in text
