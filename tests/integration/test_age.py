@@ -251,7 +251,9 @@ def test_an_aws_profile_that_does_not_exist_fails_the_command_naming_it(
         env=base_env(AWS_PROFILE="kb-missing", AWS_CONFIG_FILE=str(config), AWS_REGION="us-east-1"),
     )
     assert result.returncode == 1
-    assert result.stderr.startswith(
+    target, rest = result.stderr.split("\n", 1)
+    assert target.startswith("kb-mcp secrets age: Secrets Manager at AWS in us-east-1")
+    assert rest.startswith(
         "kb-mcp: secrets age failed: cannot open an aws secretsmanager client: "
         "the config profile (kb-missing) could not be found\n"
     )
