@@ -39,7 +39,7 @@ class Environment(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Every tunable of kb-mcp, read from the environment (names in the README table)."""
+    """Every tunable of kb-mcp, read from the environment (names in docs/CONFIGURATION.md)."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False,

@@ -211,5 +211,5 @@ def report_startup_failure(exc: KbMcpError, *, what: str = "startup") -> None:
     `what` names what failed: the server's startup, or a command (`secrets age`)."""
     sys.stderr.write(f"kb-mcp: {what} failed: {exc}\n")
     if exc.hint:
-        sys.stderr.write(f"kb-mcp: check: {exc.hint}\n")
+        sys.stderr.write(f"kb-mcp: hint: {exc.hint}\n")
     sys.stderr.flush()

@@ -37,7 +37,14 @@ class StackInfo:
 
 
 def stdio_command() -> list[str]:
-    """An absolute command line for `kb-mcp` (desktop clients start it with a bare PATH)."""
+    """An absolute command line for `kb-mcp` (desktop clients start it with a bare PATH).
+
+    The console script beside this interpreter first: from the README's install that is
+    `.venv/bin/kb-mcp`, activated or not, as the README's snippet says.
+    """
+    beside = Path(sys.executable).parent / "kb-mcp"
+    if beside.is_file():
+        return [str(beside.absolute())]
     found = shutil.which("kb-mcp")
     if found is not None:
         return [str(Path(found).absolute())]

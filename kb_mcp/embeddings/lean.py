@@ -3,7 +3,7 @@
 `AsyncEmbeddings.create` builds a typed request (`maybe_transform` over the params),
 then a `CreateEmbeddingResponse` with one model object per vector and, for
 `encoding_format="float"`, a Python float per component from the JSON; under load that
-was half of `kb-mcp serve`'s CPU (py-spy, README "Measured"). `create_embeddings` keeps
+was half of `kb-mcp serve`'s CPU (py-spy, `docs/PERFORMANCE.md`). `create_embeddings` keeps
 the client for everything that matters (the API key, retries with backoff, timeouts,
 `AuthenticationError` on 401 and the other `APIStatusError`s, which `OpenAIClientHolder`
 turns into its refresh-and-retry and our errors) but posts the JSON body itself through

@@ -10,7 +10,8 @@ when no version date is available (`LastRotatedDate`, then the secret's `Created
 
 Secrets older than the limit (30 days unless configured) are flagged; one alert is sent
 to an SNS topic and/or a Slack-compatible webhook, naming each secret, its age and the
-runbook, never a value. `SecretAgeDays` gauges (by `SecretName`) go out as one EMF flush.
+runbook, never a value. `SecretAgeDays` gauges (by `SecretName`) go out as one EMF flush,
+on stderr: stdout holds the report alone.
 The exit code is 1 when any secret is overdue or could not be checked.
 """
 
@@ -353,9 +354,9 @@ def _run(args: argparse.Namespace) -> int:
     setup_cli_logging(settings)
 
     def emf_line(line: str) -> None:
-        stream = sys.stderr if args.json else sys.stdout
-        stream.write(line + "\n")
-        stream.flush()
+        # stdout is the report; metrics are for the log stream (stderr ships too).
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
     report = asyncio.run(
         run_age_check(
@@ -405,6 +406,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="ISO-TIME",
         help="check as if it were this time, e.g. 2030-01-31T00:00Z (plan ahead)",
     )
-    parser.add_argument("--json", action="store_true", help="JSON report (EMF goes to stderr)")
-    parser.add_argument("--no-emf", action="store_true", help="do not print SecretAgeDays EMF")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--no-emf", action="store_true", help="do not print SecretAgeDays EMF (stderr)"
+    )
     parser.set_defaults(handler=_run)

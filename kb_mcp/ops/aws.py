@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "aws_error",
     "cli_settings",
     "error_code",
+    "say_target",
     "setup_cli_logging",
     "stage_owner",
     "version_stages",
@@ -62,13 +64,26 @@ def cli_settings(
     `local_stack` (the command's name) lets a running `kb-mcp dev` be the target when no
     other was chosen (see `local_stack.use_local_stack`).
     """
+    stack = None
     if local_stack is not None:
         from kb_mcp.ops.local_stack import use_local_stack
 
-        use_local_stack(local_stack, env=env)
+        stack = use_local_stack(local_stack, env=env)
     if env is not None:
         overrides["env"] = parse_env(env)
-    return load_settings(**overrides)
+    settings = load_settings(**overrides)
+    if local_stack is not None and stack is None:
+        say_target(local_stack, settings)
+    return settings
+
+
+def say_target(command: str, settings: Settings) -> None:
+    """One line on stderr: which Secrets Manager and which secrets a command works on."""
+    where = settings.aws_endpoint_url or "AWS"
+    sys.stderr.write(
+        f"kb-mcp {command}: Secrets Manager at {where} in {settings.aws_region}, secrets of "
+        f"{settings.env.value} ({settings.openai_secret_name}, ...)\n"
+    )
 
 
 def setup_cli_logging(settings: Settings) -> None:

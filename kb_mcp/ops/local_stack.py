@@ -2,7 +2,7 @@
 
 `kb-mcp dev` writes `<data>/stack.json` (0600) while it serves: its MCP URL, its pid and
 the environment that points AWS clients at its Secrets Manager emulator (per-run
-credentials that only that emulator accepts). `kb-mcp secrets verify|age|rotate` and
+credentials that only that emulator accepts). `kb-mcp secrets verify|seed|age|rotate` and
 `kb-mcp drill` use it when it belongs to a live process and no target was chosen
 otherwise (`AWS_ENDPOINT_URL` set, or `--env staging|prod`); they say so in one line on
 stderr. `KB_MCP_STACK_DIR` names another data folder (default `.kb-mcp`).

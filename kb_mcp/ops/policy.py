@@ -54,6 +54,10 @@ __all__ = [
 ]
 
 ENVIRONMENTS = ("dev", "staging", "prod")
+"""The deployments, as their secret names spell them (`kb-mcp/{env}/...`)."""
+_LONG_NAMES = {"development": "dev", "production": "prod"}
+ENV_CHOICES = (*ENVIRONMENTS, *_LONG_NAMES)
+"""What `--env` accepts, as every other command's `--env` (`kb_mcp.ops.aws.ENV_CHOICES`)."""
 TASK_ACTION = "secretsmanager:GetSecretValue"
 OPERATOR_ACTIONS = frozenset(
     {
@@ -297,6 +301,7 @@ def _run(args: argparse.Namespace) -> int:
     # Imported here: the resource-policy module builds on this one.
     from kb_mcp.ops.resource_policy import lint_resource_policy, render_resource_policy
 
+    args.env = _LONG_NAMES.get(args.env, args.env)
     try:
         if args.kind == "resource":
             if not args.operator_role_arn:
@@ -342,7 +347,15 @@ def _run(args: argparse.Namespace) -> int:
     findings = lint(policy)
     for finding in findings:
         print(finding, file=sys.stderr)
-    return 1 if findings else EXIT_OK
+    what = f"the {args.kind} policy"
+    if findings:
+        print(
+            f"kb-mcp secrets policy: check failed: {what} has {len(findings)} finding(s)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"kb-mcp secrets policy: check passed: {what} has no findings", file=sys.stderr)
+    return EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -357,7 +370,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--account", required=True, help="12-digit AWS account id")
     parser.add_argument("--region", required=True, help="AWS region, like us-east-1")
-    parser.add_argument("--env", required=True, choices=ENVIRONMENTS, help="deployment")
+    parser.add_argument("--env", required=True, choices=ENV_CHOICES, help="deployment")
     parser.add_argument(
         "--with-auth-token",
         action="store_true",

@@ -9,7 +9,9 @@ it is written.
 Idempotent: a missing secret is created; an existing one is left alone when its value is
 the same (or with `--if-missing`, or when the key would be generated), and otherwise
 gets a new `AWSCURRENT` version with `PutSecretValue`. Refuses production (`KB_MCP_ENV`
-production or unset, or `--env prod`) unless `--force`.
+production or unset, or `--env prod`) unless `--force`. Beside a running `kb-mcp dev`
+(no `AWS_ENDPOINT_URL`, `--env dev`) its stack is the target, as for verify, age and
+rotate (`kb_mcp.ops.local_stack`); the target is named on stderr either way.
 
 JSON documents are built here from separate values (`--postgres-master-password-from-env`
 with the `DB_*` host, port and database), never pasted together by a shell or compose
@@ -49,8 +51,10 @@ from kb_mcp.ops.aws import (
     aws_error,
     cli_settings,
     error_code,
+    say_target,
     setup_cli_logging,
 )
+from kb_mcp.ops.local_stack import use_local_stack
 from kb_mcp.ops.reconcile import reconcile_database_role
 from kb_mcp.ops.rotation.openai_key import generate_openai_key
 from kb_mcp.ops.rotation.postgres import default_master_secret_name
@@ -265,8 +269,12 @@ def _master_json(args: argparse.Namespace, settings: Settings) -> SecretStr | No
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        # Beside `kb-mcp dev`, its stack is the target (as for verify, age and rotate).
+        stack = use_local_stack("secrets seed", env=args.env)
         process = cli_settings(None)
         settings = cli_settings(args.env)
+        if stack is None:
+            say_target("secrets seed", settings)
         values = {
             "openai_key": _from_env(args.openai_key_from_env) or _key_file(args.openai_key_file),
             "postgres_json": _from_env(args.postgres_json_from_env),

@@ -9,7 +9,7 @@ opens before the first heavy import; `resume()`, called once the server is ready
 every object that exists to the permanent generation (`gc.freeze()`: later full
 collections skip them) and turns the collector back on. The block's end turns it back on
 whatever happened (a boot that failed, a stop before ready). Measured with
-`python -m bench.bench_boot`: README "Measured".
+`python -m bench.bench_boot`: `docs/PERFORMANCE.md`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,13 @@
 Every list and string carries its limit (`max_length`), so the SDK's pydantic parse refuses
 an oversized argument after limit + 1 items instead of validating them all; the
 validators in `kb_mcp.server.validation` then check what a type cannot say.
+
+One set of limits: the JSON schema a client sees says the limits of
+`kb_mcp.server.validation` (`maxLength`, `maxItems`), and so do the messages
+(`kb_mcp.server.strict_tools` reads them from the schema). A text that is stripped before
+it is checked (title, tags, external_id, query) is bounded by pydantic at twice its limit,
+so surrounding spaces never make a valid value fail; content is not stripped, so its
+bound is the limit itself.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ _Content = Annotated[
     str,
     Field(
         strict=True,
-        max_length=MAX_CONTENT_CHARS * 2,
+        max_length=MAX_CONTENT_CHARS,
         json_schema_extra={"minLength": 1, "maxLength": MAX_CONTENT_CHARS},
         description=(
             f"The document's full text, at most {MAX_CONTENT_CHARS} characters. Long text is "
@@ -43,7 +50,14 @@ _Content = Annotated[
         ),
     ),
 ]
-_Tag = Annotated[str, Field(strict=True, max_length=MAX_TAG_CHARS * 2)]
+_Tag = Annotated[
+    str,
+    Field(
+        strict=True,
+        max_length=MAX_TAG_CHARS * 2,
+        json_schema_extra={"minLength": 1, "maxLength": MAX_TAG_CHARS},
+    ),
+]
 _Tags = Annotated[
     list[_Tag],
     Field(
@@ -51,7 +65,6 @@ _Tags = Annotated[
         default_factory=list,
         max_length=MAX_TAGS,
         description=f"Up to {MAX_TAGS} tags, each 1-{MAX_TAG_CHARS} characters.",
-        json_schema_extra={"items": {"type": "string", "maxLength": MAX_TAG_CHARS}},
     ),
 ]
 _Metadata = Annotated[
@@ -68,7 +81,10 @@ _TagFilter = Annotated[
     Field(
         strict=True,
         max_length=MAX_TAGS,
-        description=f"Only documents having every one of these tags (at most {MAX_TAGS}).",
+        description=(
+            f"Only documents having every one of these tags (at most {MAX_TAGS}, "
+            f"each 1-{MAX_TAG_CHARS} characters)."
+        ),
     ),
 ]
 _Id = Annotated[
@@ -79,11 +95,17 @@ _Id = Annotated[
         description="Document id, as kb_add or kb_search returned it.",
     ),
 ]
-_ExternalId = Annotated[
-    str | None,
+_ExternalIdText = Annotated[
+    str,
     Field(
         strict=True,
-        max_length=MAX_EXTERNAL_ID_CHARS,
+        max_length=MAX_EXTERNAL_ID_CHARS * 2,
+        json_schema_extra={"minLength": 1, "maxLength": MAX_EXTERNAL_ID_CHARS},
+    ),
+]
+_ExternalId = Annotated[
+    _ExternalIdText | None,
+    Field(
         description=(
             "Your own key for this document, unique in its namespace "
             f"(1-{MAX_EXTERNAL_ID_CHARS} characters). Adding again with the same key "
@@ -102,6 +124,40 @@ _DedupeThreshold = Annotated[
         description=(
             "Also report stored documents at least this similar (0-1, e.g. 0.9); "
             "the document is stored either way."
+        ),
+    ),
+]
+
+# kb_update: every field optional, each with the same type and limit as kb_add's.
+_NewTitle = Annotated[_Title | None, Field(description="New title; omit to keep it.")]
+_NewContent = Annotated[
+    _Content | None,
+    Field(
+        description=(
+            f"New full text (at most {MAX_CONTENT_CHARS} characters; only passages whose "
+            "text changed are re-embedded); omit to keep it."
+        )
+    ),
+]
+_NewTags = Annotated[
+    list[_Tag] | None,
+    Field(
+        strict=True,
+        max_length=MAX_TAGS,
+        description=(
+            f"New tags, replacing the old ones (up to {MAX_TAGS}, each 1-{MAX_TAG_CHARS} "
+            "characters); omit to keep them."
+        ),
+    ),
+]
+_NewMetadata = Annotated[
+    dict[str, Any] | None,
+    Field(
+        strict=True,
+        max_length=MAX_METADATA_BYTES // 2,
+        description=(
+            f"New metadata object, replacing the old one (at most {MAX_METADATA_BYTES} bytes "
+            "as JSON); omit to keep it."
         ),
     ),
 ]

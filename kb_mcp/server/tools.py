@@ -50,6 +50,10 @@ from kb_mcp.server.arguments import (
     _Id,
     _Metadata,
     _Mode,
+    _NewContent,
+    _NewMetadata,
+    _NewTags,
+    _NewTitle,
     _TagFilter,
     _Tags,
     _Title,
@@ -88,8 +92,8 @@ from kb_mcp.server.results import (
     SearchResult,
     UpdateResult,
 )
+from kb_mcp.server.strict_tools import StrictToolsServer
 from kb_mcp.server.validation import (
-    MAX_CONTENT_CHARS,
     MAX_ID_CHARS,
     MAX_LIMIT,
     MAX_QUERY_CHARS,
@@ -233,10 +237,13 @@ async def kb_search(
     updated_after: UpdatedAfter = None,
     updated_before: UpdatedBefore = None,
 ) -> SearchResult:
-    """Search passages by meaning and by words: documents ranked by their best passage.
+    """Search the knowledge base by meaning and by words: documents ranked by their best passage.
 
-    mode hybrid (default) fuses full-text and semantic rankings; "quoted phrases" and
-    identifiers find their document. vector: by meaning only; keyword: by words only.
+    Each hit has the document's id, title, the best-matching passage (snippet) and a score;
+    call kb_get with the id for the whole document. mode hybrid (default) fuses full-text
+    and semantic rankings: "quoted phrases" must appear in that order, -word excludes, and
+    identifiers or error codes find their document. vector ranks by meaning only, keyword
+    by words only.
     """
     app = _app(ctx)
     with _reported("kb_search"):
@@ -311,8 +318,8 @@ async def kb_get(
     external_id: _ExternalId = None,
     namespace: _KeyNamespace = None,
 ) -> DocumentResult:
-    """A whole document, by id or by your external_id: title, content, tags, metadata,
-    namespace and timestamps."""
+    """Read a whole document by its id (from kb_add, kb_search or kb_list), or by your
+    external_id and its namespace: title, content, tags, metadata, namespace, timestamps."""
     app = _app(ctx)
     with _reported("kb_get"):
         lookup = _lookup(id, external_id, namespace)
@@ -359,8 +366,13 @@ async def kb_list(
     updated_after: UpdatedAfter = None,
     updated_before: UpdatedBefore = None,
 ) -> ListResult:
-    """Documents of a namespace, newest first, a page at a time, optionally filtered
-    (tags all-of or any-of, metadata conditions, created/updated before or after)."""
+    """List documents of a namespace newest first, a page at a time (titles and tags, no
+    content).
+
+    Pass the answer's next_cursor as cursor for the next page. Filters: tags keeps only
+    documents having every tag given, tags_any those having any of them; metadata_filter
+    conditions on metadata keys; created/updated after or before an ISO date.
+    """
     app = _app(ctx)
     with _reported("kb_list"):
         limit = check_limit(limit)
@@ -404,24 +416,18 @@ async def kb_list(
 async def kb_update(
     ctx: ToolContext,
     id: _Id,
-    title: Annotated[str | None, Field(description="New title; omit to keep it.")] = None,
-    content: Annotated[
-        str | None,
-        Field(
-            description=f"New full text (at most {MAX_CONTENT_CHARS} characters); omit to keep.",
-            json_schema_extra={"maxLength": MAX_CONTENT_CHARS},
-        ),
-    ] = None,
-    tags: Annotated[
-        list[str] | None, Field(description="New tags (replace the old ones); omit to keep.")
-    ] = None,
-    metadata: Annotated[
-        dict[str, Any] | None,
-        Field(description="New metadata object (replaces the old one); omit to keep."),
-    ] = None,
+    title: _NewTitle = None,
+    content: _NewContent = None,
+    tags: _NewTags = None,
+    metadata: _NewMetadata = None,
     namespace: _KeyNamespace = None,
 ) -> UpdateResult:
-    """Revise a document in place: it keeps its id; only changed passages are re-embedded."""
+    """Revise a document in place: give its id and only the fields to change.
+
+    Each field given replaces the old one whole; the document keeps its id, and only
+    passages whose text changed are re-embedded. Sending the same update again changes
+    nothing, so a retry is safe. With namespace, the document must be in it.
+    """
     app = _app(ctx)
     with _reported("kb_update", failure="nothing was changed", unknown=_UPDATE_UNKNOWN):
         document_id = parse_document_id(id)
@@ -464,7 +470,8 @@ async def kb_delete(
     external_id: _ExternalId = None,
     namespace: _KeyNamespace = None,
 ) -> DeleteResult:
-    """Delete a document and its passages, by id or by your external_id."""
+    """Delete a document and its passages, by id or by your external_id (and its
+    namespace); deleted is false when no document had it."""
     app = _app(ctx)
     with _reported("kb_delete", failure="nothing was deleted"):
         lookup = _lookup(id, external_id, namespace)
@@ -506,7 +513,8 @@ def build_mcp_server(
 
     root = logging.getLogger()
     before = list(root.handlers)
-    server: MCPServer[AppContext] = MCPServer(
+    # Unknown arguments refused, refused ones explained in plain words (strict_tools).
+    server: MCPServer[AppContext] = StrictToolsServer(
         name, instructions=_INSTRUCTIONS, lifespan=lifespan, version=_package_version()
     )
     # The SDK calls logging.basicConfig, which installs its own unredacted handler when the

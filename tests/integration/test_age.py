@@ -195,8 +195,9 @@ async def test_cli_exit_codes_and_webhook_from_env(
     monkeypatch.setenv("KB_MCP_TEST_WEBHOOK", webhook.url)
     base = ["--slack-webhook-url-env", "KB_MCP_TEST_WEBHOOK", "--sns-topic-arn", aenv.topic_arn]
     assert await _cli(base) == 0
-    out, _ = capsys.readouterr()
-    assert "SecretAgeDays" in out  # the EMF line
+    out, err = capsys.readouterr()
+    assert "SecretAgeDays" in err
+    assert "SecretAgeDays" not in out
     assert webhook.bodies == []
 
     later = (datetime.now(UTC) + timedelta(days=31)).isoformat()
@@ -205,7 +206,7 @@ async def test_cli_exit_codes_and_webhook_from_env(
     report = json.loads(out)
     assert [s["overdue"] for s in report["secrets"]] == [True, True]
     assert report["notified"] == ["sns", "webhook"]
-    assert "SecretAgeDays" in err  # with --json the EMF line goes to stderr
+    assert "SecretAgeDays" in err  # the EMF line, never in the JSON report
     assert len(webhook.bodies) == 1
     assert len(await aenv.messages()) == 1
     _no_values(out + err)
@@ -250,9 +251,11 @@ def test_an_aws_profile_that_does_not_exist_fails_the_command_naming_it(
         env=base_env(AWS_PROFILE="kb-missing", AWS_CONFIG_FILE=str(config), AWS_REGION="us-east-1"),
     )
     assert result.returncode == 1
-    assert result.stderr.startswith(
+    target, rest = result.stderr.split("\n", 1)
+    assert target.startswith("kb-mcp secrets age: Secrets Manager at AWS in us-east-1")
+    assert rest.startswith(
         "kb-mcp: secrets age failed: cannot open an aws secretsmanager client: "
         "the config profile (kb-missing) could not be found\n"
     )
-    assert "kb-mcp: check: check AWS_PROFILE" in result.stderr
+    assert "kb-mcp: hint: check AWS_PROFILE" in result.stderr
     assert "Traceback" not in result.stderr

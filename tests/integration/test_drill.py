@@ -48,6 +48,8 @@ def _drill(stack_dir: Path, *args: str) -> subprocess.Popen[str]:
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, dict[str, Any], str]:
     out, err = proc.communicate(timeout=240)
+    # stdout is the report alone: the rotations' log lines go to stderr.
+    assert len(out.strip().splitlines()) <= 1, out[:2000]
     report: dict[str, Any] = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
     return proc.returncode, report, err
 

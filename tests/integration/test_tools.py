@@ -39,7 +39,11 @@ async def test_tools_are_listed_with_typed_described_parameters(kb: KbStack) -> 
         add = tools["kb_add"].input_schema
         assert sorted(add["required"]) == ["content", "title"]
         assert add["properties"]["content"]["maxLength"] == MAX_CONTENT_CHARS
-        assert add["properties"]["tags"]["items"] == {"type": "string", "maxLength": 64}
+        assert add["properties"]["tags"]["items"] == {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+        }
         assert add["properties"]["metadata"]["type"] == "object"
         limit = tools["kb_search"].input_schema["properties"]["limit"]
         assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 50, 5)
@@ -122,10 +126,10 @@ _BAD_ADDS: list[tuple[dict[str, Any], str]] = [
     ({"title": "t", "content": " \n\t "}, "content must not be empty"),
     ({"title": "t", "content": "x" * (MAX_CONTENT_CHARS + 1)}, "limit is 200000"),
     ({"title": "t", "content": "nul\x00here"}, "must not contain NUL"),
-    ({**_GOOD, "tags": [f"t{i}" for i in range(33)]}, "at most 32 items"),
+    ({**_GOOD, "tags": [f"t{i}" for i in range(33)]}, "tags has 33 entries; the limit is 32"),
     ({**_GOOD, "tags": ["x" * 65]}, "limit is 64"),
     ({**_GOOD, "tags": ["ok", ""]}, r"tags\[1\] must not be empty"),
-    ({**_GOOD, "tags": ["ok", 7]}, "tags.1"),
+    ({**_GOOD, "tags": ["ok", 7]}, r"tags\[1\] must be a string"),
     ({**_GOOD, "tags": "not-a-list"}, "tags"),
     ({**_GOOD, "metadata": ["not", "an", "object"]}, "metadata"),
     ({**_GOOD, "metadata": "text"}, "metadata"),
@@ -153,7 +157,7 @@ _BAD_READS: list[tuple[str, dict[str, Any], str]] = [
     ("kb_search", {"query": "q", "limit": 51}, "got 51"),
     ("kb_search", {"query": "q", "limit": "many"}, "limit"),
     ("kb_search", {"query": "q", "tags": "python"}, "tags"),
-    ("kb_search", {"query": "q", "tags": [1, 2]}, "tags.0"),
+    ("kb_search", {"query": "q", "tags": [1, 2]}, "tags[0] must be a string"),
     ("kb_search", {"query": "q", "tags": {"a": 1}}, "tags"),
     ("kb_get", {"id": "not-a-uuid"}, "id must be a document id"),
     ("kb_get", {"id": 42}, "id"),

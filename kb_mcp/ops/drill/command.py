@@ -37,6 +37,7 @@ from rich.table import Table
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.errors import EXIT_USAGE, KbMcpError
+from kb_mcp.ops.aws import setup_cli_logging
 from kb_mcp.ops.drill.load import (
     DrillStats,
     LoadStats,
@@ -378,6 +379,15 @@ def expected_duration(options: DrillOptions, ttl_s: float) -> tuple[float, float
     return fixed + rounds * longest_pickup / 2, fixed + rounds * longest_pickup
 
 
+def _load_note() -> str:
+    """` (load average 3.1 on 2 CPUs)` where the platform says it, else nothing."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        return ""
+    return f" (load average {load:.1f} on {os.cpu_count() or 1} CPUs)"
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         options, settings = _options_from_args(args)
@@ -391,13 +401,20 @@ def _run(args: argparse.Namespace) -> int:
             "--rotate postgres\n"
         )
         return EXIT_USAGE
+    # Logs (the rotations' events) go to stderr: stdout is the drill's summary alone.
+    setup_cli_logging(settings)
     typical, longest = expected_duration(options, settings.cache_ttl_s)
     sys.stderr.write(
         f"kb-mcp drill: {options.rotations} rotation(s) of {', '.join(options.rotate)} against "
-        f"{options.url}; expect about {typical:.0f} s (at most {longest:.0f} s: pickups wait "
-        f"for the server's refresh, every {settings.cache_ttl_s:g} s)\n"
+        f"{options.url}; expect about {typical:.0f} s, {longest:.0f} s if every pickup waits "
+        f"a whole refresh interval ({settings.cache_ttl_s:g} s), plus the rotation steps "
+        f"themselves: longer on a busy machine{_load_note()}\n"
     )
+    started = time.monotonic()
     report = asyncio.run(run_drill(options, settings))
+    took = time.monotonic() - started
+    over = f", over the {longest:.0f} s estimate{_load_note()}" if took > longest else ""
+    sys.stderr.write(f"kb-mcp drill: done in {took:.1f} s{over}\n")
     data = report.to_json()
     if args.report:
         path = Path(args.report)

@@ -48,7 +48,7 @@ async def test_missing_secret_exits_1_naming_it(env: RuntimeEnv) -> None:
     assert event["secret"] == env.openai_secret
     assert event["aws_error"] == "ResourceNotFoundException"
     assert "kb-mcp: startup failed: secret kb-mcp/prod/openai-api-key not found" in output
-    assert "kb-mcp: check:" in output
+    assert "kb-mcp: hint:" in output
 
 
 async def test_access_denied_exits_1(env: RuntimeEnv) -> None:

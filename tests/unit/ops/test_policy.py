@@ -113,7 +113,7 @@ def test_cli_replica_regions_prints_a_policy_that_passes_parliament(
     assert json.loads(out.out) == render_task_policy(
         account=ACCOUNT, region=REGION, env="prod", replica_regions=["us-west-2", "eu-west-1"]
     )
-    assert out.err == ""
+    assert out.err == "kb-mcp secrets policy: check passed: the task policy has no findings\n"
 
 
 def test_auth_token_secret_adds_third_resource() -> None:
@@ -283,7 +283,7 @@ def test_cli_prints_valid_policy_json(capsys: pytest.CaptureFixture[str]) -> Non
     assert json.loads(out.out) == render_task_policy(
         account=ACCOUNT, region=REGION, env="prod", auth_token_secret=True
     )
-    assert out.err == ""
+    assert out.err == "kb-mcp secrets policy: check passed: the task policy has no findings\n"
 
 
 def test_cli_operator_kind_prints_operator_policy(capsys: pytest.CaptureFixture[str]) -> None:
@@ -303,7 +303,18 @@ def test_cli_bad_account_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_rejects_unknown_env() -> None:
-    """--env outside dev|staging|prod is refused by argparse (exit 2)."""
+    """--env outside the names every command takes is refused by argparse (exit 2)."""
     with pytest.raises(SystemExit) as exc_info:
-        _run_cli(["policy", "--account", ACCOUNT, "--region", REGION, "--env", "production"])
+        _run_cli(["policy", "--account", ACCOUNT, "--region", REGION, "--env", "qa"])
     assert exc_info.value.code == 2
+
+
+def test_cli_takes_the_long_env_names_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """--env production and --env development print what prod and dev print."""
+    for long, short in (("production", "prod"), ("development", "dev")):
+        printed = []
+        for env in (long, short):
+            assert _run_cli(["policy", "--account", ACCOUNT, "--region", REGION, "--env", env]) == 0
+            printed.append(capsys.readouterr().out)
+        assert printed[0] == printed[1]
+        assert f"kb-mcp/{short}/" in printed[0]

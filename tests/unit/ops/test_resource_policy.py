@@ -128,7 +128,7 @@ def test_cli_prints_and_checks_the_resource_policy(capsys: pytest.CaptureFixture
     assert _run_cli([*BASE, "--env", "prod", *roles, "--writer-role-arn", ROTATION, "--check"]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out) == _policy()
-    assert out.err == ""
+    assert out.err == "kb-mcp secrets policy: check passed: the resource policy has no findings\n"
 
 
 @pytest.mark.parametrize(
