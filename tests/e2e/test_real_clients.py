@@ -75,10 +75,24 @@ def _drive(mode: str, target: str) -> dict[str, Any]:
     return result
 
 
+_TOOLS = (
+    "kb_add",
+    "kb_search",
+    "kb_get",
+    "kb_list",
+    "kb_update",
+    "kb_delete",
+    "kb_add_many",
+    "kb_namespaces",
+    "kb_delete_namespace",
+)
+"""Every tool the server lists; the TypeScript client calls each."""
+
+
 def _check_run(run: dict[str, Any]) -> None:
     steps = run["steps"]
-    assert run["tools"] == ["kb_add", "kb_delete", "kb_get", "kb_list", "kb_search", "kb_update"]
-    for tool in ("kb_add", "kb_search", "kb_get", "kb_list", "kb_update", "kb_delete"):
+    assert run["tools"] == sorted(_TOOLS)
+    for tool in _TOOLS:
         assert steps[tool].get("error") is False, (tool, steps[tool])
     added = steps["kb_add"]["data"]["id"]
     assert [hit["id"] for hit in steps["kb_search"]["data"]["hits"]][:1] == [added]
@@ -94,6 +108,10 @@ def _check_run(run: dict[str, Any]) -> None:
         assert not any(word in steps[case]["text"] for word in _VALIDATOR_TEXT)
     assert steps["after_errors"]["error"] is False
     assert steps["kb_delete"]["data"] == {"deleted": True}
+    assert steps["kb_add_many"]["data"]["stored"] == 2
+    spaces = {n["namespace"]: n["documents"] for n in steps["kb_namespaces"]["data"]["namespaces"]}
+    assert spaces[run["space"]] == 2
+    assert steps["kb_delete_namespace"]["data"]["deleted"] == 2
 
 
 @pytest.mark.skipif(_NO_NODE is not None, reason=str(_NO_NODE))
@@ -123,6 +141,6 @@ async def test_the_python_client_on_mistyped_and_unknown_arguments(
             assert "limit must be an integer from 1 to 50, got a string" in text
             assert not any(word in text for word in _VALIDATOR_TEXT)
         text = await call_refused(client, "kb_list", {"bogus_arg": True})
-        assert "unknown argument 'bogus_arg' (kb_list takes limit, cursor, tags)" in text
+        assert "unknown argument 'bogus_arg' (kb_list takes limit, cursor, tags, " in text
         listed = await call_ok(client, "kb_list", {"limit": 1})
         assert "documents" in listed

@@ -1,6 +1,6 @@
 // Drives kb-mcp with the official TypeScript MCP SDK client through every tool and resource,
 // then the refused-argument cases (mistyped and unknown), and prints one JSON object with what
-// each step got. Used by tests/e2e/test_ts_client.py; runnable by hand:
+// each step got. Used by tests/e2e/test_real_clients.py; runnable by hand:
 //   node drive.mjs http http://127.0.0.1:8080/mcp
 //   node drive.mjs stdio '{"command": "...", "args": [...], "env": {...}}'
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -51,5 +51,17 @@ out.steps.mistyped_word = await call("kb_search", { query: "q", limit: "five" })
 out.steps.unknown = await call("kb_search", { query: "q", bogus_arg: 1 });
 out.steps.after_errors = await call("kb_get", { id });
 out.steps.kb_delete = await call("kb_delete", { id });
+// The batch and namespace tools, in a namespace of this run's own.
+const space = `ts-${process.pid}`;
+out.steps.kb_add_many = await call("kb_add_many", {
+  namespace: space,
+  documents: [
+    { title: `Batch one ${unique}`, content: `First batch document ${unique}.`, tags: [], metadata: {} },
+    { title: `Batch two ${unique}`, content: `Second batch document ${unique}.`, tags: [], metadata: {} },
+  ],
+});
+out.steps.kb_namespaces = await call("kb_namespaces", {});
+out.steps.kb_delete_namespace = await call("kb_delete_namespace", { namespace: space, confirm: space });
+out.space = space;
 await client.close();
 process.stdout.write(JSON.stringify(out) + "\n");
