@@ -7,7 +7,8 @@
   whenever that many documents hold any term.
 - `vector`: each document's best passage by cosine similarity (`DocumentStore.search`'s
   ranking: HNSW candidates, exact when they hold fewer than `limit` documents or when
-  tags filter); the score is that similarity, `1 - cosine distance`.
+  tags filter; a query with exclusions keeps to the HNSW candidates, less the excluded
+  documents, so excluding cannot force a scan); the score is `1 - cosine distance`.
 - `hybrid` (default): both, over the union of the vector ranking's `limit` documents and
   the keyword ranking's `depth`; the score is `keyword * k + (1 - keyword) * v`, with `k`
   the keyword score (0 when no term matched) and `v` the cosine similarity of the best
@@ -231,7 +232,10 @@ class HybridSearch:
                 rows = await self._store.fetch_nearest(
                     conn, sql.nearest, *args, candidates, candidates=candidates
                 )
-                if (rows[0]["vector_found"] if rows else 0) < limit:
+                # Too few HNSW candidates: exact instead; not for exclusions, which would
+                # otherwise buy a scan of every chunk by excluding the nearest documents.
+                found = rows[0]["vector_found"] if rows else 0
+                if found < limit and not parsed.negations:
                     rows = await conn.fetch(sql.exact, *args)
             rows = [r for r in rows if r["score"] >= min_score]
             return await self._hits(conn, rows, parsed, mode)
