@@ -65,7 +65,7 @@ class SearchHit(BaseModel):
             "0 to 1, comparable across queries. keyword: IDF-weighted share of the query's "
             "words the document holds (a word in the title or tags counts fully, in the "
             "body 3/4; 0.75 or more: every word). vector: cosine similarity of the best "
-            "passage. hybrid: 0.6 x keyword score + 0.4 x cosine similarity."
+            "passage. hybrid: 0.7 x keyword score + 0.3 x cosine similarity."
         )
     )
     tags: list[str]
