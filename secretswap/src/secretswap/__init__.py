@@ -13,6 +13,8 @@ failing a call, with refresh on auth failure.
                     version is in service; single-flight auth-failure recovery
     observer.py     `HotSwapEvent`s for benchmarks and tests (no log parsing)
     group.py        the TaskGroup that owns drains inside a lifespan
+    handle.py       `hot_swapped()`: the common case in one async context manager
+    testing.py      doubles: `MemoryProvider`, `ManualClock`, `FaultyAdapter`
 
 Importing it loads no AWS SDK, database driver, HTTP client or logging framework: it logs
 through the standard library (`secretswap._logging`). Names are imported on first use.
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     )
     from secretswap.generation import Generation, ResourceAdapter, SwapEvents
     from secretswap.group import background_group
+    from secretswap.handle import Handle, SimpleAdapter, hot_swapped
     from secretswap.metrics import Counter, MetricsRegistry
     from secretswap.observer import HotSwapEvent, Observer
     from secretswap.occupancy import Occupancy
@@ -64,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "Counter": "metrics",
     "Generation": "generation",
     "HotSwap": "swap",
+    "Handle": "handle",
     "HotSwapEvent": "observer",
     "LoadedSecret": "port",
     "MetricsRegistry": "metrics",
@@ -82,6 +86,7 @@ _EXPORTS: dict[str, str] = {
     "SecretNotFoundError": "errors",
     "SecretVersion": "port",
     "SecretWatcher": "refresher",
+    "SimpleAdapter": "handle",
     "SecretsError": "errors",
     "SecretsProvider": "port",
     "SecretsUnavailableError": "errors",
@@ -89,6 +94,7 @@ _EXPORTS: dict[str, str] = {
     "SwapEvents": "generation",
     "SwapOwner": "swap",
     "background_group": "group",
+    "hot_swapped": "handle",
     "parse_secret": "schemas",
 }
 """Each public name and the module defining it: imported on first use (`__getattr__`),
@@ -119,6 +125,7 @@ __all__ = [
     "CacheEntryStatus",
     "Counter",
     "Generation",
+    "Handle",
     "HotSwap",
     "HotSwapEvent",
     "LoadedSecret",
@@ -141,9 +148,11 @@ __all__ = [
     "SecretsError",
     "SecretsProvider",
     "SecretsUnavailableError",
+    "SimpleAdapter",
     "SwapError",
     "SwapEvents",
     "SwapOwner",
     "background_group",
+    "hot_swapped",
     "parse_secret",
 ]
