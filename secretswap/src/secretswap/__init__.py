@@ -15,6 +15,7 @@ failing a call, with refresh on auth failure.
     group.py        the TaskGroup that owns drains inside a lifespan
     handle.py       `hot_swapped()`: the common case in one async context manager
     testing.py      doubles: `MemoryProvider`, `ManualClock`, `FaultyAdapter`
+    aws/            AWS Secrets Manager as a provider, with region failover (`aws` extra)
 
 Importing it loads no AWS SDK, database driver, HTTP client or logging framework: it logs
 through the standard library (`secretswap._logging`). Names are imported on first use.
