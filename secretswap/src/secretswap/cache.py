@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from secretswap._logging import EventLogger
-from secretswap.errors import ResourceClosedError
+from secretswap.errors import ResourceClosedError, SwapError
 from secretswap.metrics import MetricsRegistry
 from secretswap.port import CacheEntryStatus, SecretVersion
 
@@ -186,7 +186,7 @@ class SecretCache:
                     "secret.refresh_failed",
                     secret=name,
                     error=type(exc).__name__,
-                    detail=str(exc),
+                    detail=str(exc) if isinstance(exc, SwapError) else type(exc).__name__,
                     serving_version=entry.version.version_id,
                     stale_for_s=round(now - entry.stale_since, 3),
                 )
