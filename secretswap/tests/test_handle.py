@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from secretswap.testing import FakeResource, FaultyAdapter, MemoryProvider, Refused
 
 from secretswap import ApiKeySecret, AuthFailed, HotSwapEvent, hot_swapped
+from secretswap.testing import FakeResource, FaultyAdapter, MemoryProvider, Refused
 
 NAME = "test/api-key"
 
