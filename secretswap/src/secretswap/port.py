@@ -1,7 +1,8 @@
 """The secrets port: what the runtime needs from wherever secrets live.
 
-An application brings its adapter (kb-mcp's: Secrets Manager through aioboto3, and an
-environment-variable fallback).
+Adapters: `secretswap.aws.AwsSecretsManagerProvider` (the `aws` extra),
+`secretswap.testing.MemoryProvider`, or an application's own (kb-mcp adds an
+environment-variable fallback for development).
 """
 
 from __future__ import annotations
