@@ -30,8 +30,9 @@ WORKDIR /src
 COPY docker/constraints.txt ./
 COPY pyproject.toml README.md ./
 COPY kb_mcp ./kb_mcp
+COPY secretswap ./secretswap
 RUN /opt/kb-mcp/bin/pip install --requirement constraints.txt \
-    && /opt/kb-mcp/bin/pip install --no-deps --constraint constraints.txt . \
+    && /opt/kb-mcp/bin/pip install --no-deps --constraint constraints.txt ./secretswap . \
     && /opt/kb-mcp/bin/pip check \
     && /opt/kb-mcp/bin/pip uninstall --quiet --yes pip setuptools
 

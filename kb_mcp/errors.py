@@ -1,11 +1,13 @@
 """The exception tree of kb-mcp and the process exit codes.
 
 Every error kb-mcp raises derives from `KbMcpError`. Builtins are mixed in where a
-caller would reasonably catch the builtin (a malformed secret is a `ValueError`).
+caller would reasonably catch the builtin (a malformed secret is a `ValueError`). The
+classes marked (secretswap) are the hot-swap library's, re-exported: `KbMcpError` is its
+base, `secretswap.SwapError`, so they are kb-mcp errors like any other.
 
-    KbMcpError
+    KbMcpError (secretswap.SwapError)
     ├── ConfigError (ValueError)                 an invalid setting; names the variable
-    ├── SecretsError                             anything about reading a secret
+    ├── SecretsError (secretswap)                anything about reading a secret
     │   ├── SecretNotFoundError (LookupError)    ResourceNotFoundException, or a missing stage
     │   ├── SecretAccessDeniedError (PermissionError)
     │   │                                        AccessDeniedException, HTTP 403, bad signature,
@@ -21,12 +23,13 @@ caller would reasonably catch the builtin (a malformed secret is a `ValueError`)
     │                                            may or may not have been stored
     ├── EmbeddingError                           the embeddings endpoint failed
     │   └── EmbeddingAuthError                   401 after refresh and retry
-    ├── RotationError                            a new secret version failed validation; the old
+    ├── RotationError (secretswap)               a new secret version failed validation; the old
     │                                            resource keeps serving
-    ├── AuthFailed                               the hot-swap core: credentials in service were
+    ├── AuthFailed (secretswap)                  the hot-swap core: credentials in service were
     │                                            refused and no newer version helped; adapters
     │                                            raise their own (DatabaseAuthError...) from it
-    ├── ResourceClosedError (RuntimeError)       a holder was used after aclose()
+    ├── ResourceClosedError (RuntimeError, secretswap)
+    │                                            a holder was used after aclose()
     ├── DeadlineExceededError (TimeoutError)     a request ran out of its budget; `outcome`
     │                                            says how far its writes got
     └── ToolInputError (ValueError)              an MCP tool argument was rejected
@@ -38,7 +41,18 @@ startup failures say what to check next (`hint`).
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+from secretswap.errors import (
+    AuthFailed,
+    ResourceClosedError,
+    RotationError,
+    SecretAccessDeniedError,
+    SecretFormatError,
+    SecretNotFoundError,
+    SecretsError,
+    SecretsUnavailableError,
+    SwapError,
+)
 
 EXIT_OK = 0
 EXIT_STARTUP_FAILURE = 1
@@ -70,22 +84,10 @@ __all__ = [
 ]
 
 
-class KbMcpError(Exception):
-    """Base class of every kb-mcp error.
-
-    `hint` says what an operator should check next; it is printed with startup failures.
-    """
-
-    hint: str = ""
-
-    def __init__(self, message: str, *, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        if hint:
-            self.hint = hint
-
-    def __str__(self) -> str:
-        return self.message
+KbMcpError = SwapError
+"""Base class of every kb-mcp error: the hot-swap library's own base (`secretswap.SwapError`),
+so that its errors (secrets, rotation, auth failure, closed resource) are kb-mcp's too.
+`hint` says what an operator should check next; it is printed with startup failures."""
 
 
 class ConfigError(KbMcpError, ValueError):
@@ -94,40 +96,6 @@ class ConfigError(KbMcpError, ValueError):
     def __init__(self, message: str, *, variable: str, hint: str = "") -> None:
         super().__init__(message, hint=hint)
         self.variable = variable
-
-
-class SecretsError(KbMcpError):
-    """Reading a secret failed. Carries the secret's name, the region and the AWS error code."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        secret_name: str,
-        region: str = "",
-        aws_error: str = "",
-        hint: str = "",
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.secret_name = secret_name
-        self.region = region
-        self.aws_error = aws_error
-
-
-class SecretNotFoundError(SecretsError, LookupError):
-    """The secret (or the requested version stage) does not exist."""
-
-
-class SecretAccessDeniedError(SecretsError, PermissionError):
-    """The caller's identity may not read the secret."""
-
-
-class SecretsUnavailableError(SecretsError, ConnectionError):
-    """Secrets Manager could not be reached or kept failing within the retry budget."""
-
-
-class SecretFormatError(SecretsError, ValueError):
-    """The secret's value does not have the expected shape."""
 
 
 class DatabaseError(KbMcpError):
@@ -156,36 +124,6 @@ class EmbeddingError(KbMcpError):
 
 class EmbeddingAuthError(EmbeddingError):
     """The embeddings endpoint refused the API key, even after a refresh and one retry."""
-
-
-class RotationError(KbMcpError):
-    """A new secret version could not be put into service; the old resource stays."""
-
-    def __init__(self, message: str, *, secret_name: str, version_id: str, hint: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.secret_name = secret_name
-        self.version_id = version_id
-
-
-class AuthFailed(KbMcpError):
-    """Credentials of the version in service were refused and no newer version helped.
-
-    Raised by the hot-swap core (`HotSwap.run`): `generation` is the refused generation
-    (`kb_mcp.hotswap.Generation`), the adapter's exception is `__cause__`. Adapters turn it
-    into their own error (`DatabaseAuthError`, `EmbeddingAuthError`).
-    """
-
-    def __init__(
-        self, message: str, *, secret_name: str, version_id: str, generation: Any = None
-    ) -> None:
-        super().__init__(message)
-        self.secret_name = secret_name
-        self.version_id = version_id
-        self.generation = generation
-
-
-class ResourceClosedError(KbMcpError, RuntimeError):
-    """A holder or manager was used after it was closed."""
 
 
 class DeadlineExceededError(KbMcpError, TimeoutError):

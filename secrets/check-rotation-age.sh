@@ -26,5 +26,5 @@ fi
 if command -v kb-mcp >/dev/null 2>&1; then
     exec kb-mcp secrets age "$@"
 fi
-echo "check-rotation-age.sh: kb-mcp is not installed: python3 -m venv .venv && .venv/bin/pip install -e '.[local]' (or set PYTHON)" >&2
+echo "check-rotation-age.sh: kb-mcp is not installed: python3 -m venv .venv && .venv/bin/pip install -e ./secretswap -e '.[local]' (or set PYTHON)" >&2
 exit 2

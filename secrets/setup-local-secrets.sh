@@ -25,5 +25,5 @@ fi
 if command -v kb-mcp >/dev/null 2>&1; then
     exec kb-mcp secrets seed "$@"
 fi
-echo "setup-local-secrets.sh: kb-mcp is not installed: python3 -m venv .venv && .venv/bin/pip install -e '.[local]' (or set PYTHON)" >&2
+echo "setup-local-secrets.sh: kb-mcp is not installed: python3 -m venv .venv && .venv/bin/pip install -e ./secretswap -e '.[local]' (or set PYTHON)" >&2
 exit 2

@@ -38,16 +38,16 @@ def test_layer_contracts_are_kept() -> None:
 
 
 def test_an_upward_import_breaks_the_contract(tmp_path: Path) -> None:
-    """A copy of the package where the hot-swap core imports the supervisor fails the check."""
+    """A copy of the package where the hot-swap layer imports the supervisor fails the check."""
     copy = tmp_path / "kb_mcp"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(CONFIG, tmp_path / ".importlinter")
-    occupancy = copy / "hotswap" / "occupancy.py"
-    occupancy.write_text(
-        occupancy.read_text(encoding="utf-8") + "\nfrom kb_mcp.runtime import supervisor\n",
+    load = copy / "hotswap" / "load.py"
+    load.write_text(
+        load.read_text(encoding="utf-8") + "\nfrom kb_mcp.runtime import supervisor\n",
         encoding="utf-8",
     )
     result = _lint_imports(tmp_path, tmp_path)
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Layers point down BROKEN" in result.stdout
-    assert "kb_mcp.hotswap.occupancy -> kb_mcp.runtime" in result.stdout
+    assert "kb_mcp.hotswap.load -> kb_mcp.runtime" in result.stdout

@@ -2,7 +2,9 @@
 
 Every line, from structlog or from the standard library's loggers (asyncpg, botocore,
 uvicorn), passes through the redaction processor and a final mask of the rendered text,
-and goes to stderr (stdout belongs to the MCP stdio transport).
+and goes to stderr (stdout belongs to the MCP stdio transport). The hot-swap library
+(`secretswap`) logs through the standard library with its fields as record attributes;
+they are lifted into the event (`_library_fields`), so its events read like ours.
 """
 
 from __future__ import annotations
@@ -59,6 +61,20 @@ class RedactingHandler(logging.Handler):
             self.handleError(record)
 
 
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_LIBRARIES = ("secretswap",)
+
+
+def _library_fields(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """The fields a structured library passed as `extra`, as event fields (before redaction)."""
+    record = event_dict.get("_record")
+    if isinstance(record, logging.LogRecord) and record.name.startswith(_LIBRARIES):
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                event_dict.setdefault(key, value)
+    return event_dict
+
+
 def _event_sink_processor(sink: EventSink) -> Processor:
     def capture(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
         sink(dict(event_dict))
@@ -110,7 +126,7 @@ def configure_logging(
         renderer = structlog.dev.ConsoleRenderer(colors=False)
         exc_processor = structlog.processors.format_exc_info
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, _library_fields],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             exc_processor,

@@ -1,18 +1,18 @@
 """Typed shapes of the secrets kb-mcp reads, and their parsing.
 
-Values are `SecretStr`; nothing here has a repr that shows one. Parsing failures become
-`SecretFormatError` with a message built from the error locations only, never the input.
+Values are `SecretStr`; nothing here has a repr that shows one. The base model and the
+parsing (`SecretModel`, `parse_secret`: failures are `SecretFormatError` built from the
+error locations only, never the input) are the hot-swap library's (`secretswap.schemas`).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-
-from kb_mcp.errors import SecretFormatError
+from pydantic import ConfigDict, Field, SecretStr, field_validator
+from secretswap.schemas import SecretModel, parse_secret
 
 __all__ = [
     "AuthTokenSecret",
@@ -24,28 +24,6 @@ __all__ = [
 
 OPENAI_KEY_MIN_LENGTH = 20
 AUTH_TOKEN_MIN_LENGTH = 24
-
-
-class SecretModel(BaseModel):
-    """Base of every secret shape: frozen, strict, unknown keys ignored."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
-
-    @classmethod
-    def from_secret_string(cls, raw: str) -> SecretModel:
-        """Build the model from the secret's raw string (JSON unless overridden)."""
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise TypeError("secret json must be an object")
-        return cls.model_validate(data)
-
-    def sensitive_values(self) -> tuple[str, ...]:
-        """Every value the log redactor must mask once this secret is loaded."""
-        return tuple(
-            value.get_secret_value()
-            for value in self.__dict__.values()
-            if isinstance(value, SecretStr)
-        )
 
 
 class OpenAIKeySecret(SecretModel):
@@ -147,44 +125,3 @@ class PostgresCredentials(SecretModel):
     def identity(self) -> str:
         """Non-secret description for logs: user@host:port/database."""
         return f"{self.username}@{self.host}:{self.port}/{self.database}"
-
-
-M = TypeVar("M", bound=SecretModel)
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False):
-        where = ".".join(str(p) for p in error["loc"]) or "value"
-        parts.append(f"{where}: {error['msg'].lower()}")
-    return "; ".join(parts)
-
-
-def parse_secret(model: type[M], raw: str, *, secret_name: str, region: str = "") -> M:
-    """Parse a raw secret string into `model`; any problem is a `SecretFormatError`.
-
-    The raised error never carries the input: not in its message, and not as `__cause__`
-    (pydantic and json errors keep the document they failed on).
-    """
-    problem: str
-    try:
-        return model.from_secret_string(raw)  # type: ignore[return-value]
-    except json.JSONDecodeError as exc:
-        problem = f"is not valid json (line {exc.lineno} column {exc.colno}: {exc.msg.lower()})"
-    except ValidationError as exc:
-        problem = f"does not match the expected shape ({_describe(exc)})"
-    except RecursionError:
-        # json.loads recurses once per nesting level: `[[[[...` deep enough blows the stack.
-        problem = "is not valid json (nested too deeply)"
-    except (TypeError, ValueError) as exc:
-        # Our own messages, or Python's integer-size limit; none of them quotes the input.
-        problem = f"does not match the expected shape ({str(exc).lower()})"
-    keys = ", ".join(name for name, field in model.model_fields.items() if field.is_required())
-    where = f" in {region}" if region else ""
-    raise SecretFormatError(
-        f"secret {secret_name}{where} {problem}",
-        secret_name=secret_name,
-        region=region,
-        aws_error="MalformedSecret",
-        hint=f"check the secret's value: expected {model.__name__} with keys: {keys}",
-    ) from None

@@ -1,4 +1,5 @@
-"""The README's install (`pip install -e '.[local]'` in a fresh venv) runs every ops command.
+"""The README's install (`pip install -e ./secretswap -e '.[local]'` in a fresh venv) runs
+every ops command.
 
 Slow (a real pip install into a new venv, from the machine's package index or cache).
 """
@@ -19,12 +20,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 @pytest.fixture(scope="module")
 def local_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with kb-mcp installed as the README says: `-e '.[local]'`."""
+    """A fresh venv with kb-mcp installed as the README says: the hot-swap library it depends
+    on (not on PyPI) from its folder, then `-e '.[local]'`."""
     root = tmp_path_factory.mktemp("local-install") / "venv"
     venv.EnvBuilder(with_pip=True).create(root)
     done = subprocess.run(
         [str(root / "bin" / "python"), "-m", "pip", "install", "-q",
-         "--disable-pip-version-check", "-e", f"{REPO}[local]"],
+         "--disable-pip-version-check", "-e", str(REPO / "secretswap"), "-e", f"{REPO}[local]"],
         capture_output=True, text=True, timeout=1100,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-import structlog
 
 from kb_mcp.config import load_settings
 from kb_mcp.errors import SecretAccessDeniedError, SecretNotFoundError, SecretsUnavailableError
 from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.secrets import AwsSecretsManagerProvider, OpenAIKeySecret, open_secrets_provider
 from kb_mcp.secrets.regions import Region
+from tests.conftest import CapturedLogs
 from tests.support.clock import FakeClock
 from tests.support.fakes import fake_openai_key
 from tests.support.fault_proxy import ACCESS_DENIED, THROTTLING, FaultProxy
@@ -54,20 +54,22 @@ def _provider(
     )
 
 
-async def test_primary_down_reads_the_same_version_from_the_replica(regions: TwoRegions) -> None:
+async def test_primary_down_reads_the_same_version_from_the_replica(
+    regions: TwoRegions, captured_logs: CapturedLogs
+) -> None:
     """The primary unreachable: the replica's value, same VersionId, region us-west-2."""
     key = fake_openai_key()
     version = await regions.create(NAME, key)
     await regions.kill_primary()
     metrics = MetricsRegistry()
-    with structlog.testing.capture_logs() as events:
-        async with _provider(regions, metrics=metrics) as provider:
-            loaded = await provider.get_secret_json(NAME, OpenAIKeySecret)
-            assert loaded.value.api_key.get_secret_value() == key
-            assert loaded.version.version_id == version
-            assert loaded.version.region == REPLICA
-            (status,) = provider.status()
-            assert (status.region, status.stale) == (REPLICA, False)
+    async with _provider(regions, metrics=metrics) as provider:
+        loaded = await provider.get_secret_json(NAME, OpenAIKeySecret)
+        assert loaded.value.api_key.get_secret_value() == key
+        assert loaded.version.version_id == version
+        assert loaded.version.region == REPLICA
+        (status,) = provider.status()
+        assert (status.region, status.stale) == (REPLICA, False)
+    events = captured_logs.records
     assert metrics.total("SecretsFailovers") == 1
     assert metrics.total("SecretsFailbacks") == 0
     (failover,) = [e for e in events if e["event"] == "secrets.region_failover"]
@@ -75,23 +77,25 @@ async def test_primary_down_reads_the_same_version_from_the_replica(regions: Two
     assert failover["error"] == "EndpointConnectionError"
 
 
-async def test_reads_go_back_to_the_primary_once_it_answers(regions: TwoRegions) -> None:
+async def test_reads_go_back_to_the_primary_once_it_answers(
+    regions: TwoRegions, captured_logs: CapturedLogs
+) -> None:
     """Failed over: reads stay on the replica until the interval passes, then return."""
     await regions.create(NAME, fake_openai_key())
     clock = FakeClock()
     metrics = MetricsRegistry()
     await regions.kill_primary()
-    with structlog.testing.capture_logs() as events:
-        async with _provider(regions, clock=clock, metrics=metrics) as provider:
-            assert (await provider.refresh(NAME)).region == REPLICA
-            await regions.revive_primary()
-            # Within the failback interval no read probes the primary.
-            clock.advance(FAILBACK_S / 2)
-            assert (await provider.refresh(NAME)).region == REPLICA
-            clock.advance(FAILBACK_S)
-            assert (await provider.refresh(NAME)).region == PRIMARY
-            assert (await provider.refresh(NAME)).region == PRIMARY
-            assert provider.status()[0].region == PRIMARY
+    async with _provider(regions, clock=clock, metrics=metrics) as provider:
+        assert (await provider.refresh(NAME)).region == REPLICA
+        await regions.revive_primary()
+        # Within the failback interval no read probes the primary.
+        clock.advance(FAILBACK_S / 2)
+        assert (await provider.refresh(NAME)).region == REPLICA
+        clock.advance(FAILBACK_S)
+        assert (await provider.refresh(NAME)).region == PRIMARY
+        assert (await provider.refresh(NAME)).region == PRIMARY
+        assert provider.status()[0].region == PRIMARY
+    events = captured_logs.records
     assert (metrics.total("SecretsFailovers"), metrics.total("SecretsFailbacks")) == (1, 1)
     (returned,) = [e for e in events if e["event"] == "secrets.region_returned"]
     assert (returned["region"], returned["from_region"]) == (PRIMARY, REPLICA)

@@ -1,20 +1,6 @@
-"""A monotonic clock tests move by hand (for TTLs and staleness, never wall time)."""
+"""A monotonic clock tests move by hand (for TTLs and staleness, never wall time): the
+hot-swap library's `secretswap.testing.ManualClock`, under the name kb-mcp's tests use."""
 
-from __future__ import annotations
-
-from dataclasses import dataclass
+from secretswap.testing import ManualClock as FakeClock
 
 __all__ = ["FakeClock"]
-
-
-@dataclass
-class FakeClock:
-    """Callable like `time.monotonic`; `advance` moves it."""
-
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds

@@ -12,7 +12,7 @@ import structlog
 
 from kb_mcp.config import load_settings
 from kb_mcp.observability.logging import RedactingHandler, configure_logging
-from kb_mcp.observability.redaction import SecretValueRegistry
+from kb_mcp.observability.redaction import SecretValueRegistry, secret_registry
 from tests.conftest import CapturedLogs
 from tests.support.fakes import fake_password
 
@@ -119,3 +119,18 @@ def test_stream_output_is_masked(configure: Configure) -> None:
     assert written.endswith("\n")
     assert password not in written
     assert json.loads(written)["event"] == "password *** rejected"
+
+
+def test_library_records_become_events_with_their_fields_redacted(
+    captured_logs: CapturedLogs,
+) -> None:
+    """A secretswap stdlib record is an event with its fields, a loaded value masked."""
+    value = fake_password()
+    secret_registry().register(value)
+    logging.getLogger("secretswap.refresher").warning(
+        "secret.auth_refresh_failed", extra={"secret": "kb-mcp/test/x", "error": value}
+    )
+    (event,) = captured_logs.events("secret.auth_refresh_failed")
+    assert event["secret"] == "kb-mcp/test/x"
+    assert event["logger"] == "secretswap.refresher"
+    assert value not in captured_logs.text()

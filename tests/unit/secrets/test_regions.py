@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import structlog
 
 from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.secrets.regions import Region, RegionFailover
+from tests.conftest import CapturedLogs
 from tests.support.clock import FakeClock
 
 PRIMARY = Region("us-east-1")
@@ -55,15 +55,15 @@ def test_a_replica_answering_as_planned_moves_nothing() -> None:
     assert metrics.total("SecretsFailovers") == 0
 
 
-def test_moves_are_counted_and_logged() -> None:
+def test_moves_are_counted_and_logged(captured_logs: CapturedLogs) -> None:
     """Failover to a replica, on to the next one, back to the primary: counted and logged."""
     metrics = MetricsRegistry()
     failover = _failover(FakeClock(), metrics)
-    with structlog.testing.capture_logs() as events:
-        failover.answered(WEST, secret="s", after_error="ReadTimeoutError")
-        failover.answered(EU, secret="s", after_error="EndpointConnectionError")
-        assert _regions(failover)[0] == ("eu-west-1", False)
-        failover.answered(PRIMARY, secret="s", after_error=None)
+    failover.answered(WEST, secret="s", after_error="ReadTimeoutError")
+    failover.answered(EU, secret="s", after_error="EndpointConnectionError")
+    assert _regions(failover)[0] == ("eu-west-1", False)
+    failover.answered(PRIMARY, secret="s", after_error=None)
+    events = captured_logs.records
     assert failover.active is PRIMARY
     assert (metrics.total("SecretsFailovers"), metrics.total("SecretsFailbacks")) == (2, 1)
     names = [(e["event"], e["region"], e["from_region"]) for e in events]

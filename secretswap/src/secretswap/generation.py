@@ -13,11 +13,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from kb_mcp.hotswap.occupancy import Occupancy
+from secretswap.occupancy import Occupancy
 
 __all__ = ["Generation", "ResourceAdapter", "SwapEvents"]
 
-from kb_mcp.secrets.schemas import SecretModel
+from secretswap.schemas import SecretModel
 
 R = TypeVar("R")
 V_contra = TypeVar("V_contra", bound=SecretModel, contravariant=True)
@@ -69,7 +69,7 @@ class ResourceAdapter(Protocol[V_contra, R]):
     """How to build, probe, close and recognise refusals of one kind of resource.
 
     `V` is the parsed secret model (`PostgresCredentials`), `R` the resource. `build` and
-    `probe` raise a `KbMcpError` that says what went wrong (the core turns it into a
+    `probe` raise a `SwapError` that says what went wrong (the core turns it into a
     `RotationError` on rotation, and lets it through at boot).
     """
 

@@ -32,18 +32,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Generic, TypeVar
 
-import structlog
-
-from kb_mcp.errors import AuthFailed, KbMcpError, ResourceClosedError, RotationError
-from kb_mcp.hotswap.generation import Generation, ResourceAdapter
-from kb_mcp.hotswap.observer import EventKind, HotSwapEvent, Observer, notify_all
-from kb_mcp.observability.counters import Counter, MetricsRegistry
-from kb_mcp.secrets.port import LoadedSecret
-from kb_mcp.secrets.schemas import SecretModel
+from secretswap._logging import EventLogger
+from secretswap.errors import AuthFailed, ResourceClosedError, RotationError, SwapError
+from secretswap.generation import Generation, ResourceAdapter
+from secretswap.metrics import Counter, MetricsRegistry
+from secretswap.observer import EventKind, HotSwapEvent, Observer, notify_all
+from secretswap.port import LoadedSecret
+from secretswap.schemas import SecretModel
 
 __all__ = ["HotSwap", "Recover", "SwapOwner"]
 
-log = structlog.get_logger(__name__)
+log = EventLogger(__name__)
 
 R = TypeVar("R")
 V = TypeVar("V", bound=SecretModel)
@@ -248,7 +247,7 @@ class HotSwap(Generic[V, R]):
 
     def _rejected(self, version_id: str, step: str, exc: Exception) -> RotationError:
         """The version cannot serve: our error's message, or only a foreign one's type."""
-        if isinstance(exc, KbMcpError):
+        if isinstance(exc, SwapError):
             reason, hint = str(exc), exc.hint
         else:
             reason = f"{step} raised {type(exc).__name__}"

@@ -1,6 +1,6 @@
 """`Occupancy`: how many callers are using one generation of a swappable resource.
 
-Every generation of a hot-swapped resource (`kb_mcp.hotswap.Generation`) counts its users:
+Every generation of a hot-swapped resource (`secretswap.Generation`) counts its users:
 a caller enters before it starts waiting for the resource and leaves when
 it is done, so "idle" means nobody holds it and nobody is queued on it. The old
 generation is closed only once idle (or after the drain timeout).

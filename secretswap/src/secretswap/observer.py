@@ -14,13 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import structlog
-
-from kb_mcp.observability.counters import Counter
+from secretswap._logging import EventLogger
+from secretswap.metrics import Counter
 
 __all__ = ["HotSwapEvent", "Observer", "notify_all"]
 
-log = structlog.get_logger(__name__)
+log = EventLogger(__name__)
 
 EventKind = Literal["poll", "detected", "swapped", "closed"]
 
