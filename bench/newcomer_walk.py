@@ -3,7 +3,8 @@
     python bench/newcomer_walk.py [--source .] [--venv PATH] [--with-suite] [--out walk.md]
 
 Clones `--source` (default: this checkout, its committed HEAD) into a temporary folder and,
-as the README says, runs `python3 -m venv .venv && .venv/bin/pip install -e ./secretswap -e '.[local]'`
+as the README says, runs
+`python3 -m venv .venv && .venv/bin/pip install -e ./secretswap -e '.[local]'`
 there (`--venv PATH` reuses an installed venv instead, to walk the rest quickly), then
 starts `.venv/bin/kb-mcp dev --port 0` and, beside it, runs each documented command in
 the order the documentation gives them, printing for each its command line, exit code,
@@ -138,7 +139,11 @@ def main() -> int:
     else:
         walk.run(
             "README: install",
-            ["bash", "-c", "python3 -m venv .venv && .venv/bin/pip install -q -e ./secretswap -e '.[local]'"],
+            [
+                "bash",
+                "-c",
+                "python3 -m venv .venv && .venv/bin/pip install -q -e ./secretswap -e '.[local]'",
+            ],
             timeout=1800,
         )
     walk.run("kb-mcp --help", [".venv/bin/kb-mcp", "--help"])

@@ -28,8 +28,8 @@ def test_the_readme_is_a_short_first_page_with_the_two_commands() -> None:
     """At most ~150 lines; the install-and-run and the test commands exactly as documented."""
     assert len(README.splitlines()) <= 150
     assert (
-        "python3 -m venv .venv && .venv/bin/pip install -e ./secretswap -e '.[local]' && .venv/bin/kb-mcp dev"
-        in README
+        "python3 -m venv .venv && .venv/bin/pip install -e ./secretswap -e '.[local]'"
+        " && .venv/bin/kb-mcp dev" in README
     )
     assert "bash .ci/run" in README
 

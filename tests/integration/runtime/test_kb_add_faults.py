@@ -33,8 +33,8 @@ ADDS_PER_WORKER = 20
 
 def _verdict(result: Any) -> str:
     text = "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-    if not result.is_error:
-        return "ok"
+    if not result.is_error or "after the write was stored" in text:
+        return "ok"  # stored (late answers past the budget say so): stored exactly once
     if "outcome is unknown" in text:
         return "unknown"
     if "nothing was stored" in text:
