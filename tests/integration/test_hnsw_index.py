@@ -9,6 +9,7 @@ from kb_mcp.embeddings.embedder import Embedder
 from tests.plugins.servers import AppDatabase
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import CORPUS, DIMENSIONS, MODEL, OpenAIBackend, PoolSource
+from tests.support.legacy import insert_legacy_document
 
 _RELOPTIONS = (
     "SELECT c.reloptions, i.indexdef FROM pg_class c"
@@ -38,12 +39,14 @@ async def test_the_hnsw_migration_rebuilds_an_older_index_with_the_chosen_parame
                 "USING hnsw (embedding vector_cosine_ops)"
             )
             old = await conn.fetchrow(_RELOPTIONS)
-        store = DocumentStore(source, Embedder(backend, model=MODEL, dimensions=DIMENSIONS))
+        embedder = Embedder(backend, model=MODEL, dimensions=DIMENSIONS)
+        store = DocumentStore(source, embedder)
         ids = {}
-        for title, (content, tags) in CORPUS.items():
-            ids[title] = (
-                await store.add_document(title=title, content=content, tags=tags, metadata={})
-            ).id
+        async with source.acquire() as conn:  # as the release before 0005 wrote them
+            for title, (content, tags) in CORPUS.items():
+                ids[title] = await insert_legacy_document(
+                    conn, embedder, title=title, content=content, tags=tags
+                )
         applied = await apply_migrations(source, dimensions=DIMENSIONS)
         async with source.acquire() as conn:
             new = await conn.fetchrow(_RELOPTIONS)

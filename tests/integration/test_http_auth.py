@@ -203,12 +203,12 @@ async def test_current_and_previous_tokens_work_until_the_previous_is_dropped(
     async with _serving(kb, board) as base:
         for token in (first, second):
             async with _mcp(base, token) as client:
-                assert len((await client.list_tools()).tools) == 6
+                assert len((await client.list_tools()).tools) == 9
         board.tokens = [SecretStr(third), SecretStr(second)]  # the second rotation
         assert (await _post_initialize(base, Authorization=f"Bearer {first}")).status_code == 401
         for token in (second, third):
             async with _mcp(base, token) as client:
-                assert len((await client.list_tools()).tools) == 6
+                assert len((await client.list_tools()).tools) == 9
 
 
 async def test_a_foreign_origin_or_host_is_refused_even_with_a_token(
@@ -235,4 +235,4 @@ async def test_a_foreign_origin_or_host_is_refused_even_with_a_token(
 async def test_without_a_token_secret_the_loopback_endpoint_is_open(kb: KbStack) -> None:
     """No BearerAuth (loopback development use): tools answer without a token."""
     async with _serving(kb, Switchboard(), auth=False) as base, _mcp(base, None) as client:
-        assert len((await client.list_tools()).tools) == 6
+        assert len((await client.list_tools()).tools) == 9
