@@ -186,7 +186,7 @@ async def exact_answers(
             async with conn.transaction():
                 await conn.execute("SET LOCAL enable_indexscan = off")
                 chunks.append({tuple(r) for r in await conn.fetch(chunk_sql, vector, limit)})
-            truth = await conn.fetch(store._sql.exact, parse_vector(vector), limit)
+            truth = await conn.fetch(store._sql.exact, parse_vector(vector), limit, "default")
             documents.append({r["id"] for r in truth})
     return ExactAnswers(list(vectors), chunks, documents)
 
@@ -245,6 +245,7 @@ async def measure_ef_search(
                 parse_vector(exact.vectors[0]),
                 ef_search,
                 limit,
+                "default",
             )
         for vector, chunks in zip(exact.vectors, exact.chunks, strict=True):
             async with conn.transaction():
@@ -274,7 +275,9 @@ async def _search(
     """`DocumentStore.search` without a tag filter at `ef_search` candidates; fell back?"""
     async with conn.transaction():
         await conn.execute(_SET_EF_SEARCH, str(ef_search))
-        rows = await conn.fetch(store._sql.nearest, parse_vector(vector), ef_search, limit)
+        rows = await conn.fetch(
+            store._sql.nearest, parse_vector(vector), ef_search, limit, "default"
+        )
     if len(rows) >= limit:
         return rows, False
-    return await conn.fetch(store._sql.exact, parse_vector(vector), limit), True
+    return await conn.fetch(store._sql.exact, parse_vector(vector), limit, "default"), True
