@@ -19,12 +19,14 @@ again: the retry finds what the cut-off commit stored, or stores it once.
 through the pool) at a time, with exponential backoff and full jitter between failed
 probes; every request waiting meanwhile queues behind it and goes back to work as soon
 as one probe succeeded after the failure it saw (`generation`), without a probe of its own.
+A probe refused for its credentials (`DatabaseAuthError`, after the pool's own recovery
+through the refresher) ends the wait at once: the database is there and says no, and
+waiting out the budget would only make the caller's error late.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,7 +38,12 @@ import structlog
 from kb_mcp.db.outcome import CONNECTION_ERRORS, database_errors
 from kb_mcp.db.port import ConnectionSource
 from kb_mcp.deadline import current, remaining
-from kb_mcp.errors import DatabaseError, DatabaseOutcomeUnknownError, DatabaseUnavailableError
+from kb_mcp.errors import (
+    DatabaseAuthError,
+    DatabaseError,
+    DatabaseOutcomeUnknownError,
+    DatabaseUnavailableError,
+)
 
 __all__ = ["Reconnect", "probe_source", "ride_through"]
 
@@ -88,6 +95,8 @@ class Reconnect:
                 self.probes += 1
                 try:
                     await self.probe()
+                except DatabaseAuthError:
+                    raise  # refused, not away: waiting would not bring it back
                 except _PROBE_FAILURES as exc:
                     log.debug("db.reconnect_probe_failed", error=type(exc).__name__)
                     # Backoff between probes (full jitter), not a wait for an event: the
@@ -142,9 +151,13 @@ async def _wait_or_give_up(reconnect: Reconnect, seen: int, failure: Exception) 
     if scope is None:
         raise failure
     waited = asyncio.timeout_at(scope.at - GIVE_UP_MARGIN_S)
-    with contextlib.suppress(TimeoutError):
+    try:
         async with waited:
             await reconnect.wait(seen)
+    except TimeoutError:
+        pass
+    except DatabaseAuthError as refused:
+        _raise_known(refused)
     if not waited.expired():
         return
     _raise_known(failure)
