@@ -85,17 +85,29 @@ class Reconnect:
     generation: int = 0
     """Bumped by each successful probe: a waiter that saw failure at generation g is done
     once it moved past g."""
+    refusals: int = 0
+    """Probes refused for their credentials; a waiter queued before one gets its error."""
+    _refused: DatabaseAuthError | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def wait(self, seen: int) -> None:
-        """Return once a probe succeeded after generation `seen`; cancelled by the deadline."""
+        """Return once a probe succeeded after generation `seen`; cancelled by the deadline.
+
+        A probe refused for its credentials ends the wait of everyone queued behind it
+        with that error (no probe of their own: each would make the pool ask the
+        refresher again, one after the other)."""
+        refusals = self.refusals
         async with self._lock:
             ceiling = self.base_s
             while self.generation == seen:
+                if self.refusals != refusals and self._refused is not None:
+                    raise self._refused
                 self.probes += 1
                 try:
                     await self.probe()
-                except DatabaseAuthError:
+                except DatabaseAuthError as exc:
+                    self.refusals += 1
+                    self._refused = exc
                     raise  # refused, not away: waiting would not bring it back
                 except _PROBE_FAILURES as exc:
                     log.debug("db.reconnect_probe_failed", error=type(exc).__name__)
