@@ -20,7 +20,8 @@ themselves the same way):
   nothing answers).
 
 The server's request budget is `KB_MCP_REQUEST_TIMEOUT_S` (30 s by default, `--budget-s`).
-With --quick: a 2 s restart, pauses of 5 s and 11.25 s, a 10 s budget, short spells.
+With --quick (the suite's smoke run): `restart` (1 s) and `pause-20` shortened to 2 s,
+a 10 s budget, 1 s spells of load before and after.
 
     python -m bench.bench_faults [--quick] [--json] [--scenarios restart,pause-20,pause-45]
         [--restart-s 10] [--budget-s 30]
@@ -240,7 +241,8 @@ async def run_scenario(
 
 
 async def run(args: Any) -> dict[str, Any]:
-    names = [n for n in args.scenarios.split(",") if n]
+    chosen = args.scenarios or ("restart,pause-20" if args.quick else "restart,pause-20,pause-45")
+    names = [n for n in chosen.split(",") if n]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise SystemExit(f"unknown scenarios {unknown}; known: {sorted(SCENARIOS)}")
@@ -261,12 +263,12 @@ async def run(args: Any) -> dict[str, Any]:
         async with spawn("kb-mcp", argv, env, port, "/readyz") as server:
             ctx = FaultContext(
                 pg=stack.pg,
-                restart_s=2.0 if args.quick else args.restart_s,
-                pause_scale=0.25 if args.quick else 1.0,
+                restart_s=1.0 if args.quick else args.restart_s,
+                pause_scale=0.1 if args.quick else 1.0,
             )
             for name in names:
                 results.append(
-                    await run_scenario(name, server.url, stack, ctx, 2.0 if args.quick else 5.0)
+                    await run_scenario(name, server.url, stack, ctx, 1.0 if args.quick else 5.0)
                 )
     return {"budget_s": budget_s, "clients": {"kb_search": 8, "kb_add": 2}, "scenarios": results}
 
@@ -297,7 +299,7 @@ def report(figures: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = bench_parser(__doc__ or "")
-    parser.add_argument("--scenarios", default="restart,pause-20,pause-45")
+    parser.add_argument("--scenarios", default=None, help=f"some of {sorted(SCENARIOS)}")
     parser.add_argument("--restart-s", type=float, default=10.0)
     parser.add_argument("--budget-s", type=float, default=None)
     args = parser.parse_args()

@@ -19,12 +19,14 @@ again: the retry finds what the cut-off commit stored, or stores it once.
 through the pool) at a time, with exponential backoff and full jitter between failed
 probes; every request waiting meanwhile queues behind it and goes back to work as soon
 as one probe succeeded after the failure it saw (`generation`), without a probe of its own.
+A probe refused for its credentials (`DatabaseAuthError`, after the pool's own recovery
+through the refresher) ends the wait at once: the database is there and says no, and
+waiting out the budget would only make the caller's error late.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,7 +38,12 @@ import structlog
 from kb_mcp.db.outcome import CONNECTION_ERRORS, database_errors
 from kb_mcp.db.port import ConnectionSource
 from kb_mcp.deadline import current, remaining
-from kb_mcp.errors import DatabaseError, DatabaseOutcomeUnknownError, DatabaseUnavailableError
+from kb_mcp.errors import (
+    DatabaseAuthError,
+    DatabaseError,
+    DatabaseOutcomeUnknownError,
+    DatabaseUnavailableError,
+)
 
 __all__ = ["Reconnect", "probe_source", "ride_through"]
 
@@ -78,16 +85,30 @@ class Reconnect:
     generation: int = 0
     """Bumped by each successful probe: a waiter that saw failure at generation g is done
     once it moved past g."""
+    refusals: int = 0
+    """Probes refused for their credentials; a waiter queued before one gets its error."""
+    _refused: DatabaseAuthError | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def wait(self, seen: int) -> None:
-        """Return once a probe succeeded after generation `seen`; cancelled by the deadline."""
+        """Return once a probe succeeded after generation `seen`; cancelled by the deadline.
+
+        A probe refused for its credentials ends the wait of everyone queued behind it
+        with that error (no probe of their own: each would make the pool ask the
+        refresher again, one after the other)."""
+        refusals = self.refusals
         async with self._lock:
             ceiling = self.base_s
             while self.generation == seen:
+                if self.refusals != refusals and self._refused is not None:
+                    raise self._refused
                 self.probes += 1
                 try:
                     await self.probe()
+                except DatabaseAuthError as exc:
+                    self.refusals += 1
+                    self._refused = exc
+                    raise  # refused, not away: waiting would not bring it back
                 except _PROBE_FAILURES as exc:
                     log.debug("db.reconnect_probe_failed", error=type(exc).__name__)
                     # Backoff between probes (full jitter), not a wait for an event: the
@@ -142,9 +163,13 @@ async def _wait_or_give_up(reconnect: Reconnect, seen: int, failure: Exception) 
     if scope is None:
         raise failure
     waited = asyncio.timeout_at(scope.at - GIVE_UP_MARGIN_S)
-    with contextlib.suppress(TimeoutError):
+    try:
         async with waited:
             await reconnect.wait(seen)
+    except TimeoutError:
+        pass
+    except DatabaseAuthError as refused:
+        _raise_known(refused)
     if not waited.expired():
         return
     _raise_known(failure)

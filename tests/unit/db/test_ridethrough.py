@@ -11,6 +11,7 @@ import pytest
 from kb_mcp.db.ridethrough import Reconnect, ride_through
 from kb_mcp.deadline import deadline, note_outcome
 from kb_mcp.errors import (
+    DatabaseAuthError,
     DatabaseError,
     DatabaseOutcomeUnknownError,
     DatabaseUnavailableError,
@@ -169,3 +170,38 @@ async def test_an_unresolved_cut_off_commit_stays_unknown_when_the_database_stay
                 operation="kb_add",
                 retry_once=(DatabaseOutcomeUnknownError,),
             )
+
+
+async def test_a_refused_probe_ends_the_wait_at_once() -> None:
+    """The database answers but refuses the credentials: the caller gets that error now,
+    not after waiting out its budget."""
+
+    async def refused() -> object:
+        raise DatabaseAuthError("database refused the credentials")
+
+    attempts, call = flaky(1000, DatabaseUnavailableError("gone"))
+    with pytest.raises(DatabaseAuthError):
+        async with deadline(30.0):
+            await ride_through(call, Reconnect(refused), operation="kb_search")
+    assert len(attempts) == 1
+
+
+async def test_requests_queued_behind_a_refused_probe_get_its_error_without_probing() -> None:
+    """Ten requests waiting when the one probe is refused: all fail with that refusal, and
+    only that one probe was made."""
+    gate = asyncio.Event()
+    calls = 0
+
+    async def refused() -> object:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        raise DatabaseAuthError("database refused the credentials")
+
+    reconnect = Reconnect(refused)
+    waiters = [asyncio.ensure_future(reconnect.wait(0)) for _ in range(10)]
+    await asyncio.sleep(0)  # every waiter queues on the lock (one is probing)
+    gate.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(r, DatabaseAuthError) for r in results)
+    assert calls == 1
