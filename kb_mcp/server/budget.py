@@ -6,7 +6,7 @@ server too when the deadline passes) and the embeddings call draw on it. Connect
 is retried within it (`kb_mcp.db.ridethrough`): `READS` for read-only tools, `WRITES`
 for kb_add and kb_update, whose retry resolves a cut-off commit (it finds what was
 stored) rather than applying it twice. Past the deadline `DeadlineExceededError` says how
-far a write got; `kb_mcp.server.tools._reported` words it for the caller.
+far a write got; `kb_mcp.server.reporting.reported` words it for the caller.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ from kb_mcp.server.context import AppContext
 from kb_mcp.server.filter_args import Namespace, check_namespace
 from kb_mcp.server.lookups import ignored_fields
 from kb_mcp.server.namespace_resources import register_namespace_resources
-from kb_mcp.server.tools import _ADD_UNKNOWN, ToolContext, _app, _reported
+from kb_mcp.server.reporting import ADD_UNKNOWN, reported
+from kb_mcp.server.tools import ToolContext, _app
 from kb_mcp.server.validation import (
     check_content,
     check_external_id,
@@ -89,7 +90,7 @@ class AddManyResult(BaseModel):
 async def kb_namespaces(ctx: ToolContext) -> NamespacesResult:
     """The namespaces (collections) holding documents, each with its document count."""
     app = _app(ctx)
-    with _reported("kb_namespaces"):
+    with reported("kb_namespaces"):
         counts = await bounded(app, "kb_namespaces", NamespaceStore(app.db).counts)
     return NamespacesResult(
         namespaces=[NamespaceCountResult(namespace=c.name, documents=c.documents) for c in counts]
@@ -110,7 +111,7 @@ async def kb_delete_namespace(
 ) -> DeleteNamespaceResult:
     """Delete a namespace: every document in it, permanently. `confirm` must repeat its name."""
     app = _app(ctx)
-    with _reported("kb_delete_namespace", failure="nothing was deleted"):
+    with reported("kb_delete_namespace", failure="nothing was deleted"):
         name = check_namespace(namespace) or ""
         if confirm != name:
             raise ToolInputError(
@@ -124,9 +125,9 @@ async def kb_delete_namespace(
 
 
 def _message(exc: Exception) -> str:
-    """What kb_add would say for `exc` (the same translation, `_reported`)."""
+    """What kb_add would say for `exc` (the same translation, `reporting.reported`)."""
     try:
-        with _reported("kb_add_many", failure="nothing was stored", unknown=_ADD_UNKNOWN):
+        with reported("kb_add_many", failure="nothing was stored", unknown=ADD_UNKNOWN):
             raise exc
     except ToolError as error:
         return str(error)
@@ -191,7 +192,7 @@ async def kb_add_many(
 ) -> AddManyResult:
     """Store up to 100 documents in one call; a result per document, in order (an item
     that fails says why and does not stop the others). Same rules as kb_add."""
-    with _reported("kb_add_many", failure="nothing was stored"):
+    with reported("kb_add_many", failure="nothing was stored"):
         if not documents:
             raise ToolInputError("documents must hold 1 to 100 documents")
         if len(documents) > MAX_BATCH:

@@ -1,14 +1,12 @@
-"""The knowledge-base MCP tools: kb_add, kb_search, kb_get, kb_list, kb_delete, kb_update.
+"""The knowledge-base MCP tools: kb_add, kb_search, kb_get, kb_list, kb_delete, kb_update
+(and, registered from `namespace_tools`, kb_add_many, kb_namespaces, kb_delete_namespace).
 
 `build_mcp_server(context)` returns an `MCPServer` whose lifespan yields the
 `AppContext` (given directly, or built by a factory), read by every tool call.
 
-This is the one place our errors become MCP tool errors (`is_error` results): a rejected
-argument (`ToolInputError`) is reported with its message; a failing dependency
-(`EmbeddingError`, `DatabaseError`) with a generic message naming it, the detail going to
-the log only; a write whose commit was cut off says "outcome unknown" and how to retry.
-Each call runs within the request budget (`kb_mcp.server.budget`: connection loss is
-ridden through); one past it says so, and how far its write got (`_timed_out`).
+Every tool body runs inside `reporting.reported`, the one place our errors become MCP
+tool errors (`is_error` results), and within the request budget (`kb_mcp.server.budget`:
+connection loss is ridden through); one past it says so, and how far its write got.
 
 Argument types and sizes are enforced by pydantic before a tool runs, strictly: `limit`
 is a JSON integer (`true`, `"5"` and `1.0` are refused), strings are strings, and every
@@ -22,13 +20,11 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import logging
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
-import structlog
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
@@ -36,11 +32,6 @@ from kb_mcp.db.dedupe import NearDuplicate
 from kb_mcp.db.documents import AddedDocument, DocumentPage
 from kb_mcp.db.search import SearchMode
 from kb_mcp.errors import (
-    DatabaseError,
-    DatabaseOutcomeUnknownError,
-    DeadlineExceededError,
-    EmbeddingError,
-    ResourceClosedError,
     ToolInputError,
 )
 from kb_mcp.server.arguments import (
@@ -80,6 +71,7 @@ from kb_mcp.server.filter_args import (
 )
 from kb_mcp.server.lookups import ignored_fields
 from kb_mcp.server.lookups import lookup as _lookup
+from kb_mcp.server.reporting import ADD_UNKNOWN, NEAR_UNCHECKED, UPDATE_UNKNOWN, reported
 from kb_mcp.server.resources import register_document_resources
 from kb_mcp.server.results import (
     AddResult,
@@ -111,8 +103,6 @@ from kb_mcp.server.validation import (
 )
 
 __all__ = ["SERVER_NAME", "build_mcp_server"]
-
-log = structlog.get_logger(__name__)
 
 SERVER_NAME = "kb-mcp"
 _INSTRUCTIONS = (
@@ -155,7 +145,7 @@ async def kb_add(
     title, tags or metadata that differ from the stored document's (not stored).
     """
     app = _app(ctx)
-    with _reported("kb_add", failure="nothing was stored", unknown=_ADD_UNKNOWN):
+    with reported("kb_add", failure="nothing was stored", unknown=ADD_UNKNOWN):
         async with request_scope(app, "kb_add"):
             checked_content = check_content(content)
             args = (check_title(title), check_tags(tags), check_metadata(metadata))
@@ -192,7 +182,7 @@ async def kb_add(
             added = await bounded(app, "kb_add", store, retry_on=WRITES, retry_once=RESOLVED_ONCE)
             near: list[NearDuplicate] = []
             if threshold is not None and added.status != "duplicate":
-                with _reported("kb_add", failure=_NEAR_UNCHECKED):
+                with reported("kb_add", failure=NEAR_UNCHECKED):
                     near = await bounded(
                         app, "kb_add", lambda: app.duplicates.near(added.id, threshold=threshold)
                     )
@@ -246,7 +236,7 @@ async def kb_search(
     by words only.
     """
     app = _app(ctx)
-    with _reported("kb_search"):
+    with reported("kb_search"):
         checked = check_query(query)
         checked_limit, checked_mode = check_limit(limit), cast("SearchMode", check_mode(mode))
         where = document_filter(
@@ -321,7 +311,7 @@ async def kb_get(
     """Read a whole document by its id (from kb_add, kb_search or kb_list), or by your
     external_id and its namespace: title, content, tags, metadata, namespace, timestamps."""
     app = _app(ctx)
-    with _reported("kb_get"):
+    with reported("kb_get"):
         lookup = _lookup(id, external_id, namespace)
         doc = await bounded(
             app,
@@ -374,7 +364,7 @@ async def kb_list(
     conditions on metadata keys; created/updated after or before an ISO date.
     """
     app = _app(ctx)
-    with _reported("kb_list"):
+    with reported("kb_list"):
         limit = check_limit(limit)
         where = document_filter(
             namespace=namespace,
@@ -429,7 +419,7 @@ async def kb_update(
     nothing, so a retry is safe. With namespace, the document must be in it.
     """
     app = _app(ctx)
-    with _reported("kb_update", failure="nothing was changed", unknown=_UPDATE_UNKNOWN):
+    with reported("kb_update", failure="nothing was changed", unknown=UPDATE_UNKNOWN):
         document_id = parse_document_id(id)
         space = check_namespace(namespace, default=None)
         new_title, new_content, new_tags, new_metadata = check_update(
@@ -473,7 +463,7 @@ async def kb_delete(
     """Delete a document and its passages, by id or by your external_id (and its
     namespace); deleted is false when no document had it."""
     app = _app(ctx)
-    with _reported("kb_delete", failure="nothing was deleted"):
+    with reported("kb_delete", failure="nothing was deleted"):
         lookup = _lookup(id, external_id, namespace)
         # Not retried: a DELETE cut off may have run, and a second one would answer false.
         deleted = await bounded(
@@ -548,72 +538,3 @@ def build_mcp_server(
 
 def _app(ctx: ToolContext) -> AppContext:
     return ctx.request_context.lifespan_context
-
-
-_NEAR_UNCHECKED = "the document was stored; near duplicates not checked"
-_ADD_UNKNOWN = (
-    "the document may or may not be stored); retry with the same external_id to store it "
-    "exactly once"
-)
-_UPDATE_UNKNOWN = (
-    "the update may or may not have been applied); read the document with kb_get, or send "
-    "the same update again: applying the same fields twice changes nothing"
-)
-
-
-def _timed_out(exc: DeadlineExceededError, *, failure: str, unknown: str) -> str:
-    """What a caller is told of a request past its budget: only what is known."""
-    head = f"no answer within the request's budget of {exc.budget_s:g} s"
-    if exc.outcome == "unknown":
-        return f"{head}, while committing: the outcome is unknown (" + (
-            unknown or "the write may or may not have been applied)"
-        )
-    if exc.outcome == "stored":
-        return f"{head}, after the write was stored; the same call can be repeated safely"
-    done = f"; {failure}" if failure else ""
-    return f"{head}{done}; the same call can be repeated"
-
-
-@contextmanager
-def _reported(tool: str, *, failure: str = "", unknown: str = "") -> Iterator[None]:
-    """Turn our errors into tool errors; dependency details go to the log only.
-
-    `failure` says what did not happen when a dependency failed; `unknown` what may or
-    may not have happened when the commit's outcome is unknown (writes only).
-    """
-    suffix = f"; {failure}" if failure else ""
-    try:
-        yield
-    except ToolInputError as exc:
-        log.info("tool.rejected", tool=tool, reason=str(exc))
-        raise ToolError(str(exc)) from exc
-    except DeadlineExceededError as exc:
-        log.error("tool.timed_out", tool=tool, budget_s=exc.budget_s, outcome=exc.outcome)
-        raise ToolError(_timed_out(exc, failure=failure, unknown=unknown)) from exc
-    except EmbeddingError as exc:
-        log.error(
-            "tool.failed",
-            tool=tool,
-            dependency="embeddings",
-            error=type(exc).__name__,
-            detail=str(exc),
-        )
-        raise ToolError(f"the embeddings service failed{suffix}; try again later") from exc
-    except DatabaseOutcomeUnknownError as exc:
-        log.error("tool.failed", tool=tool, dependency="database", error=type(exc).__name__)
-        raise ToolError(
-            "the database connection was lost while committing: the outcome is unknown ("
-            + (unknown or "the write may or may not have been applied)")
-        ) from exc
-    except DatabaseError as exc:
-        log.error(
-            "tool.failed",
-            tool=tool,
-            dependency="database",
-            error=type(exc).__name__,
-            detail=str(exc),
-        )
-        raise ToolError(f"the database is unavailable{suffix}; try again later") from exc
-    except ResourceClosedError as exc:
-        log.warning("tool.failed", tool=tool, dependency="runtime", error=type(exc).__name__)
-        raise ToolError(f"the server is shutting down{suffix}; try again") from exc

@@ -23,7 +23,7 @@ from tests.conftest import CapturedLogs
 from tests.support.knowledge_base import KbStack
 
 _BARE = re.compile(r"^Error executing tool kb_\w+:?\s*\w*(Error|Exception)?\s*$")
-# What the tools say when a dependency failed (`kb_mcp.server.tools._reported`). Matched as
+# What the tools say when a dependency failed (`kb_mcp.server.reporting.reported`). Matched as
 # phrases: a validation error quotes the input, which may hold any word ("failed").
 _DEPENDENCY_FAILED = re.compile(
     r"the (embeddings service failed|database is unavailable|database connection was lost"
