@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the rotation function's package: kb-mcp and its runtime dependencies for the Lambda
+# Build the rotation function's package: kb-mcp, secretswap and their runtime dependencies for the Lambda
 # runtime (Linux, python3.12 by default), as a zip for rotation_package_path (terraform).
 #
 #   secrets/build-rotation-package.sh build/rotation.zip [x86_64|aarch64]
@@ -10,6 +10,12 @@
 # imports the handler with the local python when the versions match).
 set -euo pipefail
 
+case "${1:-}" in
+    -h | --help)
+        echo "usage: build-rotation-package.sh OUT.zip [x86_64|aarch64]"
+        exit 0
+        ;;
+esac
 out="${1:?usage: build-rotation-package.sh OUT.zip [x86_64|aarch64]}"
 arch="${2:-x86_64}"
 version="${PYTHON_VERSION:-3.12}"
@@ -17,7 +23,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-python3 -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" "$root"
+# kb-mcp and the hot-swap library it depends on (a folder of this repository, not on PyPI).
+python3 -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" "$root/secretswap" "$root"
 python3 -m pip install --quiet --target "$work/package" \
     --platform "manylinux2014_${arch}" --implementation cp --python-version "$version" \
     --only-binary=:all: "$work"/wheel/*.whl
