@@ -21,9 +21,12 @@ REPO = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO / "secrets" / "terraform"
 PLUGIN_DIRS = [
     os.environ.get("KB_MCP_TF_PLUGIN_DIR", ""),
-    "/opt/tf-plugins",
+    # Terraform's implied local mirrors on Linux, then any mirror unpacked under /opt.
     str(Path.home() / ".terraform.d" / "plugins"),
+    str(Path.home() / ".local" / "share" / "terraform" / "plugins"),
+    "/usr/local/share/terraform/plugins",
     "/usr/share/terraform/plugins",
+    *sorted(str(p) for p in Path("/opt").glob("*") if p.is_dir()),
 ]
 TAMPERING_CALLS = {
     "DeleteSecret",
