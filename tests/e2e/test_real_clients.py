@@ -46,7 +46,8 @@ def dev_stack() -> Iterator[tuple[dict[str, Any], str]]:
     try:
         dev.wait_ready(180.0)
         stack = json.loads((base / "stack" / "stack.json").read_text())
-        yield stack, dev.text()
+        # The banner was written before the handshake; wait until the reader has all of it.
+        yield stack, dev.wait_for_text("Stop: Ctrl-C")
     finally:
         dev.signal(signal.SIGTERM)
         dev.wait(60.0)

@@ -62,6 +62,10 @@ class KbMcpProcess:
     lines: list[str] = field(default_factory=list)
     _reader: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _more: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._more = threading.Condition(self._lock)
 
     def start(self) -> KbMcpProcess:
         args: tuple[str, ...] = self.args
@@ -90,8 +94,12 @@ class KbMcpProcess:
         assert self.proc is not None
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
-            with self._lock:
+            with self._more:
                 self.lines.append(line.rstrip("\n"))
+                self._more.notify_all()
+        with self._more:
+            self.lines.append("")  # the end of the stream wakes the waiters too
+            self._more.notify_all()
 
     def events(self, name: str) -> list[dict[str, Any]]:
         """Parsed JSON log lines whose event is `name`."""
@@ -128,6 +136,18 @@ class KbMcpProcess:
         self._ready_r = None
         document: dict[str, Any] = json.loads(b"".join(chunks))
         return document
+
+    def wait_for_text(self, needle: str, timeout_s: float = 30.0) -> str:
+        """Everything printed so far, once it holds `needle` (what the child wrote before
+        a handshake may still be in the pipe when the handshake arrives)."""
+        deadline = time.monotonic() + timeout_s
+        with self._more:
+            while needle not in "\n".join(self.lines):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self._reader is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"{needle!r} not printed:\n" + "\n".join(self.lines))
+                self._more.wait(remaining)
+            return "\n".join(self.lines)
 
     def text(self) -> str:
         with self._lock:
