@@ -194,7 +194,7 @@ async def test_dev_stack_serves_rotates_stops_and_restarts(data_dir: Path) -> No
         first = _start_dev(data_dir, "--rotate-every", "2")
         try:
             base = await _wait_ready(first, http)
-            assert f"data folder     {data_dir}" in first.text()
+            assert f"data folder     {data_dir}" in first.wait_for_text("data folder")
             async with mcp_client(f"{base}/mcp", None) as client:
                 doc_id = await _add(client, *VACUUM_DOC)
                 for title, content in OTHER_DOCS:
