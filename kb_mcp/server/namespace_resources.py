@@ -20,19 +20,15 @@ from typing import Any
 
 import structlog
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
 from kb_mcp.db.namespaces import NamespaceStore
 from kb_mcp.errors import (
-    DatabaseError,
-    DeadlineExceededError,
-    ResourceClosedError,
     ToolInputError,
 )
-from kb_mcp.server.budget import bounded
 from kb_mcp.server.context import AppContext
 from kb_mcp.server.filter_args import MetadataFilterArg, document_filter
-from kb_mcp.server.resources import late_answer as _late
+from kb_mcp.server.resources import read_within_budget
 from kb_mcp.server.validation import MAX_LIMIT
 
 __all__ = ["NAMESPACES_URI", "NAMESPACE_DOCUMENTS_URI", "register_namespace_resources"]
@@ -77,14 +73,7 @@ def register_namespace_resources(server: MCPServer[AppContext]) -> None:
     )
     async def namespaces(ctx: Context[AppContext, Any], prefix: str | None = None) -> str:
         app = ctx.request_context.lifespan_context
-        try:
-            counts = await bounded(app, "resources/read", NamespaceStore(app.db).counts)
-        except DeadlineExceededError as exc:
-            log.error("resource.timed_out", budget_s=exc.budget_s)
-            raise ResourceError(_late(exc)) from exc
-        except (DatabaseError, ResourceClosedError) as exc:
-            log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
-            raise ResourceError("the database is unavailable; try again later") from exc
+        counts = await read_within_budget(app, "resources/read", NamespaceStore(app.db).counts)
         return json.dumps(
             [
                 {"namespace": c.name, "documents": c.documents}
@@ -128,18 +117,11 @@ def register_namespace_resources(server: MCPServer[AppContext]) -> None:
         except (ToolInputError, ValueError) as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         app = ctx.request_context.lifespan_context
-        try:
-            page = await bounded(
-                app,
-                "resources/read",
-                lambda: app.documents.list_documents(limit=MAX_LIMIT, where=where),
-            )
-        except DeadlineExceededError as exc:
-            log.error("resource.timed_out", budget_s=exc.budget_s)
-            raise ResourceError(_late(exc)) from exc
-        except (DatabaseError, ResourceClosedError) as exc:
-            log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
-            raise ResourceError("the database is unavailable; try again later") from exc
+        page = await read_within_budget(
+            app,
+            "resources/read",
+            lambda: app.documents.list_documents(limit=MAX_LIMIT, where=where),
+        )
         return json.dumps(
             {
                 "total": page.total,

@@ -15,7 +15,8 @@ A client can attach a stored document to a conversation without a tool call:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 from mcp.server.context import ServerRequestContext
@@ -36,9 +37,11 @@ from kb_mcp.server.context import AppContext
 from kb_mcp.server.cursors import decode_cursor, encode_cursor
 from kb_mcp.server.validation import MAX_LIMIT, parse_document_id
 
-__all__ = ["DOCUMENT_URI", "late_answer", "register_document_resources"]
+__all__ = ["DOCUMENT_URI", "late_answer", "read_within_budget", "register_document_resources"]
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 DOCUMENT_URI = "kb://documents/{id}"
 _MIME = "text/markdown"
@@ -47,6 +50,29 @@ _MIME = "text/markdown"
 def late_answer(exc: DeadlineExceededError) -> str:
     """What a resource read past its budget says."""
     return f"no answer within the request's budget of {exc.budget_s:g} s; try again"
+
+
+def _internal(message: str) -> Exception:
+    return MCPError(code=INTERNAL_ERROR, message=message)
+
+
+async def read_within_budget(
+    app: AppContext,
+    what: str,
+    call: Callable[[], Awaitable[T]],
+    *,
+    error: Callable[[str], Exception] = ResourceError,
+) -> T:
+    """`call()` within the request budget (`bounded`); a late answer or a failing database
+    is raised as `error(message)`, the detail going to the log only."""
+    try:
+        return await bounded(app, what, call)
+    except DeadlineExceededError as exc:
+        log.error("resource.timed_out", budget_s=exc.budget_s)
+        raise error(late_answer(exc)) from exc
+    except (DatabaseError, ResourceClosedError) as exc:
+        log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
+        raise error("the database is unavailable; try again later") from exc
 
 
 def register_document_resources(server: MCPServer[AppContext]) -> None:
@@ -65,16 +91,9 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
         except ToolInputError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         app = ctx.request_context.lifespan_context
-        try:
-            doc = await bounded(
-                app, "resources/read", lambda: app.documents.get_document(document_id)
-            )
-        except DeadlineExceededError as exc:
-            log.error("resource.timed_out", budget_s=exc.budget_s)
-            raise ResourceError(late_answer(exc)) from exc
-        except (DatabaseError, ResourceClosedError) as exc:
-            log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
-            raise ResourceError("the database is unavailable; try again later") from exc
+        doc = await read_within_budget(
+            app, "resources/read", lambda: app.documents.get_document(document_id)
+        )
         if doc is None:
             raise ResourceNotFoundError(f"no document has id {document_id}")
         return f"# {doc.title}\n\n{doc.content}"
@@ -83,36 +102,22 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
         ctx: ServerRequestContext[AppContext, Any], params: PaginatedRequestParams
     ) -> ListResourcesResult:
         app = ctx.lifespan_context
-        try:
-            key = await bounded(
-                app, "resources/list", lambda: app.cursors.key(app.documents.cursor_key)
-            )
-        except DeadlineExceededError as exc:
-            log.error("resource.timed_out", budget_s=exc.budget_s)
-            raise MCPError(code=INTERNAL_ERROR, message=late_answer(exc)) from exc
-        except (DatabaseError, ResourceClosedError) as exc:
-            log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
-            raise MCPError(
-                code=INTERNAL_ERROR, message="the database is unavailable; try again later"
-            ) from exc
+        key = await read_within_budget(
+            app,
+            "resources/list",
+            lambda: app.cursors.key(app.documents.cursor_key),
+            error=_internal,
+        )
         try:
             cursor = decode_cursor(params.cursor, key=key)
         except ToolInputError as exc:
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
-        try:
-            page = await bounded(
-                app,
-                "resources/list",
-                lambda: app.documents.list_documents(limit=MAX_LIMIT, cursor=cursor),
-            )
-        except DeadlineExceededError as exc:
-            log.error("resource.timed_out", budget_s=exc.budget_s)
-            raise MCPError(code=INTERNAL_ERROR, message=late_answer(exc)) from exc
-        except (DatabaseError, ResourceClosedError) as exc:
-            log.error("resource.failed", error=type(exc).__name__, detail=str(exc))
-            raise MCPError(
-                code=INTERNAL_ERROR, message="the database is unavailable; try again later"
-            ) from exc
+        page = await read_within_budget(
+            app,
+            "resources/list",
+            lambda: app.documents.list_documents(limit=MAX_LIMIT, cursor=cursor),
+            error=_internal,
+        )
         return ListResourcesResult(
             resources=[
                 Resource(
