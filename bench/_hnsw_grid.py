@@ -29,6 +29,7 @@ import asyncpg
 from bench import latency_summary, print_table
 from bench._search_measures import postgres_rss_mib, storage_mib
 from kb_mcp.db.documents import DocumentStore
+from kb_mcp.db.nearest import NearestQueries
 from kb_mcp.db.vectors import HNSW_EF_CONSTRUCTION, HNSW_M, chunk_index_sql, parse_vector
 
 __all__ = ["Grid", "IndexParameters", "print_grid", "run_grid"]
@@ -186,7 +187,12 @@ async def exact_answers(
             async with conn.transaction():
                 await conn.execute("SET LOCAL enable_indexscan = off")
                 chunks.append({tuple(r) for r in await conn.fetch(chunk_sql, vector, limit)})
-            truth = await conn.fetch(store._sql.exact, parse_vector(vector), limit, "default")
+            truth = await conn.fetch(
+                NearestQueries.for_dimensions(store.dimensions).exact,
+                parse_vector(vector),
+                limit,
+                "default",
+            )
             documents.append({r["id"] for r in truth})
     return ExactAnswers(list(vectors), chunks, documents)
 
@@ -241,7 +247,7 @@ async def measure_ef_search(
         async with conn.transaction():
             await conn.execute(_SET_EF_SEARCH, str(ef_search))
             plan = await conn.fetchval(
-                f"EXPLAIN (FORMAT JSON) {store._sql.nearest}",
+                f"EXPLAIN (FORMAT JSON) {NearestQueries.for_dimensions(store.dimensions).nearest}",
                 parse_vector(exact.vectors[0]),
                 ef_search,
                 limit,
@@ -276,8 +282,17 @@ async def _search(
     async with conn.transaction():
         await conn.execute(_SET_EF_SEARCH, str(ef_search))
         rows = await conn.fetch(
-            store._sql.nearest, parse_vector(vector), ef_search, limit, "default"
+            NearestQueries.for_dimensions(store.dimensions).nearest,
+            parse_vector(vector),
+            ef_search,
+            limit,
+            "default",
         )
     if len(rows) >= limit:
         return rows, False
-    return await conn.fetch(store._sql.exact, parse_vector(vector), limit, "default"), True
+    return await conn.fetch(
+        NearestQueries.for_dimensions(store.dimensions).exact,
+        parse_vector(vector),
+        limit,
+        "default",
+    ), True

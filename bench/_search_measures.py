@@ -8,7 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from kb_mcp.db.documents import DocumentStore, search_candidates
+from kb_mcp.db.documents import DocumentStore
+from kb_mcp.db.nearest import NearestQueries, search_candidates
 from kb_mcp.db.vectors import parse_vector
 
 __all__ = ["own_peak_rss_mib", "postgres_rss_mib", "recall", "storage_mib"]
@@ -46,8 +47,16 @@ async def recall(
             async with conn.transaction():
                 await conn.execute("SELECT set_config('hnsw.ef_search', $1, true)", str(candidates))
                 param = parse_vector(vector)  # the store's statements take a list
-                found = await conn.fetch(store._sql.nearest, param, candidates, limit, "default")
-            truth = await conn.fetch(store._sql.exact, param, limit, "default")
+                found = await conn.fetch(
+                    NearestQueries.for_dimensions(store.dimensions).nearest,
+                    param,
+                    candidates,
+                    limit,
+                    "default",
+                )
+            truth = await conn.fetch(
+                NearestQueries.for_dimensions(store.dimensions).exact, param, limit, "default"
+            )
             document_hits += len({r["id"] for r in found} & {r["id"] for r in truth})
     total = limit * len(vectors)
     return {

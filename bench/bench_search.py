@@ -54,8 +54,9 @@ from bench._clustered import ClusteredCorpus
 from bench._hnsw_grid import Grid, print_grid, run_grid
 from bench._search_measures import own_peak_rss_mib, postgres_rss_mib, recall, storage_mib
 from bench._stack import BenchDatabase, _postmaster_pid, open_database
-from kb_mcp.db.documents import DocumentStore, search_candidates
+from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.migrate import apply_migrations
+from kb_mcp.db.nearest import NearestQueries, search_candidates
 from kb_mcp.db.vectors import (
     chunk_index_sql,
     init_connection,
@@ -249,7 +250,9 @@ async def _time_searches(
 
 async def _uses_index(pool: asyncpg.Pool[Any], store: DocumentStore, vector: str) -> bool:
     """Whether the planner answers an unfiltered search through the HNSW index."""
-    sql = store._sql.nearest  # the store's own statement, so the plan is the one it gets
+    sql = NearestQueries.for_dimensions(
+        store.dimensions
+    ).nearest  # the store's own statement, so the plan is the one it gets
     async with pool.acquire() as conn:
         plan = await conn.fetchval(
             f"EXPLAIN (FORMAT JSON) {sql}", parse_vector(vector), 100, LIMIT, "default"

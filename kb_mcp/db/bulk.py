@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kb_mcp.db.dedupe import StoredDuplicate
-from kb_mcp.db.documents import AddedDocument, DocumentStore
+from kb_mcp.db.documents import DocumentStore
+from kb_mcp.db.models import AddedDocument
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import ConnectionSource, TextEmbedder
 from kb_mcp.db.rewrite import DocumentFields, embedding_input

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from uuid import UUID
 
-from kb_mcp.db.documents import Document
+from kb_mcp.db.models import Document
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import ConnectionSource
 from kb_mcp.db.rewrite import load_metadata

@@ -201,7 +201,7 @@ def decode_vector(data: bytes) -> list[float]:
 
 SESSION_EF_SEARCH = 200
 """`hnsw.ef_search` of every pooled connection's session (`init_connection`): what a search
-of kb_search's default 5 hits needs (`kb_mcp.db.documents.search_candidates(5)`), so that
+of kb_search's default 5 hits needs (`kb_mcp.db.nearest.search_candidates(5)`), so that
 one is one statement; a larger limit sets its own for a transaction."""
 
 

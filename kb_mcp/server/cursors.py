@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from kb_mcp.db.documents import PageCursor
+from kb_mcp.db.models import PageCursor
 from kb_mcp.errors import ToolInputError
 
 __all__ = ["MAX_CURSOR_CHARS", "CursorSigner", "decode_cursor", "encode_cursor"]

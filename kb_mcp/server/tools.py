@@ -29,7 +29,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from kb_mcp.db.dedupe import NearDuplicate
-from kb_mcp.db.documents import AddedDocument, DocumentPage
+from kb_mcp.db.models import AddedDocument, DocumentPage
 from kb_mcp.db.search import SearchMode
 from kb_mcp.errors import (
     ToolInputError,

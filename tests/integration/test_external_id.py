@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 from mcp_types import TextContent
 
-from kb_mcp.db.documents import AddedDocument
+from kb_mcp.db.models import AddedDocument
 from kb_mcp.embeddings.chunking import split_into_chunks
 from kb_mcp.errors import EmbeddingError
 from kb_mcp.server.tools import build_mcp_server

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import asyncpg
 import pytest
 
-from kb_mcp.db.documents import DocumentStore, _Queries, search_candidates
+from kb_mcp.db.documents import DocumentStore
 from kb_mcp.db.migrate import Migration, apply_migrations, load_migrations
+from kb_mcp.db.nearest import NearestQueries, search_candidates
 from kb_mcp.db.search import _Statements
 from kb_mcp.db.sqltext import quote_ident, quote_literal
 from kb_mcp.db.vectors import init_connection, vector_literal
@@ -191,7 +192,7 @@ async def test_search_query_can_use_the_hnsw_index(
             await conn.execute("SET LOCAL enable_seqscan = off")
             plans = [
                 await conn.fetch(
-                    "EXPLAIN " + _Queries.for_dimensions(dimensions).nearest,
+                    "EXPLAIN " + NearestQueries.for_dimensions(dimensions).nearest,
                     vector,
                     40,
                     5,
@@ -228,7 +229,7 @@ async def test_a_generic_plan_casts_no_vector_per_row(
     async with PoolSource.open(app_database) as source:
         await apply_migrations(source, dimensions=dimensions)
         vector = [0.5] * dimensions
-        queries = _Queries.for_dimensions(dimensions)
+        queries = NearestQueries.for_dimensions(dimensions)
         hybrid = _Statements.for_dimensions(dimensions)
         words = (["some", "words"], ["not"], "default", 50, 0.6)
         async with source.acquire() as conn, conn.transaction():

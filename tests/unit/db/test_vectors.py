@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from kb_mcp.db.documents import search_candidates
+from kb_mcp.db.nearest import search_candidates
 from kb_mcp.db.vectors import (
     FLOAT4_MAX,
     SESSION_EF_SEARCH,

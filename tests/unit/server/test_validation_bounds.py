@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from kb_mcp.db.documents import PageCursor
+from kb_mcp.db.models import PageCursor
 from kb_mcp.errors import ToolInputError
 from kb_mcp.server.cursors import decode_cursor, encode_cursor
 from kb_mcp.server.limits import too_many_json_values
