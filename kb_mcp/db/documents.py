@@ -9,7 +9,7 @@ module that does it:
   the commit's outcome told truly (`kb_mcp.db.outcome`).
 - search (`kb_mcp.db.nearest`): documents ranked by their best chunk's cosine similarity,
   HNSW candidates through the filter, exact when too few pass.
-- get and delete (`kb_mcp.db.lookup`): one document by id (optionally only in a
+- get, find and delete (`kb_mcp.db.lookup`): one document by id (optionally only in a
   namespace) or by a namespace and key.
 - list (`kb_mcp.db.listing`): a namespace's documents passing the filter, newest first,
   keyset-paged by `(created_at, id)`, with the total count.
@@ -145,6 +145,16 @@ class DocumentStore:
         """One document with its full content, or None: by id (in `namespace`, when given),
         or by `external_id` in `namespace` (default: the default namespace)."""
         return await self._lookup.get(document_id, namespace=namespace, external_id=external_id)
+
+    async def find_document_id(
+        self,
+        document_id: UUID | None = None,
+        *,
+        namespace: str | None = None,
+        external_id: str | None = None,
+    ) -> UUID | None:
+        """The id of the document `get_document` would find, or None (its content unread)."""
+        return await self._lookup.find_id(document_id, namespace=namespace, external_id=external_id)
 
     async def list_documents(
         self,

@@ -1,4 +1,4 @@
-"""One document by its id or by its key: get it whole, or delete it.
+"""One document by its id or by its key: get it whole, find its id, or delete it.
 
 A document is named by its id (optionally only in a namespace) or by its `external_id`
 in a namespace (default: the default namespace); an `external_id` is unique within its
@@ -47,10 +47,26 @@ def document_key(
 
 
 class DocumentLookup:
-    """get and delete of one document through any `ConnectionSource`."""
+    """get, find and delete of one document through any `ConnectionSource`."""
 
     def __init__(self, source: ConnectionSource) -> None:
         self._source = source
+
+    async def find_id(
+        self,
+        document_id: UUID | None = None,
+        *,
+        namespace: str | None = None,
+        external_id: str | None = None,
+    ) -> UUID | None:
+        """The id of the document so named (by id in `namespace`, or by key), or None."""
+        where, key = document_key("d", document_id, namespace, external_id)
+        async with database_errors("get"), self._source.acquire() as conn:
+            found: UUID | None = await conn.fetchval(
+                f"SELECT d.id FROM documents d WHERE {where}",  # noqa: S608 (fixed text)
+                *key,
+            )
+        return found
 
     async def get(
         self,

@@ -1,4 +1,4 @@
-"""How kb_get and kb_delete name a document (id or external_id), and what a duplicate add
+"""How kb_get, kb_update and kb_delete name a document (id or external_id), and what a duplicate add
 did not store."""
 
 from __future__ import annotations

@@ -38,7 +38,6 @@ from kb_mcp.server.arguments import (
     _Content,
     _DedupeThreshold,
     _ExternalId,
-    _Id,
     _Metadata,
     _Mode,
     _NewContent,
@@ -99,7 +98,6 @@ from kb_mcp.server.validation import (
     check_tags,
     check_title,
     check_update,
-    parse_document_id,
 )
 
 __all__ = ["SERVER_NAME", "build_mcp_server"]
@@ -405,35 +403,44 @@ async def kb_list(
 
 async def kb_update(
     ctx: ToolContext,
-    id: _Id,
+    id: _OptionalId = None,
+    external_id: _ExternalId = None,
     title: _NewTitle = None,
     content: _NewContent = None,
     tags: _NewTags = None,
     metadata: _NewMetadata = None,
     namespace: _KeyNamespace = None,
 ) -> UpdateResult:
-    """Revise a document in place: give its id and only the fields to change.
+    """Revise a document in place: name it by its id, or by your external_id (and its
+    namespace), and give only the fields to change.
 
     Each field given replaces the old one whole; the document keeps its id, and only
     passages whose text changed are re-embedded. Sending the same update again changes
-    nothing, so a retry is safe. With namespace, the document must be in it.
+    nothing, so a retry is safe. With id and namespace, the document must be in it.
     """
     app = _app(ctx)
     with reported("kb_update", failure="nothing was changed", unknown=UPDATE_UNKNOWN):
-        document_id = parse_document_id(id)
-        space = check_namespace(namespace, default=None)
+        lookup = _lookup(id, external_id, namespace)
         new_title, new_content, new_tags, new_metadata = check_update(
             title, content, tags, metadata
         )
-        if space is not None and not await bounded(
-            app, "kb_update", lambda: app.documents.get_document(document_id, namespace=space)
-        ):
-            raise ToolInputError(f"no document has id {document_id} in namespace {space}")
+        document_id = lookup.document_id
+        if lookup.external_id is not None or lookup.namespace is not None:
+            document_id = await bounded(
+                app,
+                "kb_update",
+                lambda: app.documents.find_document_id(
+                    lookup.document_id, namespace=lookup.namespace, external_id=lookup.external_id
+                ),
+            )
+        if document_id is None:
+            raise ToolInputError(f"no document has {lookup}")
+        found = document_id
         revision = await bounded(
             app,
             "kb_update",
             lambda: app.reviser.revise(
-                document_id,
+                found,
                 title=new_title,
                 content=new_content,
                 tags=new_tags,
@@ -443,7 +450,7 @@ async def kb_update(
             retry_once=RESOLVED_ONCE,
         )
         if revision is None:
-            raise ToolInputError(f"no document has id {document_id}")
+            raise ToolInputError(f"no document has {lookup}")
     return UpdateResult(
         id=str(revision.id),
         changed=list(revision.changed),

@@ -142,6 +142,32 @@ async def test_get_and_delete_by_external_id(kb: KbStack) -> None:
     assert (gone["deleted"], again["deleted"]) == (True, False)
 
 
+async def test_kb_update_by_external_id(kb: KbStack) -> None:
+    """kb_update names a document by external_id in its namespace (default "default"), like
+    kb_get; a key not in that namespace is refused and nothing changes."""
+    async with _connect(kb) as client:
+        added = await call_ok(
+            client,
+            "kb_add",
+            {"title": "K", "content": "keyed body", "external_id": "notes/k.md", "namespace": "n"},
+        )
+        assert "no document has external_id 'notes/k.md' in namespace default" in (
+            await call_refused(client, "kb_update", {"external_id": "notes/k.md", "tags": ["t"]})
+        )
+        updated = await call_ok(
+            client,
+            "kb_update",
+            {"external_id": "notes/k.md", "namespace": "n", "title": "Kept key", "tags": ["t"]},
+        )
+        got = await call_ok(client, "kb_get", {"external_id": "notes/k.md", "namespace": "n"})
+        assert "exactly one" in await call_refused(
+            client, "kb_update", {"id": added["id"], "external_id": "notes/k.md", "tags": ["u"]}
+        )
+    assert updated["id"] == added["id"]
+    assert updated["changed"] == ["title", "tags"]
+    assert (got["title"], got["tags"], got["content"]) == ("Kept key", ["t"], "keyed body")
+
+
 async def test_a_duplicate_add_names_the_fields_it_did_not_store(kb: KbStack) -> None:
     """Identical content with another title and tags: status duplicate, the stored
     document unchanged, and `ignored` says title and tags were not stored."""

@@ -90,6 +90,12 @@ _REFUSED: list[tuple[str, dict[str, Any], str]] = [
         {"id": _ID, "tags": ["x" * 100]},
         _over("tags[0]", 100, MAX_TAG_CHARS),
     ),
+    (
+        "kb_update",
+        {"external_id": "e" * 300, "tags": ["t"]},
+        _over("external_id", 300, MAX_EXTERNAL_ID_CHARS),
+    ),
+    ("kb_update", {"external_id": 7, "tags": ["t"]}, "external_id must be a string"),
     ("kb_get", {"id": 7}, "id must be a string"),
 ]
 
@@ -113,6 +119,25 @@ async def test_an_unknown_argument_is_refused_naming_it_and_what_the_tool_takes(
         assert len(long_name) < 300
         # The session is still usable after refusals.
         assert {t.name for t in (await client.list_tools()).tools} >= {"kb_add", "kb_search"}
+
+
+async def test_kb_update_names_its_document_by_id_or_external_id_in_its_schema() -> None:
+    """kb_update's schema requires neither id nor external_id (exactly one is checked), and an
+    unknown argument's message lists external_id among what kb_update takes."""
+    schema = (await _schemas())["kb_update"]
+    assert {"id", "external_id", "namespace"} <= set(schema["properties"])
+    assert not {"id", "external_id"} & set(schema.get("required", []))
+    async with Client(build_mcp_server(_context())) as client:
+        text = _plain(await call_refused(client, "kb_update", {"key": "k", "tags": ["t"]}))
+        assert "(kb_update takes id, external_id, title, content, tags, metadata, namespace)" in (
+            text
+        )
+        neither = _plain(await call_refused(client, "kb_update", {"tags": ["t"]}))
+        both = _plain(
+            await call_refused(client, "kb_update", {"id": _ID, "external_id": "k", "tags": ["t"]})
+        )
+    assert "give exactly one of id or external_id" in neither
+    assert "give exactly one of id or external_id" in both
 
 
 async def test_several_refused_arguments_are_each_named_once() -> None:
