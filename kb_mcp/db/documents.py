@@ -12,7 +12,8 @@ module that does it:
 - get, find and delete (`kb_mcp.db.lookup`): one document by id (optionally only in a
   namespace) or by a namespace and key.
 - list (`kb_mcp.db.listing`): a namespace's documents passing the filter, newest first,
-  keyset-paged by `(created_at, id)`, with the total count.
+  keyset-paged by `(created_at, id)`, with the total count; or every namespace's (the
+  `resources/list` listing, no count).
 
 What they return is in `kb_mcp.db.models`. asyncpg and socket errors become
 `DatabaseError` (`DatabaseUnavailableError` when the connection is the problem) naming the
@@ -166,6 +167,13 @@ class DocumentStore:
     ) -> DocumentPage:
         """A page of documents, newest first, and how many pass the filter in all."""
         return await self._listing.page(limit=limit, cursor=cursor, tags=tags, where=where)
+
+    async def list_every_namespace(
+        self, *, limit: int, cursor: PageCursor | None = None
+    ) -> tuple[list[DocumentSummary], PageCursor | None]:
+        """A page of the documents of every namespace, newest first (no count), and the
+        cursor of the next page (None on the last)."""
+        return await self._listing.page_everywhere(limit=limit, cursor=cursor)
 
     async def delete_document(
         self,

@@ -8,9 +8,10 @@ A client can attach a stored document to a conversation without a tool call:
   error saying so;
 - each read has the request budget of a tool call and rides through a database restart
   the same way (`kb_mcp.server.budget`);
-- `resources/list` pages through the `default` namespace's documents, newest first
-  (`kb_list`'s order and cursor), 50 per page, each named by its title; a document of
-  any namespace reads by its id.
+- `resources/list` pages through the documents of every namespace, newest first
+  (`kb_list`'s order and cursor), 50 per page, each named by its title, its description
+  naming its namespace (and tags); a page costs its 51 rows through the `(created_at, id)`
+  index, however many documents are stored. A document of any namespace reads by its id.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ async def read_within_budget(
         raise error("the database is unavailable; try again later") from exc
 
 
+def _described(namespace: str, tags: list[str]) -> str:
+    """A listed document's description: its namespace, then its tags."""
+    return f"namespace {namespace}" + (f"; tags {', '.join(tags)}" if tags else "")
+
+
 def register_document_resources(server: MCPServer[AppContext]) -> None:
     """Add the document template and a `resources/list` that lists stored documents."""
 
@@ -112,10 +118,10 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
             cursor = decode_cursor(params.cursor, key=key)
         except ToolInputError as exc:
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
-        page = await read_within_budget(
+        documents, next_cursor = await read_within_budget(
             app,
             "resources/list",
-            lambda: app.documents.list_documents(limit=MAX_LIMIT, cursor=cursor),
+            lambda: app.documents.list_every_namespace(limit=MAX_LIMIT, cursor=cursor),
             error=_internal,
         )
         return ListResourcesResult(
@@ -123,12 +129,12 @@ def register_document_resources(server: MCPServer[AppContext]) -> None:
                 Resource(
                     uri=f"kb://documents/{doc.id}",
                     name=doc.title,
-                    description=", ".join(doc.tags) or None,
+                    description=_described(doc.namespace, doc.tags),
                     mime_type=_MIME,
                 )
-                for doc in page.documents
+                for doc in documents
             ],
-            next_cursor=encode_cursor(page.next_cursor, key=key) if page.next_cursor else None,
+            next_cursor=encode_cursor(next_cursor, key=key) if next_cursor else None,
         )
 
     # MCPServer lists only static resources; documents are rows, so serve the request on

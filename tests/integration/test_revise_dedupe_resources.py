@@ -277,6 +277,33 @@ async def test_resources_list_pages_fifty_at_a_time(kb: KbStack) -> None:
     assert names == {f"doc {n}" for n in range(1, 61)}
 
 
+async def test_resources_list_lists_the_documents_of_every_namespace(kb: KbStack) -> None:
+    """resources/list pages through every namespace's documents (issue 22), newest first,
+    50 a page, each listed once, described by its namespace, and each readable by its id."""
+    async with kb.source.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO documents (title, content, namespace, created_at) "
+            "SELECT 'doc ' || n, 'text ' || n, (ARRAY['default', 'ocean', 'rivers'])[n % 3 + 1],"
+            " now() - n * interval '1 minute' FROM generate_series(1, 61) AS n"
+        )
+    async with Client(build_mcp_server(kb.context)) as client:
+        first = await client.list_resources()
+        assert first.next_cursor
+        rest = await client.list_resources(cursor=first.next_cursor)
+        listed = first.resources + rest.resources
+        read = await client.read_resource(listed[-1].uri)
+    assert (len(first.resources), len(rest.resources), rest.next_cursor) == (50, 11, None)
+    assert [r.name for r in listed] == [f"doc {n}" for n in range(1, 62)]
+    assert {r.description for r in listed} == {
+        "namespace default",
+        "namespace ocean",
+        "namespace rivers",
+    }
+    (content,) = read.contents
+    assert isinstance(content, TextResourceContents)
+    assert content.text == "# doc 61\n\ntext 61"
+
+
 # -- over HTTP ------------------------------------------------------------------------
 
 
