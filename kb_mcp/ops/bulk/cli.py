@@ -3,8 +3,10 @@
 Both reach the database and the embeddings endpoint exactly as `kb-mcp serve` does: the
 settings from the environment (or a running `kb-mcp dev`'s, `kb_mcp.ops.local_stack`),
 the secrets from Secrets Manager, the runtime booted with its migrations, and the same
-wiring of the document store (`kb_mcp.runtime.app.build_app`). A boot failure is reported
-like the server's, exit 1.
+wiring of the document store (`kb_mcp.runtime.wiring.build_context`). A boot failure is
+reported like the server's, exit 1. Neither imports the MCP SDK, Starlette or uvicorn,
+and rich only for a progress bar on a terminal: most of a short command's time was
+imports (`docs/PERFORMANCE.md`).
 
     kb-mcp import PATH... [--namespace NS] [--concurrency N] [--no-progress]
     kb-mcp export [--namespace NS] [--output FILE]
@@ -19,37 +21,74 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from kb_mcp.config import Settings
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, EXIT_USAGE
 from kb_mcp.ops.aws import ENV_CHOICES, cli_settings, setup_cli_logging
-from kb_mcp.ops.bulk.importer import ImportSummary, export_records, import_records
 from kb_mcp.ops.bulk.sources import read_sources
-from kb_mcp.server.context import AppContext
+from kb_mcp.runtime.collector import collector_paused
+
+if TYPE_CHECKING:
+    from kb_mcp.ops.bulk.importer import ImportSummary
+    from kb_mcp.server.context import AppContext
 
 __all__ = ["knowledge_base", "register_export", "register_import"]
 
 _SHOWN_FAILURES = 20
+_STARTED = time.monotonic()
+"""When the command line loaded this module: "ready after" counts from here."""
 
 
 @asynccontextmanager
-async def knowledge_base(settings: Settings) -> AsyncIterator[AppContext]:
-    """The runtime `kb-mcp serve` boots (secrets, pool, migrations), as an `AppContext`."""
+async def knowledge_base(
+    settings: Settings, *, on_ready: Callable[[], None] | None = None
+) -> AsyncIterator[AppContext]:
+    """The runtime `kb-mcp serve` boots (secrets, pool, migrations), as the tools' context.
+
+    Only the context: no MCP server, no HTTP app (nor their imports), no refresher loop (a
+    command this short outlives no rotation; a 401 or a refused login still makes the
+    runtime re-read the secret once, as in the server). `on_ready` is called once booted.
+    """
     from kb_mcp.db.vectors import init_connection
-    from kb_mcp.runtime.app import build_app
     from kb_mcp.runtime.serve import boot_migrations
     from kb_mcp.runtime.supervisor import boot_runtime
+    from kb_mcp.runtime.wiring import build_context
 
     async with boot_runtime(
         settings,
         pool_init=init_connection,
         on_pool_ready=boot_migrations(settings.embedding_dimensions),
     ) as runtime:
-        yield build_app(runtime, host="127.0.0.1").context
+        context = build_context(runtime)
+        if on_ready is not None:
+            on_ready()
+        yield context
+
+
+@contextmanager
+def _progress(total: int, shown: bool) -> Iterator[Callable[[str], None]]:
+    """What to call after each record: a bar's advance on a terminal (rich, imported only
+    then), else nothing."""
+    if not shown:
+        yield lambda _status: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    with progress:
+        task = progress.add_task("importing", total=total)
+        yield lambda _status: progress.advance(task)
 
 
 def _settings(args: argparse.Namespace, command: str) -> Settings | None:
@@ -62,67 +101,69 @@ def _settings(args: argparse.Namespace, command: str) -> Settings | None:
     return settings
 
 
-async def _import(args: argparse.Namespace, settings: Settings) -> tuple[ImportSummary, float]:
-    """The summary, and the seconds the import took once the runtime was up."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+async def _import(
+    args: argparse.Namespace, settings: Settings, on_ready: Callable[[], None]
+) -> tuple[ImportSummary, float, float]:
+    """The summary, the seconds the import took once the runtime was up, and the seconds
+    from the command's start until then."""
+    from kb_mcp.ops.bulk.importer import import_records
 
     records, skipped = read_sources([Path(p) for p in args.paths])
     if skipped:
         sys.stderr.write(f"kb-mcp import: {skipped} files skipped (not .md, .txt or .jsonl)\n")
-    console = Console(stderr=True)
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=args.no_progress or not console.is_terminal,
-    )
-    async with knowledge_base(settings) as app:
+    shown = not args.no_progress and sys.stderr.isatty()
+    async with knowledge_base(settings, on_ready=on_ready) as app:
         started = time.monotonic()
-        with progress:
-            task = progress.add_task("importing", total=len(records))
+        with _progress(len(records), shown) as advance:
             summary = await import_records(
                 app,
                 records,
                 namespace=args.namespace,
                 concurrency=args.concurrency,
-                on_done=lambda _status: progress.advance(task),
+                on_done=advance,
             )
-        return summary, time.monotonic() - started
+        return summary, time.monotonic() - started, started - _STARTED
 
 
 def _run_import(args: argparse.Namespace) -> int:
-    settings = _settings(args, "import")
-    if settings is None:
-        return EXIT_USAGE
-    summary, elapsed = asyncio.run(_import(args, settings))
+    # The collector stays off from the first heavy import until the runtime is up, as
+    # for `kb-mcp serve` (`kb_mcp.runtime.collector`).
+    with collector_paused() as resume:
+        settings = _settings(args, "import")
+        if settings is None:
+            return EXIT_USAGE
+        summary, elapsed, ready = asyncio.run(_import(args, settings, resume))
     for origin, reason in summary.failures[:_SHOWN_FAILURES]:
         sys.stderr.write(f"failed  {origin}: {reason}\n")
     if len(summary.failures) > _SHOWN_FAILURES:
         sys.stderr.write(f"... and {len(summary.failures) - _SHOWN_FAILURES} more failed\n")
     rate = summary.total / elapsed if elapsed > 0 else 0.0
     sys.stdout.write(
-        f"imported {summary.total} records in {elapsed:.2f} s ({rate:.1f}/s): {summary.line()}\n"
+        f"imported {summary.total} records in {elapsed:.2f} s ({rate:.1f}/s; ready after "
+        f"{ready:.2f} s): {summary.line()}\n"
     )
     return EXIT_STARTUP_FAILURE if summary.failures else EXIT_OK
 
 
-async def _export(settings: Settings, out: TextIO, namespace: str | None) -> int:
-    async with knowledge_base(settings) as app:
+async def _export(
+    settings: Settings, out: TextIO, namespace: str | None, on_ready: Callable[[], None]
+) -> int:
+    from kb_mcp.ops.bulk.importer import export_records
+
+    async with knowledge_base(settings, on_ready=on_ready) as app:
         return await export_records(app, out, namespace=namespace)
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    settings = _settings(args, "export")
-    if settings is None:
-        return EXIT_USAGE
-    if args.output is None:
-        written = asyncio.run(_export(settings, sys.stdout, args.namespace))
-    else:
-        with open(args.output, "w", encoding="utf-8") as out:
-            written = asyncio.run(_export(settings, out, args.namespace))
+    with collector_paused() as resume:
+        settings = _settings(args, "export")
+        if settings is None:
+            return EXIT_USAGE
+        if args.output is None:
+            written = asyncio.run(_export(settings, sys.stdout, args.namespace, resume))
+        else:
+            with open(args.output, "w", encoding="utf-8") as out:
+                written = asyncio.run(_export(settings, out, args.namespace, resume))
     sys.stderr.write(f"kb-mcp export: {written} documents written\n")
     return EXIT_OK
 
