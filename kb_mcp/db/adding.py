@@ -12,6 +12,9 @@
   chunks, `updated_at` set), embedding only the chunks whose input is not already stored
   (`kb_mcp.db.rewrite`, the same code as `kb_update`), in one transaction under an
   advisory lock on the key, so concurrent adds of one key leave one document.
+- A restored document (`Restored`, `kb-mcp import` of an export) keeps its id and
+  timestamps when the add creates it; an add that updates or leaves a document keeps
+  that document's.
 - The commit's outcome is told truly (`kb_mcp.db.outcome`): stored, nothing stored, or
   unknown.
 """
@@ -19,13 +22,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeAlias
+from uuid import UUID
 
 import structlog
 
 from kb_mcp.db.dedupe import find_identical, lock_content
 from kb_mcp.db.filters import DEFAULT_NAMESPACE
-from kb_mcp.db.models import AddedDocument
+from kb_mcp.db.models import AddedDocument, Restored
 from kb_mcp.db.outcome import Unwritten, committed, database_errors
 from kb_mcp.db.port import AnyConnection, ConnectionSource, TextEmbedder
 from kb_mcp.db.rewrite import (
@@ -41,6 +46,13 @@ __all__ = ["DocumentAdder"]
 log = structlog.get_logger(__name__)
 
 _EXTERNAL_ID_LOCK = "kb-mcp:external_id:"
+
+_Kept: TypeAlias = tuple[UUID | None, datetime | None, datetime | None]
+
+
+def _kept(restored: Restored) -> _Kept:
+    return (restored.id, restored.created_at, restored.updated_at)
+
 
 _BY_EXTERNAL_ID = (
     "SELECT id, title, content, tags, metadata::text AS metadata, "
@@ -67,11 +79,19 @@ class DocumentAdder:
         external_id: str | None = None,
         dedupe: bool = False,
         namespace: str = DEFAULT_NAMESPACE,
+        key_unseen: bool = False,
+        restored: Restored | None = None,
     ) -> AddedDocument:
-        """Embed the chunks, then store the document and its chunks in one transaction."""
+        """Embed the chunks, then store the document and its chunks in one transaction.
+
+        `key_unseen`: the caller has just found no document with this `external_id`, so
+        the lookup before embedding is skipped (the write still looks, under the key's
+        lock). `restored`: the id and timestamps a *created* document keeps.
+        """
         fields = DocumentFields(title=title, content=content, tags=list(tags), metadata=metadata)
+        kept = (None, None, None) if restored is None else _kept(restored)
         stored: dict[str, list[float]] = {}
-        if external_id is not None:
+        if external_id is not None and not key_unseen:
             async with database_errors("add"), self._source.acquire() as conn:
                 row = await conn.fetchrow(_BY_EXTERNAL_ID, external_id, namespace)
                 if row is not None and not fields.same_as(row):
@@ -82,7 +102,7 @@ class DocumentAdder:
 
         async def write(conn: AnyConnection) -> AddedDocument | Unwritten[AddedDocument]:
             if external_id is not None:
-                return await self._upsert(conn, namespace, external_id, fields, vectors)
+                return await self._upsert(conn, namespace, external_id, fields, vectors, kept)
             if dedupe:
                 await lock_content(conn, content, namespace)
                 existing = await find_identical(conn, content, namespace)
@@ -90,7 +110,9 @@ class DocumentAdder:
                     return Unwritten(
                         AddedDocument(existing.id, existing.chunks, "duplicate", stored=existing)
                     )
-            doc_id = await self._writer.insert(conn, fields, vectors, namespace=namespace)
+            doc_id = await self._writer.insert(
+                conn, fields, vectors, namespace=namespace, kept=kept
+            )
             return AddedDocument(doc_id, len(vectors), "created", embedded=vectors.embedded)
 
         added = await committed(self._source, "add", write)
@@ -111,6 +133,7 @@ class DocumentAdder:
         external_id: str,
         fields: DocumentFields,
         vectors: ChunkVectors,
+        kept: _Kept,
     ) -> AddedDocument | Unwritten[AddedDocument]:
         """Create, leave or replace the document of `external_id`, under the key's lock."""
         await conn.execute(
@@ -119,7 +142,9 @@ class DocumentAdder:
         )
         row = await conn.fetchrow(_BY_EXTERNAL_ID + " FOR UPDATE", external_id, namespace)
         if row is None:
-            doc_id = await self._writer.insert(conn, fields, vectors, external_id, namespace)
+            doc_id = await self._writer.insert(
+                conn, fields, vectors, external_id, namespace, kept=kept
+            )
             return AddedDocument(doc_id, len(vectors), "created", embedded=vectors.embedded)
         if fields.same_as(row):
             return Unwritten(AddedDocument(row["id"], int(row["chunks"]), "unchanged"))

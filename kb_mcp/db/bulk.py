@@ -8,21 +8,30 @@ nothing more; changed ones go the usual way, reusing their stored vectors) and, 
 another, the unkeyed ones whose identical content is stored (`duplicate`); then it embeds
 the chunk inputs of every new document in one `embed` call (the embedder splits it into
 requests of its batch size), and adds each document, `concurrency` at a time, through a
-`DocumentStore` whose embedder answers those inputs from memory. Every write keeps its
-own transaction, lock and outcome (`kb_mcp.db.outcome`), so a result per item is as true
-as a single add's; an item that fails carries its exception and the others go on.
+`DocumentAdder` whose embedder answers those inputs from memory (a key found absent is not
+looked up again before its write). Every write keeps its own transaction, lock and
+outcome (`kb_mcp.db.outcome`), so a result per item is as true as a single add's; an item
+that fails carries its exception and the others go on.
+
+Restoring an export: an item's `restored` id is kept when no stored document has it (one
+statement finds those held) and it is not given twice; a held id is dropped and the item
+is added as one without an id (by its key: unchanged, updated, or created with a new id;
+unkeyed: by its content). An unkeyed item keeping its id is not a duplicate of identical
+content: the id says it is a document of its own. A concurrent add taking the same id
+between the check and the write fails that item (the database refuses a second row).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from uuid import UUID
 
+from kb_mcp.db.adding import DocumentAdder
 from kb_mcp.db.dedupe import StoredDuplicate
-from kb_mcp.db.documents import DocumentStore
-from kb_mcp.db.models import AddedDocument
+from kb_mcp.db.models import AddedDocument, Restored
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import ConnectionSource, TextEmbedder
 from kb_mcp.db.rewrite import DocumentFields, embedding_input
@@ -57,6 +66,8 @@ class NewDocument:
     metadata: dict[str, Any] = field(default_factory=dict)
     external_id: str | None = None
     namespace: str = "default"
+    restored: Restored | None = None
+    """From an export: the id and timestamps a created document keeps (`kb_mcp.db.adding`)."""
 
 
 class _Prefetched:
@@ -87,13 +98,18 @@ async def add_many(
     embedder: TextEmbedder,
     items: Sequence[NewDocument],
     *,
-    session_ef_search: int | None = None,
     concurrency: int = 8,
 ) -> list[AddedDocument | Exception]:
     """Add every item (see the module docstring); a result or an exception per item."""
     results: list[AddedDocument | Exception | None] = [None] * len(items)
+    items = _free_ids(items, await _held_ids(source, items))
     keyed = [(i, d) for i, d in enumerate(items) if d.external_id is not None]
-    plain = [(i, d) for i, d in enumerate(items) if d.external_id is None]
+    # An unkeyed record restoring an id is a document of its own: no content dedupe.
+    plain = [
+        (i, d)
+        for i, d in enumerate(items)
+        if d.external_id is None and (d.restored is None or d.restored.id is None)
+    ]
     async with database_errors("add"), source.acquire() as conn:
         rows = await conn.fetch(
             _KEYED, [d.namespace for _, d in keyed], [d.external_id for _, d in keyed]
@@ -132,20 +148,22 @@ async def add_many(
         except EmbeddingError as exc:
             for i, _ in fresh:
                 results[i] = exc
-    store = DocumentStore(source, _Prefetched(embedder, known), session_ef_search=session_ef_search)
+    adder = DocumentAdder(source, _Prefetched(embedder, known))
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def add(i: int, doc: NewDocument) -> None:
         async with gate:
             try:
-                results[i] = await store.add_document(
+                results[i] = await adder.add(
                     title=doc.title,
                     content=doc.content,
                     tags=doc.tags,
                     metadata=doc.metadata,
                     external_id=doc.external_id,
-                    dedupe=True,
+                    dedupe=doc.restored is None or doc.restored.id is None,
                     namespace=doc.namespace,
+                    key_unseen=(doc.namespace, doc.external_id) not in stored,
+                    restored=doc.restored,
                 )
             except (EmbeddingError, DatabaseError, ResourceClosedError) as exc:
                 results[i] = exc
@@ -155,3 +173,28 @@ async def add_many(
             if results[i] is None:
                 group.create_task(add(i, doc))
     return [r if r is not None else DatabaseError("not added") for r in results]
+
+
+async def _held_ids(source: ConnectionSource, items: Sequence[NewDocument]) -> set[UUID]:
+    """The restored ids of `items` that a stored document already has."""
+    wanted = [d.restored.id for d in items if d.restored is not None and d.restored.id]
+    if not wanted:
+        return set()
+    async with database_errors("add"), source.acquire() as conn:
+        rows = await conn.fetch("SELECT id FROM documents WHERE id = ANY($1::uuid[])", wanted)
+    return {row["id"] for row in rows}
+
+
+def _free_ids(items: Sequence[NewDocument], held: set[UUID]) -> list[NewDocument]:
+    """`items`, each restored id that is held (or given twice) dropped: such a record is
+    added as one without an id (matched by its key, or by its content)."""
+    seen = set(held)
+    free = []
+    for doc in items:
+        restored = doc.restored
+        if restored is not None and restored.id is not None:
+            if restored.id in seen:
+                doc = replace(doc, restored=replace(restored, id=None))
+            seen.add(restored.id)
+        free.append(doc)
+    return free

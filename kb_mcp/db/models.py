@@ -22,10 +22,22 @@ __all__ = [
     "DocumentPage",
     "DocumentSummary",
     "PageCursor",
+    "Restored",
     "SearchHit",
 ]
 
 AddStatus = Literal["created", "updated", "unchanged", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What a document restored from an export keeps when the add creates it: its id (the
+    caller checked no document holds it) and its timestamps (`kb-mcp import`)."""
+
+    id: UUID | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    """None: `created_at` when that is given, else now."""
 
 
 @dataclass(frozen=True, slots=True)

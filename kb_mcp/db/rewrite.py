@@ -43,11 +43,15 @@ _SAFE_INTEGER = 2**53
 
 # {v5}/{v4}: $5/$4, the vector as `real[]` cast to the embedding dimension
 # (`kb_mcp.db.vectors.vector_sql`).
-# The document and its first chunk in one statement, the vector ($5) sent once for both.
+# The document and its first chunk in one statement, the vector ($5) sent once for both;
+# $10-$12: a restored document's id and timestamps (NULL: new ones).
 _INSERT_DOCUMENT_AND_FIRST_CHUNK = (
     "WITH d AS (INSERT INTO documents "
-    "(title, content, tags, metadata, embedding, external_id, namespace) "
-    "VALUES ($1, $2, $3, $4::jsonb, {v5}, $6, $9) RETURNING id), "
+    "(id, title, content, tags, metadata, embedding, external_id, namespace, created_at,"
+    " updated_at) "
+    "VALUES (coalesce($10::uuid, gen_random_uuid()), $1, $2, $3, $4::jsonb, {v5}, $6, $9,"
+    " coalesce($11::timestamptz, now()), coalesce($12::timestamptz, $11::timestamptz, now()))"
+    " RETURNING id), "
     "c AS (INSERT INTO chunks (document_id, ordinal, content, embedding) "
     "SELECT d.id, $7, $8, {v5} FROM d) "
     "SELECT id FROM d"
@@ -180,11 +184,20 @@ class DocumentWriter:
         vectors: ChunkVectors,
         external_id: str | None = None,
         namespace: str = "default",
+        kept: tuple[UUID | None, datetime | None, datetime | None] = (None, None, None),
     ) -> UUID:
-        """A new document and its chunks (in `namespace`); its id."""
+        """A new document and its chunks (in `namespace`); its id. `kept`: the id,
+        created_at and updated_at it gets instead of new ones (a restored document)."""
         (ordinal, text, vector), *rest = vectors.chunks
         doc_id: UUID = await conn.fetchval(
-            self._insert_document, *fields.row(), vector, external_id, ordinal, text, namespace
+            self._insert_document,
+            *fields.row(),
+            vector,
+            external_id,
+            ordinal,
+            text,
+            namespace,
+            *kept,
         )
         if rest:
             await self._insert_chunks(conn, doc_id, rest)

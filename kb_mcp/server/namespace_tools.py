@@ -156,7 +156,6 @@ async def _add_all(app: AppContext, documents: list[BatchDocument], space: str) 
         app.db,
         app.embedder,
         [doc for _, doc in valid],
-        session_ef_search=app.session_ef_search,
         concurrency=MAX_BATCH_CONCURRENCY,
     )
     for (index, doc), outcome in zip(valid, added, strict=True):

@@ -98,5 +98,49 @@ async def test_export_then_import_into_an_empty_knowledge_base_gives_the_same_do
     records, _ = read_sources([exported])
     summary = await import_records(kb.context, records)
     after = sorted([_fields(d) async for d in dump_documents(kb.source)])
+    again = io.StringIO()
+    await export_records(kb.context, again)
     assert summary.counts["created"] == len(before) == 6
     assert after == before
+    # Ids and timestamps too: the second export is the first, line for line.
+    assert again.getvalue() == out.getvalue()
+
+
+async def test_an_import_keeps_a_free_id_and_a_clashing_record_goes_by_its_key(
+    kb: KbStack, tmp_path: Path
+) -> None:
+    """A record's id is kept when no document holds it; a record whose id is held (or given
+    twice) is imported without it: by its key (the stored document, its id kept), or as a
+    new document; importing an export again changes nothing."""
+    held = await kb.store.add_document(title="Held", content="held body", tags=[], metadata={})
+    free = "0b0e6e4e-5b59-4c53-9d1e-6f0a2d9c8a11"
+    lines = [
+        {
+            "id": free,
+            "title": "Free",
+            "content": "free body",
+            "external_id": "free",
+            "created_at": "2024-01-02T03:04:05+00:00",
+        },
+        {"id": str(held.id), "title": "Clash", "content": "clash body", "external_id": "clash"},
+        {"id": free, "title": "Twice", "content": "twice body"},
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    records, _ = read_sources([source])
+    summary = await import_records(kb.context, records, concurrency=1)
+    docs = {d.title: d async for d in dump_documents(kb.source)}
+    out = io.StringIO()
+    await export_records(kb.context, out)
+    exported = tmp_path / "out.jsonl"
+    exported.write_text(out.getvalue(), encoding="utf-8")
+    rerun = await import_records(kb.context, read_sources([exported])[0])
+    assert summary.counts["created"] == 3
+    assert str(docs["Free"].id) == free
+    assert docs["Free"].created_at.isoformat() == "2024-01-02T03:04:05+00:00"
+    assert docs["Free"].updated_at == docs["Free"].created_at
+    assert docs["Clash"].id != held.id
+    assert docs["Twice"].id not in {held.id, docs["Free"].id}
+    assert docs["Held"].title == "Held"
+    assert rerun.counts["created"] == 0
+    assert rerun.counts["unchanged"] + rerun.counts["duplicate"] == 4

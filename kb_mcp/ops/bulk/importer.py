@@ -9,8 +9,12 @@ at the cost of a lookup. A record without a key whose identical content is store
 is called after every record (the progress bar).
 
 `export_records` writes every document as one JSON object a line, the shape
-`kb_mcp.ops.bulk.sources` reads back (export then import into an empty knowledge base
-gives the same documents: namespace, key, title, content, tags, metadata; new ids).
+`kb_mcp.ops.bulk.sources` reads back: export then import into an empty knowledge base
+gives the same documents (id, namespace, key, title, content, tags, metadata, created_at,
+updated_at). A record's id is kept when the target holds no document with it and no
+earlier record of the import had it; otherwise (a clash) the record is imported as one
+without an id: matched by its key (unchanged, updated in place keeping the stored id, or
+created with a new id), or, unkeyed, by its content (a duplicate, or a new id).
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
+from uuid import UUID
 
 from kb_mcp.db.bulk import NewDocument, add_many
 from kb_mcp.db.dump import dump_documents
 from kb_mcp.db.filters import DEFAULT_NAMESPACE
+from kb_mcp.db.models import Restored
 from kb_mcp.errors import (
     DatabaseOutcomeUnknownError,
     EmbeddingError,
@@ -61,8 +67,15 @@ class ImportSummary:
         return ", ".join(f"{self.counts[s]} {s}" for s in STATUSES)
 
 
-def _checked(record: Record, namespace: str) -> NewDocument:
-    """The record as kb_add would take it (its checks, its messages)."""
+def _checked(record: Record, namespace: str, ids: set[UUID]) -> NewDocument:
+    """The record as kb_add would take it (its checks, its messages), with its id when no
+    record before it in this import had that id (`ids`: those seen)."""
+    doc_id = record.id if record.id not in ids else None
+    if doc_id is not None:
+        ids.add(doc_id)
+    restored = None
+    if doc_id is not None or record.created_at is not None or record.updated_at is not None:
+        restored = Restored(doc_id, record.created_at, record.updated_at)
     return NewDocument(
         title=check_title(record.title),
         content=check_content(record.content),
@@ -70,6 +83,7 @@ def _checked(record: Record, namespace: str) -> NewDocument:
         metadata=check_metadata(record.metadata),
         external_id=check_external_id(record.external_id),
         namespace=check_namespace(record.namespace, default=namespace) or DEFAULT_NAMESPACE,
+        restored=restored,
     )
 
 
@@ -104,12 +118,13 @@ async def import_records(
             on_done(status)
 
     valid: list[tuple[str, NewDocument]] = []
+    ids: set[UUID] = set()
     for record in records:
         if isinstance(record, BadRecord):
             finish("failed", record.origin, record.reason)
             continue
         try:
-            valid.append((record.origin, _checked(record, namespace)))
+            valid.append((record.origin, _checked(record, namespace, ids)))
         except ToolInputError as exc:
             finish("failed", record.origin, _reason(exc))
     batches = [valid[i : i + max(1, batch)] for i in range(0, len(valid), max(1, batch))]
@@ -121,7 +136,6 @@ async def import_records(
                 app.db,
                 app.embedder,
                 [doc for _, doc in part],
-                session_ef_search=app.session_ef_search,
                 concurrency=concurrency,
             )
             for (origin, _), result in zip(part, results, strict=True):

@@ -6,7 +6,10 @@
   (or its name, for a file given by itself), with `/` separators: importing the same tree
   again finds the same documents.
 - A `.jsonl` file holds one JSON object a line: `title` and `content` (required), `tags`,
-  `metadata`, `external_id`, `namespace` (optional); `kb-mcp export` writes this shape.
+  `metadata`, `external_id`, `namespace`, and `id`, `created_at`, `updated_at` (optional);
+  `kb-mcp export` writes this shape. A record's `id` and timestamps are kept by the
+  document it creates when no stored document has that id (`kb_mcp.db.bulk`), so
+  restoring an export into an empty knowledge base gives the same documents, ids and all.
   A record without `external_id` is imported without one (an identical one already
   stored is then a duplicate, not a copy).
 - A directory is walked recursively for those suffixes, in name order; other files are
@@ -21,8 +24,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 __all__ = ["DOCUMENT_SUFFIXES", "BadRecord", "Record", "read_sources"]
 
@@ -41,6 +46,9 @@ class Record:
     metadata: dict[str, Any] = field(default_factory=dict)
     external_id: str | None = None
     namespace: str | None = None
+    id: UUID | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +106,33 @@ def _from_json(origin: str, data: object) -> Record | BadRecord:
     key, namespace = data.get("external_id"), data.get("namespace")
     if not isinstance(key, str | None) or not isinstance(namespace, str | None):
         return BadRecord(origin, "external_id and namespace must be strings")
-    return Record(origin, title, content, tags, metadata, key, namespace)
+    try:
+        kept = _kept(data)
+    except ValueError as exc:
+        return BadRecord(origin, str(exc))
+    return Record(origin, title, content, tags, metadata, key, namespace, *kept)
+
+
+def _kept(data: dict[str, Any]) -> tuple[UUID | None, datetime | None, datetime | None]:
+    """A record's `id` and ISO 8601 `created_at`/`updated_at` (a date-time without an
+    offset is UTC), each None when absent."""
+    raw_id = data.get("id")
+    try:
+        doc_id = None if raw_id is None else UUID(str(raw_id))
+    except ValueError:
+        raise ValueError("id must be a document id (a UUID)") from None
+    stamps: list[datetime | None] = []
+    for name in ("created_at", "updated_at"):
+        value = data.get(name)
+        if value is None:
+            stamps.append(None)
+            continue
+        try:
+            stamp = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"{name} must be an ISO 8601 date-time") from None
+        stamps.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
+    return doc_id, stamps[0], stamps[1]
 
 
 def _one(path: Path, key: str) -> Iterator[Record | BadRecord]:
