@@ -41,11 +41,11 @@ from kb_mcp.db.rewrite import (
     stored_vectors,
 )
 
-__all__ = ["DocumentAdder"]
+__all__ = ["EXTERNAL_ID_LOCK", "DocumentAdder"]
 
 log = structlog.get_logger(__name__)
 
-_EXTERNAL_ID_LOCK = "kb-mcp:external_id:"
+EXTERNAL_ID_LOCK = "kb-mcp:external_id:"
 
 _Kept: TypeAlias = tuple[UUID | None, datetime | None, datetime | None]
 
@@ -138,7 +138,7 @@ class DocumentAdder:
         """Create, leave or replace the document of `external_id`, under the key's lock."""
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            f"{_EXTERNAL_ID_LOCK}{namespace}:{external_id}",
+            f"{EXTERNAL_ID_LOCK}{namespace}:{external_id}",
         )
         row = await conn.fetchrow(_BY_EXTERNAL_ID + " FOR UPDATE", external_id, namespace)
         if row is None:

@@ -31,12 +31,18 @@ from uuid import UUID
 
 from kb_mcp.db.adding import DocumentAdder
 from kb_mcp.db.dedupe import StoredDuplicate
+from kb_mcp.db.group_add import GroupItem, add_group, new_id
 from kb_mcp.db.models import AddedDocument, Restored
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import ConnectionSource, TextEmbedder
-from kb_mcp.db.rewrite import DocumentFields, embedding_input
+from kb_mcp.db.rewrite import DocumentFields, DocumentWriter, NewRow, embed_chunks, embedding_input
 from kb_mcp.embeddings.chunking import split_into_chunks
-from kb_mcp.errors import DatabaseError, EmbeddingError, ResourceClosedError
+from kb_mcp.errors import (
+    DatabaseError,
+    DatabaseOutcomeUnknownError,
+    EmbeddingError,
+    ResourceClosedError,
+)
 
 __all__ = ["NewDocument", "add_many"]
 
@@ -148,8 +154,21 @@ async def add_many(
         except EmbeddingError as exc:
             for i, _ in fresh:
                 results[i] = exc
-    adder = DocumentAdder(source, _Prefetched(embedder, known))
+    prefetched = _Prefetched(embedder, known)
+    adder = DocumentAdder(source, prefetched)
     gate = asyncio.Semaphore(max(1, concurrency))
+    grouped = [
+        (i, d)
+        for i, d in fresh
+        if results[i] is None
+        and (d.external_id is not None or (d.restored is not None and d.restored.id is not None))
+    ]
+    if grouped:
+        results_of_groups = await _add_in_groups(
+            source, prefetched, grouped, gate, group_size=max(1, -(-len(grouped) // concurrency))
+        )
+        for i, result in results_of_groups.items():
+            results[i] = result
 
     async def add(i: int, doc: NewDocument) -> None:
         async with gate:
@@ -173,6 +192,49 @@ async def add_many(
             if results[i] is None:
                 group.create_task(add(i, doc))
     return [r if r is not None else DatabaseError("not added") for r in results]
+
+
+async def _add_in_groups(
+    source: ConnectionSource,
+    embedder: TextEmbedder,
+    items: Sequence[tuple[int, NewDocument]],
+    gate: asyncio.Semaphore,
+    *,
+    group_size: int,
+) -> dict[int, AddedDocument | Exception]:
+    """New documents created a group per transaction (`kb_mcp.db.group_add`), `gate` groups
+    at once; an item a group gives back is left out (added one by one by the caller)."""
+    writer = DocumentWriter.for_dimensions(embedder.dimensions)
+    rows: list[GroupItem] = []
+    for i, doc in items:
+        kept = doc.restored or Restored()
+        vectors = await embed_chunks(embedder, doc.title, doc.content)
+        fields = DocumentFields(doc.title, doc.content, list(doc.tags), doc.metadata)
+        row = NewRow(
+            kept.id or new_id(),
+            fields,
+            vectors,
+            doc.namespace,
+            doc.external_id,
+            kept.created_at,
+            kept.updated_at,
+        )
+        rows.append(GroupItem(i, row))
+    answers: dict[int, AddedDocument | Exception] = {}
+
+    async def one(group: Sequence[GroupItem]) -> None:
+        async with gate:
+            try:
+                done, _given_back = await add_group(source, writer, group)
+            except DatabaseOutcomeUnknownError as exc:
+                answers.update({item.index: exc for item in group})
+                return
+            answers.update(done)
+
+    async with asyncio.TaskGroup() as tasks:
+        for start in range(0, len(rows), group_size):
+            tasks.create_task(one(rows[start : start + group_size]))
+    return answers
 
 
 async def _held_ids(source: ConnectionSource, items: Sequence[NewDocument]) -> set[UUID]:

@@ -8,8 +8,9 @@
   call changes nothing. A vector depends only on its input, so a reused one is right even
   when the document changed after it was read.
 - `DocumentWriter` writes inside the caller's transaction: `insert` a new document with its
-  chunks, `replace` a document's fields and all its chunks (same id, `updated_at` moved),
-  `retag` only tags and metadata (chunks untouched, nothing embedded).
+  chunks (`insert_many`: many, with ids chosen by the caller, in two pipelined statements),
+  `replace` a document's fields and all its chunks (same id, `updated_at` moved), `retag`
+  only tags and metadata (chunks untouched, nothing embedded).
 
 `updated_at` is `clock_timestamp()`, not `now()`: two updates of one document in one
 second of one long transaction still get distinct, ordered stamps.
@@ -33,6 +34,7 @@ __all__ = [
     "ChunkVectors",
     "DocumentFields",
     "DocumentWriter",
+    "NewRow",
     "embed_chunks",
     "embedding_input",
     "load_metadata",
@@ -161,6 +163,19 @@ class DocumentFields:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """A new document for `DocumentWriter.insert_many`: its id chosen by the caller."""
+
+    id: UUID
+    fields: DocumentFields
+    vectors: ChunkVectors
+    namespace: str
+    external_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class DocumentWriter:
     """The statements that write documents and chunks (inside the caller's transaction)."""
 
@@ -202,6 +217,30 @@ class DocumentWriter:
         if rest:
             await self._insert_chunks(conn, doc_id, rest)
         return doc_id
+
+    async def insert_many(self, conn: AnyConnection, rows: Sequence[NewRow]) -> None:
+        """New documents with the ids they name, and their chunks: two pipelined statements
+        (`executemany`) for all of them, however many."""
+        await conn.executemany(
+            self._insert_document,
+            [
+                (
+                    *row.fields.row(),
+                    row.vectors.chunks[0][2],
+                    row.external_id,
+                    row.vectors.chunks[0][0],
+                    row.vectors.chunks[0][1],
+                    row.namespace,
+                    row.id,
+                    row.created_at,
+                    row.updated_at,
+                )
+                for row in rows
+            ],
+        )
+        rest = [(row.id, *chunk) for row in rows for chunk in row.vectors.chunks[1:]]
+        if rest:
+            await conn.executemany(self._insert_chunk, rest)
 
     async def replace(
         self, conn: AnyConnection, doc_id: UUID, fields: DocumentFields, vectors: ChunkVectors

@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kb_mcp.db.bulk import NewDocument, add_many
 from kb_mcp.db.dump import dump_documents
+from kb_mcp.db.models import AddedDocument
 from kb_mcp.ops.bulk.importer import export_records, import_records
 from kb_mcp.ops.bulk.sources import read_sources
 from tests.support.knowledge_base import KbStack
@@ -144,3 +146,14 @@ async def test_an_import_keeps_a_free_id_and_a_clashing_record_goes_by_its_key(
     assert docs["Held"].title == "Held"
     assert rerun.counts["created"] == 0
     assert rerun.counts["unchanged"] + rerun.counts["duplicate"] == 4
+
+
+async def test_one_bad_document_in_a_group_fails_alone(kb: KbStack) -> None:
+    """New keyed documents are written a group per transaction; a group the database refuses
+    is given back and added one by one, so only the bad document fails, with its error."""
+    items = [NewDocument(title=f"T{n}", content=f"body {n}", external_id=f"k{n}") for n in range(6)]
+    items[3] = NewDocument(title="Bad", content="nul \x00 inside", external_id="k3")
+    results = await add_many(kb.source, kb.context.embedder, items, concurrency=2)
+    statuses = [r.status if isinstance(r, AddedDocument) else type(r).__name__ for r in results]
+    assert statuses == ["created"] * 3 + ["DatabaseError"] + ["created"] * 2
+    assert await kb.count("documents") == 5

@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["knowledge_base", "register_export", "register_import"]
 
 _SHOWN_FAILURES = 20
-_STARTED = time.monotonic()
-"""When the command line loaded this module: "ready after" counts from here."""
 
 
 @asynccontextmanager
@@ -103,9 +101,8 @@ def _settings(args: argparse.Namespace, command: str) -> Settings | None:
 
 async def _import(
     args: argparse.Namespace, settings: Settings, on_ready: Callable[[], None]
-) -> tuple[ImportSummary, float, float]:
-    """The summary, the seconds the import took once the runtime was up, and the seconds
-    from the command's start until then."""
+) -> tuple[ImportSummary, float]:
+    """The summary, and the seconds the import took once the runtime was up."""
     from kb_mcp.ops.bulk.importer import import_records
 
     records, skipped = read_sources([Path(p) for p in args.paths])
@@ -122,7 +119,7 @@ async def _import(
                 concurrency=args.concurrency,
                 on_done=advance,
             )
-        return summary, time.monotonic() - started, started - _STARTED
+        return summary, time.monotonic() - started
 
 
 def _run_import(args: argparse.Namespace) -> int:
@@ -132,15 +129,14 @@ def _run_import(args: argparse.Namespace) -> int:
         settings = _settings(args, "import")
         if settings is None:
             return EXIT_USAGE
-        summary, elapsed, ready = asyncio.run(_import(args, settings, resume))
+        summary, elapsed = asyncio.run(_import(args, settings, resume))
     for origin, reason in summary.failures[:_SHOWN_FAILURES]:
         sys.stderr.write(f"failed  {origin}: {reason}\n")
     if len(summary.failures) > _SHOWN_FAILURES:
         sys.stderr.write(f"... and {len(summary.failures) - _SHOWN_FAILURES} more failed\n")
     rate = summary.total / elapsed if elapsed > 0 else 0.0
     sys.stdout.write(
-        f"imported {summary.total} records in {elapsed:.2f} s ({rate:.1f}/s; ready after "
-        f"{ready:.2f} s): {summary.line()}\n"
+        f"imported {summary.total} records in {elapsed:.2f} s ({rate:.1f}/s): {summary.line()}\n"
     )
     return EXIT_STARTUP_FAILURE if summary.failures else EXIT_OK
 
