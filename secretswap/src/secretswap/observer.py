@@ -18,7 +18,7 @@ from typing import Literal
 from secretswap._logging import EventLogger
 from secretswap.metrics import Counter
 
-__all__ = ["HotSwapEvent", "Observer", "notify_all"]
+__all__ = ["EventKind", "HotSwapEvent", "Observer", "notify_all"]
 
 log = EventLogger(__name__)
 
