@@ -193,8 +193,8 @@ class _PoolAdapter:
         internals (`asyncpg_internals`): a holder with a live connection and no
         `_in_use` future is idle; `Connection.terminate()` is synchronous (nothing can
         pick a holder up half-closed; asyncpg itself terminates idle connections past
-        `max_inactive_connection_lifetime`); the floor (`_minsize`) goes to zero so the
-        min-size maintenance task does not reconnect them. Never awaits. Idempotent.
+        `max_inactive_connection_lifetime`); the floor goes to zero so the min-size
+        maintenance task does not reconnect them. Never awaits. Idempotent.
         """
         pool = resource.pool
         if pool.is_closing():
