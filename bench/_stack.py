@@ -34,13 +34,14 @@ from typing import Any
 
 import aioboto3
 import uvicorn
+from secretswap import HotSwapEvent
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.devstack.local_openai import AcceptedKeys, build_app
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.devstack.postgres import PostgresCluster, PostgresClusterError
-from kb_mcp.hotswap import HotSwapEvent
 from kb_mcp.observability.logging import configure_logging
+from tests.support import pg_roles
 
 __all__ = [
     "BenchDatabase",
@@ -144,7 +145,7 @@ class BenchStack:
         """Multi-user rotation: re-password the inactive role, point the secret at it."""
         role = f"{APP}_b" if self.active_role == f"{APP}_a" else f"{APP}_a"
         password = fake_password()
-        await self.pg.set_password(role, password)
+        await pg_roles.set_password(self.pg, role, password)
         self.passwords[role] = password
         self.active_role = role
         return await self.put(self.postgres_secret, self.postgres_json(role))
@@ -161,7 +162,7 @@ class BenchStack:
 
     async def connections(self) -> int:
         """Client sessions open on the benchmark database (pg_stat_activity)."""
-        return await self.pg.connection_count(database=APP)
+        return await pg_roles.connection_count(self.pg, database=APP)
 
 
 async def _make_database(pg: PostgresCluster) -> dict[str, str]:

@@ -42,6 +42,7 @@ from aws_secretsmanager_caching import SecretCache as ReferenceCache
 from aws_secretsmanager_caching import SecretCacheConfig
 from aws_secretsmanager_caching.cache import items as reference_items
 from moto.server import ThreadedMotoServer
+from secretswap import Refresher
 
 from bench import (
     BENCH_KEY_NAME,
@@ -53,9 +54,8 @@ from bench import (
     seed_bench_secrets,
 )
 from kb_mcp.config import Settings
-from kb_mcp.hotswap import Refresher
 from kb_mcp.observability.logging import configure_logging
-from kb_mcp.secrets import AwsSecretsManagerProvider
+from kb_mcp.secrets.aws import AwsSecretsManagerProvider
 
 REGION = "us-east-1"
 KEY_NAME = BENCH_KEY_NAME

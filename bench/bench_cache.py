@@ -46,7 +46,8 @@ from bench import (
     seed_bench_secrets,
 )
 from kb_mcp.observability.logging import configure_logging
-from kb_mcp.secrets import AwsSecretsManagerProvider, OpenAIKeySecret, PostgresCredentials
+from kb_mcp.secrets.aws import AwsSecretsManagerProvider
+from kb_mcp.secrets.schemas import OpenAIKeySecret, PostgresCredentials
 
 REGION = "us-east-1"
 KEY_NAME = BENCH_KEY_NAME

@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aioboto3
+from secretswap.metrics import MetricsRegistry
 
 from bench import bench_parser, finish, machine, print_table
 from kb_mcp.config import load_settings
 from kb_mcp.devstack.moto_server import MotoSecretsServer
-from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.secrets import OpenAIKeySecret, PostgresCredentials
 from kb_mcp.secrets.aws import AwsSecretsManagerProvider
 from kb_mcp.secrets.factory import build_aws_provider
+from kb_mcp.secrets.schemas import OpenAIKeySecret, PostgresCredentials
 
 PRIMARY, REPLICA = "us-east-1", "us-west-2"
 KEY_NAME = "kb-mcp/prod/openai-api-key"

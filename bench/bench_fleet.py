@@ -26,10 +26,11 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
+from secretswap import HotSwapEvent, Refresher
+from secretswap.metrics import MetricsRegistry
+
 from bench import bench_parser, finish, machine, percentile, print_table
 from bench._stack import DETECTED, SwapRecorder, open_stack
-from kb_mcp.hotswap import HotSwapEvent, Refresher
-from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.runtime.supervisor import Runtime, boot_runtime
 from kb_mcp.secrets.schemas import OpenAIKeySecret, PostgresCredentials
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -160,7 +161,10 @@ async def _start_fleet(
         KB_MCP_DB_POOL_MAX_SIZE=str(plan.max_size),
         SECRETS_CACHE_TTL_SECONDS="3600",
         KB_MCP_LOG_LEVEL="WARNING",
-        PYTHONPATH=str(tree),
+        # the tree's own hot-swap library first, when it has one (ahead of the installed one)
+        PYTHONPATH=os.pathsep.join(
+            str(p) for p in (tree, tree / "secretswap" / "src") if p.is_dir()
+        ),
     )
     began = time.monotonic()
 

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from kb_mcp.observability.logging import configure_logging
-from kb_mcp.observability.redaction import iter_leaks, secret_registry
+from kb_mcp.observability.redaction import secret_registry
 from tests.support.fakes import WATCHED
+from tests.support.leaks import iter_leaks
 
 pytest_plugins = ["tests.plugins.servers", "tests.plugins.knowledge"]
 

@@ -28,14 +28,13 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import httpx2
+from secretswap import HotSwap, Observer, Refresher, background_group
 
 from kb_mcp.errors import RotationError
-from kb_mcp.hotswap import HotSwap, Observer, Refresher, SwapEvents, background_group
 from kb_mcp.secrets.aws import AwsSecretsManagerProvider
-from kb_mcp.secrets.schemas import OpenAIKeySecret  # a single-string key; or your SecretModel
+from kb_mcp.secrets.schemas import OpenAIKeySecret
 
 __all__ = ["PartnerClient", "PartnerClientAdapter", "PartnerConfig", "main", "open_partner"]
 
@@ -59,7 +58,6 @@ class PartnerClientAdapter:
 
     config: PartnerConfig
     probe_path: str = "/v1/ping"
-    events: ClassVar[SwapEvents] = SwapEvents("partner.client")  # partner.client_swapped...
     _tls: ssl.SSLContext | None = field(default=None, repr=False)
 
     async def build(self, value: OpenAIKeySecret, version_id: str) -> httpx2.AsyncClient:
@@ -110,8 +108,8 @@ class PartnerClient:
 
     @property
     def version_id(self) -> str | None:
-        """The secret version whose key the calls use now."""
-        return self._swap.version_id
+        """The secret version whose key the calls use now (the refresher's record)."""
+        return self._refresher.versions_in_service().get(self._swap.secret_name)
 
     async def get(self, path: str) -> httpx2.Response:
         """GET `path`; a 401 recovers through the refresher once, else `AuthFailed`."""
@@ -149,6 +147,7 @@ async def open_partner(
             PartnerClientAdapter(config),
             config.secret_name,
             tasks=tasks,
+            kind="partner.client",  # logs partner.client_swapped...
             recover=refresher.recover,
             observers=observers,
         )

@@ -1,6 +1,6 @@
 """`PoolManager`: an asyncpg pool whose credentials rotate without failing a request.
 
-A thin adapter over `kb_mcp.hotswap.HotSwap`: this module says how to build a pool from
+A holder over the hot-swap core (`secretswap.HotSwap`): this module says how to build a pool from
 `PostgresCredentials` (validate with one `asyncpg.connect` + `SELECT 1` first: never
 `expire_connections()` with unproven credentials, it empties the pool), how to probe it
 (`SELECT 1` through the new pool), how to close it (`close()`, `terminate()` past the
@@ -10,12 +10,14 @@ swap, the per-generation occupancy and the bounded drain.
 A new connection refused with 28P01/28000 asks the refresher for a single-flight
 recovery of the credentials secret (it also offers AWSPENDING: the single-user rotation
 window); when a newer version went into service the acquire is retried once, otherwise
-`DatabaseAuthError` is raised.
+`DatabaseAuthError` is raised. That retry is the core's (`HotSwap.leased`), written once
+for every resource.
 
 A swap does not double the connections a fleet holds: a replacement pool opens the one
 connection its probe needs (its `min_size` floor comes back once it is in service) and
 grows with demand, and the moment it is in service the old pool is
-shed (`_PoolAdapter.shed`): its idle connections are closed at once, its floor is
+shed (`_PoolAdapter.shed`, over the asyncpg internals of `asyncpg_internals`): its idle
+connections are closed at once, its floor is
 dropped so asyncpg does not reopen them, and each connection still in use is closed as
 it is released, unless a caller queued on the old pool needs it (a queued caller reuses
 a released connection: reconnecting could meet credentials rotated since). Work in
@@ -54,17 +56,19 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 import structlog
+from secretswap import AuthFailed, Generation, HotSwap, Observer, Refresher, SwapOwner
+from secretswap.metrics import MetricsRegistry
+from secretswap.port import LoadedSecret
 
+from kb_mcp.db import asyncpg_internals
 from kb_mcp.db.keepalive import SocketOptions, with_socket_options
 from kb_mcp.deadline import capped, current
 from kb_mcp.errors import DatabaseAuthError, DatabaseUnavailableError, ResourceClosedError
-from kb_mcp.hotswap import Generation, HotSwap, Observer, Recover, SwapEvents, SwapOwner
-from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.secrets.port import LoadedSecret
+from kb_mcp.observability.swap_metrics import SwapMetrics
 from kb_mcp.secrets.schemas import PostgresCredentials
 
 __all__ = ["AUTH_ERRORS", "InitConnection", "PoolManager", "keep_session"]
@@ -120,7 +124,6 @@ class _PoolAdapter:
     socket_options: SocketOptions | None = None
     host_override: str | None = None
     """This region's database host, used instead of the secret's (KB_MCP_DB_HOST_OVERRIDE)."""
-    events: ClassVar[SwapEvents] = SwapEvents("db.pool")
     _built: bool = False
     """After the first (boot) pool, a replacement opens one connection, not `min_size`."""
 
@@ -166,9 +169,8 @@ class _PoolAdapter:
     def in_service(self, resource: _Pool) -> None:
         """A replacement just went into service: restore its `min_size` floor (asyncpg's
         maintenance task opens the missing connections in the background)."""
-        pool = resource.pool
-        pool._minsize = self.min_size  # type: ignore[attr-defined]  # asyncpg's floor; no public setter
-        pool._schedule_min_size_maintenance()  # type: ignore[attr-defined]  # its own refill
+        asyncpg_internals.set_floor(resource.pool, self.min_size)
+        asyncpg_internals.refill_to_floor(resource.pool)
 
     async def probe(self, resource: _Pool, version_id: str) -> None:
         with self._translated(resource.identity, version_id):
@@ -187,18 +189,18 @@ class _PoolAdapter:
         `users`: the generation's occupancy (callers holding a connection or queued in
         `acquire()`), so `users` minus connections in use is how many callers are queued;
         that many idle connections are left for them (a waiter reuses a released
-        connection; a reconnect could meet credentials rotated since). asyncpg 0.32
-        internals, read from its `pool.py`: a holder with a live connection and no
+        connection; a reconnect could meet credentials rotated since). Over asyncpg
+        internals (`asyncpg_internals`): a holder with a live connection and no
         `_in_use` future is idle; `Connection.terminate()` is synchronous (nothing can
         pick a holder up half-closed; asyncpg itself terminates idle connections past
-        `max_inactive_connection_lifetime`); the floor (`_minsize`) goes to zero so the
-        min-size maintenance task does not reconnect them. Never awaits. Idempotent.
+        `max_inactive_connection_lifetime`); the floor goes to zero so the min-size
+        maintenance task does not reconnect them. Never awaits. Idempotent.
         """
         pool = resource.pool
         if pool.is_closing():
             return 0
-        pool._minsize = 0  # type: ignore[attr-defined]  # asyncpg's floor; no public setter
-        holders: list[asyncpg.pool.PoolConnectionHolder[Any]] = pool._holders  # type: ignore[attr-defined]  # no public list
+        asyncpg_internals.set_floor(pool, 0)
+        holders = asyncpg_internals.holders(pool)
         idle = [h for h in holders if h.is_connected() and h.is_idle()]
         in_use = sum(1 for h in holders if h.is_connected() and not h.is_idle())
         spare = len(idle) - max(0, users - in_use)
@@ -247,7 +249,7 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
         secret_name: str,
         *,
         tasks: asyncio.TaskGroup,
-        recover: Recover | None = None,
+        refresher: Refresher | None = None,
         min_size: int = 2,
         max_size: int = 10,
         connect_timeout_s: float = 5.0,
@@ -260,8 +262,9 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
         socket_options: SocketOptions | None = None,
         host_override: str | None = None,
     ) -> None:
-        """`statement_timeout_s`: the server-side backstop of every statement (None: none);
-        `socket_options`: keepalives and `TCP_USER_TIMEOUT` (None: the kernel's)."""
+        """`refresher`: records the version in service and recovers auth failures (None:
+        neither); `statement_timeout_s`: the server-side backstop of every statement (None:
+        none); `socket_options`: keepalives and `TCP_USER_TIMEOUT` (None: the kernel's)."""
         self._acquire_timeout_s = acquire_timeout_s
         registry = metrics or MetricsRegistry()
         self._release_failures = registry.counter("PoolReleaseFailures")
@@ -275,19 +278,19 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
             socket_options=socket_options,
             host_override=host_override,
         )
+        counted = SwapMetrics(registry, swaps="PoolRotations", drain_timeouts="PoolDrainTimeouts")
         swap: HotSwap[PostgresCredentials, _Pool] = HotSwap(
             adapter,
             secret_name,
             tasks=tasks,
+            kind="db.pool",
             drain_timeout_s=drain_timeout_s,
-            recover=recover,
+            recover=None if refresher is None else refresher.recover,
             metrics=registry,
-            swaps_metric="PoolRotations",
-            drain_timeouts_metric="PoolDrainTimeouts",
-            observers=observers,
+            observers=(counted, *observers),
         )
         self._adapter = adapter
-        super().__init__(swap)
+        super().__init__(swap, refresher)
 
     async def apply(self, loaded: LoadedSecret[PostgresCredentials]) -> bool:
         """Put a new version into service, then shed the old pool's idle connections.
@@ -313,27 +316,32 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[Connection]:
-        """A connection from the current pool; an auth refusal recovers and retries once."""
-        for attempt in (1, 2):
-            async with self._swap.lease() as generation:
-                pool = generation.resource.pool
-                try:
-                    conn = await pool.acquire(timeout=capped(self._acquire_timeout_s))
-                except AUTH_ERRORS as exc:
-                    if attempt == 1 and await self._swap.recover(generation):
-                        continue
-                    raise self._auth_error(generation, exc) from exc
-                except UNAVAILABLE_ERRORS as exc:
-                    raise DatabaseUnavailableError(
-                        f"database unreachable for {generation.resource.identity} "
-                        f"({type(exc).__name__})",
-                        hint="check the database host, port, security groups and max_connections",
-                    ) from exc
+        """A connection from the current pool; an auth refusal recovers and retries once
+        (the core's `leased`)."""
+        acquired = False
+        try:
+            async with self._swap.leased(self._acquire_from) as (generation, conn):
+                acquired = True
                 try:
                     yield conn
                 finally:
                     await self._release(generation, conn)
-                return
+        except AuthFailed as exc:
+            if acquired:  # the caller's own work raised it: not this acquire's refusal
+                raise
+            raise self._auth_error(exc) from exc.__cause__
+
+    async def _acquire_from(self, resource: _Pool) -> Connection:
+        """One connection of `resource`'s pool; refusals pass through for `leased`."""
+        try:
+            return await resource.pool.acquire(timeout=capped(self._acquire_timeout_s))
+        except AUTH_ERRORS:
+            raise
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseUnavailableError(
+                f"database unreachable for {resource.identity} ({type(exc).__name__})",
+                hint="check the database host, port, security groups and max_connections",
+            ) from exc
 
     async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         async with self.acquire() as conn:
@@ -395,10 +403,11 @@ class PoolManager(SwapOwner[PostgresCredentials, _Pool]):
         except ResourceClosedError:  # shutting down: the core's drain closes everything
             return False
 
-    def _auth_error(self, generation: Generation[_Pool], exc: BaseException) -> DatabaseAuthError:
+    def _auth_error(self, failed: AuthFailed) -> DatabaseAuthError:
+        generation: Generation[_Pool] = failed.generation
         return DatabaseAuthError(
             f"database refused the credentials of secret {self.secret_name} version "
             f"{generation.version_id} for {generation.resource.identity} and no working newer "
-            f"version was found ({type(exc).__name__})",
+            f"version was found ({type(failed.__cause__).__name__})",
             hint=f"rotate or fix secret {self.secret_name}; see secrets/RUNBOOK.md",
         )

@@ -34,6 +34,7 @@ from typing import Any, Self
 
 import structlog
 import uvicorn
+from secretswap.schemas import parse_secret
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -43,7 +44,7 @@ from starlette.types import ASGIApp
 from kb_mcp.devstack.hashing import hashed_embedding, token_count
 from kb_mcp.errors import SecretFormatError
 from kb_mcp.observability.redaction import secret_registry
-from kb_mcp.secrets.schemas import OpenAIKeySecret, parse_secret
+from kb_mcp.secrets.schemas import OpenAIKeySecret
 
 __all__ = [
     "DEFAULT_MODELS",

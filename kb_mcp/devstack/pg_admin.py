@@ -1,6 +1,8 @@
-"""Superuser SQL helpers of the local cluster: roles, databases, grants, sessions.
+"""Superuser SQL helpers of the local cluster: roles, databases, grants.
 
-Mixed into `PostgresCluster`; each helper opens a short superuser connection. Role
+Mixed into `PostgresCluster`; each helper opens a short superuser connection. What only
+tests and benchmarks do (change a password or login, drop a role, count or cut sessions)
+lives with them (`tests/support/pg_roles.py`), over `execute` and `fetch`. Role
 names are quoted with `quote_ident`, and passwords reach the server as SCRAM verifiers
 (`password_literal`), so they never appear in a statement or a server log.
 """
@@ -21,7 +23,6 @@ __all__ = ["PostgresAdmin"]
 logger = structlog.get_logger(__name__)
 
 _CONNECT_TIMEOUT_S = 10.0
-_TERMINATE_WAIT_MS = 5000
 
 
 class PostgresAdmin:
@@ -91,25 +92,6 @@ class PostgresAdmin:
                 await conn.execute(f"ALTER ROLE {role} SET role = {quote_literal(member_of)}")
         logger.info("postgres.role_saved", role=name, created=not exists, login=login)
 
-    async def set_password(self, name: str, password: str) -> None:
-        async with self._connection() as conn:
-            await conn.execute(
-                f"ALTER ROLE {quote_ident(name)} WITH PASSWORD {password_literal(password)}"
-            )
-        logger.info("postgres.password_changed", role=name)
-
-    async def set_login(self, name: str, login: bool) -> None:
-        async with self._connection() as conn:
-            await conn.execute(
-                f"ALTER ROLE {quote_ident(name)} WITH {'LOGIN' if login else 'NOLOGIN'}"
-            )
-
-    async def drop_role(self, name: str) -> None:
-        """Cut the role's sessions, then drop it if it exists (it must own nothing)."""
-        await self.terminate_backends(user=name)
-        async with self._connection() as conn:
-            await conn.execute(f"DROP ROLE IF EXISTS {quote_ident(name)}")
-
     async def create_database(self, name: str, owner: str) -> None:
         """Create the database unless it exists, and the ``vector`` extension in it."""
         async with self._connection() as conn:
@@ -146,32 +128,3 @@ class PostgresAdmin:
                         f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote_ident(creator)} "
                         f"IN SCHEMA public GRANT ALL ON {kind} TO {grantee}"
                     )
-
-    async def terminate_backends(
-        self, *, user: str | None = None, database: str | None = None
-    ) -> int:
-        """Terminate client sessions (optionally of one user and/or database); return how many."""
-        async with self._connection() as conn:
-            count = await conn.fetchval(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, $3)) FROM pg_stat_activity"
-                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                " AND ($1::text IS NULL OR usename = $1) AND ($2::text IS NULL OR datname = $2)",
-                user,
-                database,
-                _TERMINATE_WAIT_MS,
-            )
-        return int(count or 0)
-
-    async def connection_count(
-        self, *, user: str | None = None, database: str | None = None
-    ) -> int:
-        """Count client sessions (optionally of one user and/or database), not counting ours."""
-        async with self._connection() as conn:
-            count = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                " AND ($1::text IS NULL OR usename = $1) AND ($2::text IS NULL OR datname = $2)",
-                user,
-                database,
-            )
-        return int(count or 0)

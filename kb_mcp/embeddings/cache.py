@@ -23,8 +23,9 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from secretswap.metrics import MetricsRegistry
+
 from kb_mcp.embeddings.port import EmbeddingsBackend
-from kb_mcp.observability.counters import MetricsRegistry
 
 __all__ = ["CachingEmbeddingsBackend", "EmbeddingCache"]
 

@@ -49,9 +49,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from secretswap.metrics import MetricsRegistry
+
 from kb_mcp.embeddings.port import EmbeddingsBackend
 from kb_mcp.errors import EmbeddingError
-from kb_mcp.observability.counters import MetricsRegistry
 
 __all__ = ["DEFAULT_MAX_CALLS", "CoalescingEmbeddingsBackend"]
 

@@ -1,6 +1,6 @@
 """`OpenAIClientHolder`: the current `AsyncOpenAI` client, swapped on key rotation.
 
-A thin adapter over `kb_mcp.hotswap.HotSwap`. Each key gets an independent client (never
+A holder over the hot-swap core (`secretswap.HotSwap`). Each key gets an independent client (never
 `with_options`/`copy`: those share one HTTP pool, and closing one kills the other's
 requests); all of them share one TLS context (loading the CA bundle costs ~90 ms of
 event-loop time per client). A rotation optionally probes the new key (`GET /models`)
@@ -16,15 +16,16 @@ import importlib.util
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import httpx2
 import openai
+from secretswap import AuthFailed, HotSwap, Observer, Refresher, SwapOwner
+from secretswap.metrics import MetricsRegistry
 
 from kb_mcp.embeddings import lean
 from kb_mcp.errors import EmbeddingAuthError, EmbeddingError, RotationError
-from kb_mcp.hotswap import AuthFailed, HotSwap, Observer, Recover, SwapEvents, SwapOwner
-from kb_mcp.observability.counters import MetricsRegistry
+from kb_mcp.observability.swap_metrics import SwapMetrics
 from kb_mcp.secrets.schemas import OpenAIKeySecret
 
 __all__ = ["HttpTransport", "OpenAIClientHolder", "aiohttp_available", "http_client"]
@@ -77,7 +78,6 @@ class _ClientAdapter:
     max_retries: int
     probe_on_rotation: bool
     transport: HttpTransport = "auto"
-    events: ClassVar[SwapEvents] = SwapEvents("openai.client")
     _ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
 
     async def build(self, value: OpenAIKeySecret, version_id: str) -> openai.AsyncOpenAI:
@@ -127,7 +127,7 @@ class OpenAIClientHolder(SwapOwner[OpenAIKeySecret, openai.AsyncOpenAI]):
         secret_name: str,
         *,
         tasks: asyncio.TaskGroup,
-        recover: Recover | None = None,
+        refresher: Refresher | None = None,
         base_url: str | None = None,
         timeout_s: float = 30.0,
         max_retries: int = 2,
@@ -137,6 +137,8 @@ class OpenAIClientHolder(SwapOwner[OpenAIKeySecret, openai.AsyncOpenAI]):
         metrics: MetricsRegistry | None = None,
         observers: tuple[Observer, ...] = (),
     ) -> None:
+        """`refresher`: records the version in service and recovers a 401 (None: neither)."""
+        registry = metrics or MetricsRegistry()
         adapter = _ClientAdapter(
             secret_name, base_url, timeout_s, max_retries, probe_on_rotation, transport
         )
@@ -144,13 +146,13 @@ class OpenAIClientHolder(SwapOwner[OpenAIKeySecret, openai.AsyncOpenAI]):
             adapter,
             secret_name,
             tasks=tasks,
+            kind="openai.client",
             drain_timeout_s=drain_timeout_s,
-            recover=recover,
-            metrics=metrics,
-            swaps_metric="OpenAIClientSwaps",
-            observers=observers,
+            recover=None if refresher is None else refresher.recover,
+            metrics=registry,
+            observers=(SwapMetrics(registry, swaps="OpenAIClientSwaps"), *observers),
         )
-        super().__init__(swap)
+        super().__init__(swap, refresher)
 
     async def create_embeddings(
         self, texts: Sequence[str], *, model: str, dimensions: int | None

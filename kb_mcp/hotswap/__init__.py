@@ -1,42 +1,8 @@
-"""The hot-swap core, as kb-mcp uses it: the `secretswap` library, re-exported.
+"""kb-mcp's load-under-rotation harness (`load.py`): the zero-drop test, the rotation
+benchmark and the drill drive a runtime through it.
 
-The core (generation, swap, refresher, observer, the drains' task group) is a
-distribution of its own in this repository (`secretswap/`, see its README); kb-mcp's
-adapters over it live in `kb_mcp.db.pool` and `kb_mcp.embeddings.holder`. `load.py` (the
-load-under-rotation harness of the zero-drop test, the rotation benchmark and the drill)
-stays here: it is kb-mcp's.
+The hot-swap core itself (generation, swap, refresher, observer, the drains' task group)
+is the `secretswap` library (`secretswap/` in this repository, see its README); kb-mcp
+imports it from there under its own names. kb-mcp's holders over it live in
+`kb_mcp.db.pool` and `kb_mcp.embeddings.holder`.
 """
-
-from secretswap import (
-    AuthFailed,
-    Generation,
-    HotSwap,
-    HotSwapEvent,
-    Observer,
-    Occupancy,
-    Recover,
-    Refresher,
-    RejectedVersion,
-    ResourceAdapter,
-    SecretWatcher,
-    SwapEvents,
-    SwapOwner,
-    background_group,
-)
-
-__all__ = [
-    "AuthFailed",
-    "Generation",
-    "HotSwap",
-    "HotSwapEvent",
-    "Observer",
-    "Occupancy",
-    "Recover",
-    "Refresher",
-    "RejectedVersion",
-    "ResourceAdapter",
-    "SecretWatcher",
-    "SwapEvents",
-    "SwapOwner",
-    "background_group",
-]

@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-
-from kb_mcp.observability.counters import MetricKey, MetricsRegistry
+from secretswap.metrics import MetricKey, MetricsRegistry
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_SERVICE", "METRIC_NAMES", "EmfEmitter", "parse_emf_line"]
 

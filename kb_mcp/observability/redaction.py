@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 __all__ = [
@@ -168,8 +168,3 @@ def redact_event(
         else:
             event[key] = _redact(value, reg, 0)
     return event
-
-
-def iter_leaks(text: str, values: Iterable[str]) -> list[str]:
-    """The registered values found in `text` (names only, for test assertions)."""
-    return [v for v in values if v in text]

@@ -30,10 +30,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
+from secretswap.metrics import MetricsRegistry
+from secretswap.port import AWSCURRENT
 
 from kb_mcp.config import Settings
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, EXIT_USAGE, KbMcpError
-from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.observability.metrics import EmfEmitter
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.aws import (
@@ -45,7 +46,6 @@ from kb_mcp.ops.aws import (
     stage_owner,
     version_stages,
 )
-from kb_mcp.secrets.port import AWSCURRENT
 
 __all__ = [
     "DEFAULT_MAX_AGE_DAYS",

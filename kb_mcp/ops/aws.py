@@ -18,11 +18,12 @@ from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
+from secretswap.aws.classify import AWS_CONFIG_ERRORS, AWS_CONFIG_HINT, classify_aws_error
 
 from kb_mcp.config import Environment, Settings, load_settings
 from kb_mcp.errors import ConfigError, SecretsError
 from kb_mcp.observability.logging import RedactingHandler, configure_logging
-from kb_mcp.secrets.classify import AWS_CONFIG_ERRORS, AWS_CONFIG_HINT, classify_aws_error
+from kb_mcp.secrets.aws import NOT_FOUND_HINT
 
 __all__ = [
     "ENV_CHOICES",
@@ -135,6 +136,7 @@ def aws_error(exc: BaseException, *, secret_name: str, settings: Settings) -> Se
         secret_name=secret_name,
         region=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
+        not_found_hint=NOT_FOUND_HINT,
     )
 
 

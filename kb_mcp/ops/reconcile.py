@@ -18,6 +18,8 @@ from typing import Any
 
 import asyncpg
 import structlog
+from secretswap.port import AWSCURRENT
+from secretswap.schemas import parse_secret
 
 from kb_mcp.config import Settings
 from kb_mcp.db.sqltext import password_literal, quote_ident
@@ -25,8 +27,7 @@ from kb_mcp.errors import ConfigError
 from kb_mcp.ops.aws import aws_client
 from kb_mcp.ops.rotation.postgres import default_master_secret_name
 from kb_mcp.ops.rotation.steps import read_version
-from kb_mcp.secrets.port import AWSCURRENT
-from kb_mcp.secrets.schemas import PostgresCredentials, parse_secret
+from kb_mcp.secrets.schemas import PostgresCredentials
 
 __all__ = ["ReconcileOutcome", "reconcile_database_role"]
 

@@ -34,6 +34,8 @@ from typing import Any
 import asyncpg
 import structlog
 from pydantic import SecretStr
+from secretswap.port import AWSCURRENT
+from secretswap.schemas import SecretModel, parse_secret
 
 from kb_mcp.config import Environment, Settings
 from kb_mcp.errors import (
@@ -59,14 +61,7 @@ from kb_mcp.ops.reconcile import reconcile_database_role
 from kb_mcp.ops.rotation.openai_key import generate_openai_key
 from kb_mcp.ops.rotation.postgres import default_master_secret_name
 from kb_mcp.ops.rotation.steps import read_version
-from kb_mcp.secrets.port import AWSCURRENT
-from kb_mcp.secrets.schemas import (
-    AuthTokenSecret,
-    OpenAIKeySecret,
-    PostgresCredentials,
-    SecretModel,
-    parse_secret,
-)
+from kb_mcp.secrets.schemas import AuthTokenSecret, OpenAIKeySecret, PostgresCredentials
 
 __all__ = ["SeedOutcome", "register", "seed_secrets"]
 

@@ -20,19 +20,15 @@ from typing import Any
 
 import asyncpg
 import structlog
+from secretswap.metrics import MetricsRegistry
+from secretswap.schemas import SecretModel
 
 from kb_mcp.config import Settings
 from kb_mcp.errors import EXIT_OK, EXIT_STARTUP_FAILURE, EXIT_USAGE, KbMcpError
-from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.ops.aws import ENV_CHOICES, cli_settings, setup_cli_logging
 from kb_mcp.ops.rotation.openai_key import probe_openai_key
 from kb_mcp.secrets.aws import AwsSecretsManagerProvider
-from kb_mcp.secrets.schemas import (
-    AuthTokenSecret,
-    OpenAIKeySecret,
-    PostgresCredentials,
-    SecretModel,
-)
+from kb_mcp.secrets.schemas import AuthTokenSecret, OpenAIKeySecret, PostgresCredentials
 
 __all__ = ["SecretCheck", "VerifyReport", "register", "verify_secrets"]
 

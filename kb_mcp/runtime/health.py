@@ -39,10 +39,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from secretswap.port import CacheEntryStatus
+from secretswap.refresher import RejectedVersion
+
 from kb_mcp.embeddings.port import EmbeddingsBackend
 from kb_mcp.errors import EmbeddingError
-from kb_mcp.hotswap.refresher import RejectedVersion
-from kb_mcp.secrets.port import CacheEntryStatus
 
 __all__ = [
     "DatabaseOutage",

@@ -5,7 +5,8 @@
 1. the secrets provider (Secrets Manager, or in development only the environment
    fallback); every required secret is read once, concurrently, and parsed into its
    model (a bad shape fails the boot before anything is built);
-2. the `Refresher` (kb_mcp.hotswap), the only owner of which version is in service;
+2. the `Refresher` (`secretswap`), the only owner and record of which version is in
+   service (holders and readiness read it there);
 3. the `OpenAIClientHolder` and the `PoolManager` (pool opened and probed with
    `SELECT 1`), built from those parsed values, and the bearer-token holder when a token
    secret is configured, each watched by the refresher, which they ask for recovery on
@@ -28,13 +29,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import structlog
+from secretswap import Observer, Refresher, background_group
+from secretswap.metrics import MetricsRegistry
+from secretswap.port import LoadedSecret, SecretsProvider
 
 from kb_mcp.config import Settings
 from kb_mcp.db.keepalive import SocketOptions
 from kb_mcp.db.pool import InitConnection, PoolManager
 from kb_mcp.embeddings.holder import OpenAIClientHolder
-from kb_mcp.hotswap import Observer, Refresher, background_group
-from kb_mcp.observability.counters import MetricsRegistry
+from kb_mcp.observability.swap_metrics import SwapMetrics
 from kb_mcp.runtime.health import (
     DatabaseOutage,
     EmbeddingsHealth,
@@ -44,7 +47,6 @@ from kb_mcp.runtime.health import (
 )
 from kb_mcp.runtime.tokens import AuthTokenHolder
 from kb_mcp.secrets.factory import open_secrets_provider
-from kb_mcp.secrets.port import LoadedSecret, SecretsProvider
 from kb_mcp.secrets.schemas import AuthTokenSecret, OpenAIKeySecret, PostgresCredentials
 
 __all__ = ["Runtime", "boot_runtime"]
@@ -80,14 +82,9 @@ class Runtime:
     def stopping(self) -> bool:
         return self.stop.is_set()
 
-    def in_service_versions(self) -> dict[str, str | None]:
-        versions: dict[str, str | None] = {
-            self.settings.postgres_secret_name: self.pool.version_id,
-            self.settings.openai_secret_name: self.openai.version_id,
-        }
-        if self.tokens is not None:
-            versions[self.tokens.secret_name] = self.tokens.version_id
-        return versions
+    def in_service_versions(self) -> dict[str, str]:
+        """Each watched secret's version in service: the refresher's record, the only one."""
+        return self.refresher.versions_in_service()
 
     async def health(self, *, probe_timeout_s: float = 2.0) -> RuntimeHealth:
         """Readiness: secrets loaded, pool answering, staleness within budget."""
@@ -156,17 +153,24 @@ async def boot_runtime(
 
         key, credentials, token = await _read_secrets(provider, settings)
 
+        recoveries = SwapMetrics(
+            registry,
+            recoveries={
+                settings.postgres_secret_name: "DatabaseAuthRecoveries",
+                settings.openai_secret_name: "OpenAIAuthRecoveries",
+            },
+        )
         refresher = Refresher(
             provider,
             interval_s=settings.cache_ttl_s,
             jitter_ratio=settings.refresh_jitter_ratio,
             metrics=registry,
-            observers=observers,
+            observers=(recoveries, *observers),
         )
         openai_holder = OpenAIClientHolder(
             settings.openai_secret_name,
             tasks=drains,
-            recover=refresher.recover,
+            refresher=refresher,
             base_url=settings.openai_base_url,
             timeout_s=settings.openai_timeout_s,
             transport=settings.openai_http_transport,
@@ -181,7 +185,7 @@ async def boot_runtime(
         pool = PoolManager(
             settings.postgres_secret_name,
             tasks=drains,
-            recover=refresher.recover,
+            refresher=refresher,
             min_size=settings.db_pool_min_size,
             max_size=settings.db_pool_max_size,
             connect_timeout_s=settings.db_connect_timeout_s,
@@ -208,10 +212,8 @@ async def boot_runtime(
             tokens = AuthTokenHolder(provider, token.version.name)
             await tokens.start(token)
 
-        refresher.watch(
-            credentials, pool, offer_pending=True, recoveries_metric="DatabaseAuthRecoveries"
-        )
-        refresher.watch(key, openai_holder, recoveries_metric="OpenAIAuthRecoveries")
+        refresher.watch(credentials, pool, offer_pending=True)
+        refresher.watch(key, openai_holder)
         if token is not None and tokens is not None:
             refresher.watch(token, tokens)
 

@@ -6,7 +6,9 @@ version's creation), so clients can move to the new token without a failed reque
 After a second rotation the oldest token is gone: the holder keeps exactly two.
 
 A plain watcher of the refresher: a token is a value, not a resource, so there is nothing
-to drain; the refresher parses each version once and hands it over through `apply`.
+to drain; the refresher parses each version once and hands it over through `apply`. The
+refresher alone records which version is in service (readiness reads it there); it hands
+over only versions other than that one.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from datetime import UTC, datetime
 
 import structlog
 from pydantic import SecretStr
+from secretswap.port import AWSPREVIOUS, LoadedSecret, SecretsProvider
+from secretswap.schemas import parse_secret
 
 from kb_mcp.errors import SecretNotFoundError, SecretsError
-from kb_mcp.secrets.port import AWSPREVIOUS, LoadedSecret, SecretsProvider
-from kb_mcp.secrets.schemas import AuthTokenSecret, parse_secret
+from kb_mcp.secrets.schemas import AuthTokenSecret
 
 __all__ = ["AuthTokenHolder"]
 
@@ -38,13 +41,11 @@ class AuthTokenHolder:
         self._current: SecretStr | None = None
         self._previous: SecretStr | None = None
         self._previous_until = 0.0
-        self.version_id: str | None = None
 
     async def start(self, loaded: LoadedSecret[AuthTokenSecret]) -> None:
         """Serve `loaded` (read at boot), and AWSPREVIOUS if there is one (a restart inside
         an overlap)."""
         self._current = loaded.value.token
-        self.version_id = loaded.version_id
         try:
             previous = await self._provider.get_secret_stage(self.secret_name, AWSPREVIOUS)
         except SecretNotFoundError:
@@ -79,11 +80,8 @@ class AuthTokenHolder:
 
     async def apply(self, loaded: LoadedSecret[AuthTokenSecret]) -> bool:
         """A new token version: it becomes current, the old current becomes previous."""
-        if loaded.version_id == self.version_id:
-            return False
         self._previous = self._current
         self._previous_until = time.monotonic() + self._overlap_s
         self._current = loaded.value.token
-        self.version_id = loaded.version_id
         log.info("auth.token_rotated", secret=self.secret_name, version_id=loaded.version_id)
         return True

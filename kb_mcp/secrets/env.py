@@ -12,12 +12,12 @@ import time
 from typing import TypeVar
 
 from pydantic import SecretStr
+from secretswap.port import AWSCURRENT, CacheEntryStatus, LoadedSecret, SecretVersion
+from secretswap.schemas import SecretModel, parse_secret
 
 from kb_mcp.config import Settings
 from kb_mcp.errors import SecretNotFoundError
 from kb_mcp.observability.redaction import SecretValueRegistry, secret_registry
-from kb_mcp.secrets.port import AWSCURRENT, CacheEntryStatus, LoadedSecret, SecretVersion
-from kb_mcp.secrets.schemas import SecretModel, parse_secret
 
 __all__ = ["ENV_VERSION_ID", "EnvSecretsProvider"]
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from secretswap.aws.regions import Region
+from secretswap.metrics import MetricsRegistry
+from secretswap.port import SecretsProvider
 
 from kb_mcp.config import Environment, Settings
 from kb_mcp.errors import SecretsUnavailableError
-from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.secrets.aws import AwsSecretsManagerProvider
 from kb_mcp.secrets.env import EnvSecretsProvider
-from kb_mcp.secrets.port import SecretsProvider
-from kb_mcp.secrets.regions import Region
 
 __all__ = ["FALLBACK_WARNING", "open_secrets_provider"]
 

@@ -12,15 +12,9 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
-from secretswap.schemas import SecretModel, parse_secret
+from secretswap.schemas import SecretModel
 
-__all__ = [
-    "AuthTokenSecret",
-    "OpenAIKeySecret",
-    "PostgresCredentials",
-    "SecretModel",
-    "parse_secret",
-]
+__all__ = ["AuthTokenSecret", "OpenAIKeySecret", "PostgresCredentials"]
 
 OPENAI_KEY_MIN_LENGTH = 20
 AUTH_TOKEN_MIN_LENGTH = 24

@@ -3,7 +3,7 @@
 The runtime builds one `AppContext` (its pool manager as `db`, an `Embedder` over its
 OpenAI client holder) and hands it to `build_mcp_server`; tools read it from the MCP
 lifespan. `Readiness` is any async callable returning a `ReadinessReport`: the runtime's
-`Runtime.health` is one; `ReadinessSnapshot` is a plain one for tests and embedders.
+`Runtime.health` is one (tests have a plain one, `tests/support/readiness.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from kb_mcp.db.revise import DocumentReviser
 from kb_mcp.db.ridethrough import Reconnect, probe_source
 from kb_mcp.db.search import HybridSearch
 from kb_mcp.embeddings.embedder import Embedder
-from kb_mcp.secrets.port import CacheEntryStatus
 from kb_mcp.server.cursors import CursorSigner
 
 __all__ = [
@@ -28,7 +27,6 @@ __all__ = [
     "ContextFactory",
     "Readiness",
     "ReadinessReport",
-    "ReadinessSnapshot",
 ]
 
 
@@ -43,38 +41,6 @@ class ReadinessReport(Protocol):
 
 Readiness = Callable[[], Awaitable[ReadinessReport]]
 """Checks readiness now (secrets loaded, database answering)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReadinessSnapshot:
-    """A readiness verdict with the fields `/readyz` reports."""
-
-    ready: bool
-    degraded: bool = False
-    secrets: tuple[CacheEntryStatus, ...] = ()
-    database_ok: bool = True
-    detail: str = ""
-
-    @property
-    def status(self) -> str:
-        if not self.ready:
-            return "not_ready"
-        return "degraded" if self.degraded else "ready"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "secrets": [
-                {
-                    "name": s.name,
-                    "version_id": s.version_id,
-                    "age_s": round(s.age_s, 3),
-                    "stale": s.stale,
-                }
-                for s in self.secrets
-            ],
-            "database": "ok" if self.database_ok else (self.detail or "unavailable"),
-        }
 
 
 @dataclass(frozen=True, slots=True)

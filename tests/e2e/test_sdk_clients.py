@@ -23,12 +23,12 @@ from mcp.shared.exceptions import MCPError
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb_mcp.server.auth import OriginPolicy
-from kb_mcp.server.context import ReadinessSnapshot
 from kb_mcp.server.http import build_http_app
 from kb_mcp.server.limits import HttpLimits
 from kb_mcp.server.tools import build_mcp_server
 from tests.support.knowledge_base import KbStack, serve_asgi
 from tests.support.mcp_calls import call_ok
+from tests.support.readiness import ReadinessSnapshot
 
 TS_DIR = Path(__file__).parent / "ts"
 OVERSIZED = 5 * 1024 * 1024

@@ -20,7 +20,6 @@ import pytest
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kb_mcp.server.auth import OriginPolicy
-from kb_mcp.server.context import ReadinessSnapshot
 from kb_mcp.server.http import build_http_app
 from kb_mcp.server.limits import HttpLimits
 from kb_mcp.server.tools import build_mcp_server
@@ -28,6 +27,7 @@ from tests.fuzz.raw_http import RawResponse, mcp_call, open_raw, raw_request
 from tests.plugins.servers import AppDatabase
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import KbStack, kb_stack, serve_asgi
+from tests.support.readiness import ReadinessSnapshot
 
 LIMITS = HttpLimits(max_connections=24, header_timeout_s=0.5, keep_alive_s=1.0, body_timeout_s=0.5)
 CAP_LIMITS = HttpLimits(max_connections=24, header_timeout_s=3.0, keep_alive_s=1.0)

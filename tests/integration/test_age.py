@@ -15,9 +15,9 @@ from typing import Any
 
 import aioboto3
 import pytest
+from secretswap.metrics import MetricsRegistry
 
 from kb_mcp.config import Settings, load_settings
-from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.observability.metrics import parse_emf_line
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops import age

@@ -14,19 +14,15 @@ from pathlib import Path
 
 import aioboto3
 import pytest
+from secretswap.metrics import MetricsRegistry
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.errors import SecretAccessDeniedError, SecretNotFoundError, SecretsUnavailableError
-from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.secrets import (
-    FALLBACK_WARNING,
-    AwsSecretsManagerProvider,
-    EnvSecretsProvider,
-    OpenAIKeySecret,
-    PostgresCredentials,
-    open_secrets_provider,
-)
+from kb_mcp.secrets.aws import AwsSecretsManagerProvider
+from kb_mcp.secrets.env import EnvSecretsProvider
+from kb_mcp.secrets.factory import FALLBACK_WARNING, open_secrets_provider
+from kb_mcp.secrets.schemas import OpenAIKeySecret, PostgresCredentials
 from tests.conftest import CapturedLogs
 from tests.support.fakes import fake_openai_key, fake_password, postgres_secret_json
 from tests.support.fault_proxy import ACCESS_DENIED, FaultProxy

@@ -21,6 +21,7 @@ from kb_mcp.devstack.hashing import hashed_embedding
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.devstack.postgres import PostgresCluster, PostgresClusterError
 from tests.plugins.servers import AppDatabase
+from tests.support import pg_roles
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import fake_openai_key, fake_password
 
@@ -81,14 +82,14 @@ async def test_role_password_change_and_login_toggle(pg_cluster: PostgresCluster
     await pg_cluster.create_role(role, second)
     assert not await _can_login(pg_cluster, role, first)
     assert await _can_login(pg_cluster, role, second)
-    await pg_cluster.set_login(role, False)
+    await pg_roles.set_login(pg_cluster, role, False)
     with pytest.raises(asyncpg.PostgresError) as refused:
         await _connect(pg_cluster, role, second)
     assert refused.value.sqlstate == "28000"
-    await pg_cluster.set_login(role, True)
-    await pg_cluster.set_password(role, first)
+    await pg_roles.set_login(pg_cluster, role, True)
+    await pg_roles.set_password(pg_cluster, role, first)
     assert await _can_login(pg_cluster, role, first)
-    await pg_cluster.drop_role(role)
+    await pg_roles.drop_role(pg_cluster, role)
     assert not await _can_login(pg_cluster, role, first)
 
 
@@ -99,9 +100,9 @@ async def test_awkward_names_and_passwords_are_quoted(pg_cluster: PostgresCluste
     await pg_cluster.create_role(role, password)
     assert await _can_login(pg_cluster, role, password)
     non_ascii = "pässwörd-" + fake_password()  # sent as an escaped literal, not a verifier
-    await pg_cluster.set_password(role, non_ascii)
+    await pg_roles.set_password(pg_cluster, role, non_ascii)
     assert await _can_login(pg_cluster, role, non_ascii)
-    await pg_cluster.drop_role(role)
+    await pg_roles.drop_role(pg_cluster, role)
 
 
 async def test_terminate_backends_cuts_only_that_users_sessions(
@@ -114,9 +115,9 @@ async def test_terminate_backends_cuts_only_that_users_sessions(
     ]
     other = await _connect(pg_cluster, *app_database.credentials("b"), app_database.database)
     try:
-        assert await pg_cluster.connection_count(user=app_database.user_a) == 2
-        assert await pg_cluster.terminate_backends(user=app_database.user_a) == 2
-        assert await pg_cluster.connection_count(user=app_database.user_a) == 0
+        assert await pg_roles.connection_count(pg_cluster, user=app_database.user_a) == 2
+        assert await pg_roles.terminate_backends(pg_cluster, user=app_database.user_a) == 2
+        assert await pg_roles.connection_count(pg_cluster, user=app_database.user_a) == 0
         with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
             await conns[0].fetchval("SELECT 1")
         assert await other.fetchval("SELECT 1") == 1

@@ -13,15 +13,16 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import TextContent
 from pydantic import SecretStr
+from secretswap.port import CacheEntryStatus
 
-from kb_mcp.secrets.port import CacheEntryStatus
 from kb_mcp.server.auth import BearerAuth, OriginPolicy
-from kb_mcp.server.context import ReadinessReport, ReadinessSnapshot
+from kb_mcp.server.context import ReadinessReport
 from kb_mcp.server.http import build_http_app
 from kb_mcp.server.tools import build_mcp_server
 from tests.conftest import CapturedLogs
 from tests.support.fakes import fake_auth_token
 from tests.support.knowledge_base import CORPUS, KbStack, serve_asgi
+from tests.support.readiness import ReadinessSnapshot
 
 _INITIALIZE = {
     "jsonrpc": "2.0",

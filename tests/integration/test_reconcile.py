@@ -18,6 +18,7 @@ import pytest
 from kb_mcp.devstack.postgres import PostgresCluster
 from kb_mcp.ops import seed
 from tests.plugins.servers import AppDatabase
+from tests.support import pg_roles
 from tests.support.fakes import fake_password, watch
 
 PG_SECRET = "kb-mcp/dev/postgres-credentials"
@@ -54,7 +55,7 @@ async def test_seed_sets_a_rotated_role_back_to_the_secret(
     a second run changes no secret (--if-missing) and is idempotent."""
     drifted = fake_password()
     watch(drifted)
-    await pg_cluster.set_password(app_database.user_a, drifted)
+    await pg_roles.set_password(pg_cluster, app_database.user_a, drifted)
     for name, value in {
         "KB_MCP_ENV": "development",
         "DB_HOST": app_database.host,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import aioboto3
 import pytest
 from pydantic import SecretStr
+from secretswap import AuthFailed, HotSwapEvent
 from secretswap.observer import EventKind
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,7 +31,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from kb_mcp.errors import RotationError
-from kb_mcp.hotswap import AuthFailed, HotSwapEvent
 from kb_mcp.secrets.schemas import OpenAIKeySecret
 from tests.support.fakes import fake_openai_key
 from tests.support.knowledge_base import serve_asgi

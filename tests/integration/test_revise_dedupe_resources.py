@@ -17,7 +17,7 @@ from mcp_types import TextResourceContents
 from kb_mcp.db.revise import DocumentReviser
 from kb_mcp.embeddings.chunking import split_into_chunks
 from kb_mcp.server.auth import OriginPolicy
-from kb_mcp.server.context import ReadinessReport, ReadinessSnapshot
+from kb_mcp.server.context import ReadinessReport
 from kb_mcp.server.http import build_http_app
 from kb_mcp.server.namespace_resources import NAMESPACE_DOCUMENTS_URI, NAMESPACES_URI
 from kb_mcp.server.tools import build_mcp_server
@@ -25,6 +25,7 @@ from kb_mcp.server.validation import MAX_CONTENT_CHARS
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.knowledge_base import KbStack, serve_asgi
 from tests.support.mcp_calls import call_ok, call_refused
+from tests.support.readiness import ReadinessSnapshot
 
 _PARAGRAPHS = [
     f"Paragraph {i} is about {topic}. " * 25

@@ -29,6 +29,7 @@ from kb_mcp.ops.rotation.steps import StopAfter
 from kb_mcp.secrets.schemas import PostgresCredentials
 from tests.conftest import CapturedLogs
 from tests.plugins.servers import AppDatabase
+from tests.support import pg_roles
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import WATCHED, fake_openai_key, fake_password, postgres_secret_json, watch
 
@@ -117,7 +118,7 @@ async def renv(
         try:
             yield RotationEnv(settings, client, pg_cluster, app_database, fake_openai, key)
         finally:
-            await pg_cluster.drop_role(other_username(app_database.user_a))
+            await pg_roles.drop_role(pg_cluster, other_username(app_database.user_a))
 
 
 async def _cli(argv: list[str]) -> int:

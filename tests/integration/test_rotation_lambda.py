@@ -24,6 +24,7 @@ from kb_mcp.ops.rotation.lambda_handler import EVENT_STEPS, handle, handler
 from kb_mcp.ops.rotation.postgres import other_username
 from kb_mcp.secrets.schemas import PostgresCredentials
 from tests.plugins.servers import AppDatabase
+from tests.support import pg_roles
 from tests.support.fakes import postgres_secret_json, watch
 
 PG_SECRET = "kb-mcp/prod/postgres-credentials"
@@ -70,7 +71,7 @@ async def env(
         try:
             yield Env(load_settings(secrets_retry_budget_s=1.0), client, app_database)
         finally:
-            await pg_cluster.drop_role(other_username(app_database.user_a))
+            await pg_roles.drop_role(pg_cluster, other_username(app_database.user_a))
 
 
 def _event(token: str, step: str) -> dict[str, str]:

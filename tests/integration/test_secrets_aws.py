@@ -19,6 +19,9 @@ from typing import Any
 import aioboto3
 import aiohttp
 import pytest
+from secretswap.metrics import MetricsRegistry
+from secretswap.port import AWSPENDING
+from secretswap.testing import ManualClock
 
 from kb_mcp.errors import (
     ResourceClosedError,
@@ -28,15 +31,9 @@ from kb_mcp.errors import (
     SecretsError,
     SecretsUnavailableError,
 )
-from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.secrets import (
-    AWSPENDING,
-    AwsSecretsManagerProvider,
-    OpenAIKeySecret,
-    PostgresCredentials,
-)
+from kb_mcp.secrets.aws import AwsSecretsManagerProvider
+from kb_mcp.secrets.schemas import OpenAIKeySecret, PostgresCredentials
 from tests.conftest import CapturedLogs
-from tests.support.clock import FakeClock
 from tests.support.fakes import fake_openai_key, fake_password, postgres_secret_json, watch
 from tests.support.fault_proxy import (
     INTERNAL_ERROR,
@@ -110,13 +107,13 @@ def proxy(aws_env: str) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
+def clock() -> ManualClock:
     """A fake monotonic clock for the provider's cache."""
-    return FakeClock()
+    return ManualClock()
 
 
 @pytest.fixture
-async def provider(aws_env: str, clock: FakeClock) -> AsyncIterator[AwsSecretsManagerProvider]:
+async def provider(aws_env: str, clock: ManualClock) -> AsyncIterator[AwsSecretsManagerProvider]:
     """A provider on moto (TTL 300 s on the fake clock)."""
     async with AwsSecretsManagerProvider(
         region=REGION, endpoint_url=aws_env, cache_ttl_s=300, clock=clock
@@ -125,7 +122,9 @@ async def provider(aws_env: str, clock: FakeClock) -> AsyncIterator[AwsSecretsMa
 
 
 @pytest.fixture
-async def proxied(proxy: FaultProxy, clock: FakeClock) -> AsyncIterator[AwsSecretsManagerProvider]:
+async def proxied(
+    proxy: FaultProxy, clock: ManualClock
+) -> AsyncIterator[AwsSecretsManagerProvider]:
     """A provider reading through the fault proxy (TTL 300 s on the fake clock)."""
     async with AwsSecretsManagerProvider(
         region=REGION, endpoint_url=proxy.endpoint_url, cache_ttl_s=300, clock=clock
@@ -155,7 +154,7 @@ async def test_both_secrets_read_validated_and_cached(
 
 
 async def test_one_call_after_ttl_and_new_version_seen(
-    provider: AwsSecretsManagerProvider, seeded: Seeded, sm: Any, clock: FakeClock
+    provider: AwsSecretsManagerProvider, seeded: Seeded, sm: Any, clock: ManualClock
 ) -> None:
     """Within the TTL no call; at the TTL one call; a put_secret_value shows up then."""
     await provider.get_secret(KEY_NAME)
@@ -396,7 +395,7 @@ async def test_failures_beyond_the_retry_budget_are_unavailable(
 
 
 async def test_refresh_failure_keeps_the_old_value(
-    proxy: FaultProxy, seeded: Seeded, clock: FakeClock, captured_logs: CapturedLogs
+    proxy: FaultProxy, seeded: Seeded, clock: ManualClock, captured_logs: CapturedLogs
 ) -> None:
     """Stale-on-error: an expired entry whose refresh fails keeps serving, reported stale."""
     async with AwsSecretsManagerProvider(

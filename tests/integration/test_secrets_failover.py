@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from secretswap.aws.regions import Region
+from secretswap.metrics import MetricsRegistry
+from secretswap.testing import ManualClock
 
 from kb_mcp.config import load_settings
 from kb_mcp.errors import SecretAccessDeniedError, SecretNotFoundError, SecretsUnavailableError
-from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.secrets import AwsSecretsManagerProvider, OpenAIKeySecret, open_secrets_provider
-from kb_mcp.secrets.regions import Region
+from kb_mcp.secrets.aws import AwsSecretsManagerProvider
+from kb_mcp.secrets.factory import open_secrets_provider
+from kb_mcp.secrets.schemas import OpenAIKeySecret
 from tests.conftest import CapturedLogs
-from tests.support.clock import FakeClock
 from tests.support.fakes import fake_openai_key
 from tests.support.fault_proxy import ACCESS_DENIED, THROTTLING, FaultProxy
 from tests.support.regions import PRIMARY, REPLICA, TwoRegions, open_two_regions
@@ -38,7 +40,7 @@ def _provider(
     regions: TwoRegions,
     *,
     endpoint_url: str | None = None,
-    clock: FakeClock | None = None,
+    clock: ManualClock | None = None,
     metrics: MetricsRegistry | None = None,
     retry_budget_s: float = 0.3,
 ) -> AwsSecretsManagerProvider:
@@ -50,7 +52,7 @@ def _provider(
         cache_ttl_s=TTL_S,
         retry_budget_s=retry_budget_s,
         metrics=metrics,
-        clock=clock or FakeClock(),
+        clock=clock or ManualClock(),
     )
 
 
@@ -82,7 +84,7 @@ async def test_reads_go_back_to_the_primary_once_it_answers(
 ) -> None:
     """Failed over: reads stay on the replica until the interval passes, then return."""
     await regions.create(NAME, fake_openai_key())
-    clock = FakeClock()
+    clock = ManualClock()
     metrics = MetricsRegistry()
     await regions.kill_primary()
     async with _provider(regions, clock=clock, metrics=metrics) as provider:
@@ -106,7 +108,7 @@ async def test_a_probe_of_a_primary_still_down_keeps_reads_on_the_replica(
 ) -> None:
     """The interval passes with the primary still down: one short probe, the replica serves."""
     await regions.create(NAME, fake_openai_key())
-    clock = FakeClock()
+    clock = ManualClock()
     metrics = MetricsRegistry()
     await regions.kill_primary()
     async with _provider(regions, clock=clock, metrics=metrics) as provider:

@@ -24,6 +24,7 @@ import pytest
 from kb_mcp.db.sqltext import quote_ident
 from kb_mcp.devstack.moto_server import MotoSecretsServer
 from kb_mcp.devstack.postgres import PostgresCluster
+from tests.support import pg_roles
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import fake_openai_key, fake_password, postgres_secret_json, watch
 
@@ -95,7 +96,7 @@ async def drop_app_database(pg_cluster: PostgresCluster, app: AppDatabase) -> No
     """Drop what ``make_app_database`` made, cutting any session still open."""
     await pg_cluster.execute(f"DROP DATABASE IF EXISTS {quote_ident(app.database)} WITH (FORCE)")
     for role in (app.user_a, app.user_b, app.group):
-        await pg_cluster.drop_role(role)
+        await pg_roles.drop_role(pg_cluster, role)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import aioboto3
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.devstack.postgres import PostgresCluster
 from tests.plugins.servers import AppDatabase
+from tests.support import pg_roles
 from tests.support.fake_openai import FakeOpenAIServer
 from tests.support.fakes import fake_openai_key, fake_password, postgres_secret_json
 from tests.support.processes import base_env
@@ -114,7 +115,7 @@ class RuntimeEnv:
         """Multi-user rotation: re-password the inactive role, point the secret at it."""
         role: Role = "b" if self.active_role == "a" else "a"
         password = fake_password()
-        await self.pg.set_password(self.role_name(role), password)
+        await pg_roles.set_password(self.pg, self.role_name(role), password)
         self.passwords[role] = password
         self.active_role = role
         return await self.put(self.postgres_secret, self.postgres_json(role))
@@ -140,8 +141,8 @@ class RuntimeEnv:
     async def connections(self) -> dict[str, int]:
         """Open connections per app role (pg_stat_activity)."""
         return {
-            role: await self.pg.connection_count(
-                user=self.role_name(role), database=self.app.database
+            role: await pg_roles.connection_count(
+                self.pg, user=self.role_name(role), database=self.app.database
             )
             for role in ("a", "b")
         }

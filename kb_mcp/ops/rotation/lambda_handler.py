@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from secretswap.port import AWSCURRENT, AWSPENDING
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.errors import RotationError, SecretNotFoundError
@@ -39,7 +40,6 @@ from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.aws import aws_client, aws_error, setup_cli_logging, stage_owner, version_stages
 from kb_mcp.ops.rotation.postgres import postgres_strategy
 from kb_mcp.ops.rotation.steps import finish_rotation, read_version
-from kb_mcp.secrets.port import AWSCURRENT, AWSPENDING
 
 __all__ = ["EVENT_STEPS", "RotationEvent", "StepOutcome", "handle", "handler"]
 

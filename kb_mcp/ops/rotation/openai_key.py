@@ -20,13 +20,14 @@ import secrets
 
 import openai
 from pydantic import SecretStr
+from secretswap.schemas import parse_secret
 
 from kb_mcp.config import Settings
 from kb_mcp.errors import RotationError, SecretFormatError
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.aws import aws_client
 from kb_mcp.ops.rotation.steps import RotationResult, StopAfter, run_rollback, run_rotation
-from kb_mcp.secrets.schemas import OpenAIKeySecret, parse_secret
+from kb_mcp.secrets.schemas import OpenAIKeySecret
 
 __all__ = [
     "OpenAIKeyStrategy",

@@ -23,6 +23,8 @@ from typing import Any
 
 import asyncpg
 import structlog
+from secretswap.port import AWSCURRENT
+from secretswap.schemas import parse_secret
 
 from kb_mcp.config import Settings
 from kb_mcp.db.sqltext import quote_ident, quote_literal, scram_verifier
@@ -36,8 +38,7 @@ from kb_mcp.ops.rotation.steps import (
     run_rollback,
     run_rotation,
 )
-from kb_mcp.secrets.port import AWSCURRENT
-from kb_mcp.secrets.schemas import PostgresCredentials, parse_secret
+from kb_mcp.secrets.schemas import PostgresCredentials
 
 __all__ = [
     "CLONE_SUFFIX",

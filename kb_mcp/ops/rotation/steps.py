@@ -28,12 +28,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
 import structlog
+from secretswap.port import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
 from kb_mcp.config import Settings
 from kb_mcp.errors import KbMcpError, RotationError, SecretNotFoundError
 from kb_mcp.observability.redaction import secret_registry
 from kb_mcp.ops.aws import aws_error, stage_owner, version_stages
-from kb_mcp.secrets.port import AWSCURRENT, AWSPENDING, AWSPREVIOUS
 
 __all__ = [
     "STEPS",

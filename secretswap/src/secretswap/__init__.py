@@ -39,9 +39,9 @@ if TYPE_CHECKING:
         SecretsUnavailableError,
         SwapError,
     )
-    from secretswap.generation import Generation, ResourceAdapter, SwapEvents
+    from secretswap.generation import Generation, ResourceAdapter
     from secretswap.group import background_group
-    from secretswap.handle import Handle, SimpleAdapter, hot_swapped
+    from secretswap.handle import Handle, hot_swapped
     from secretswap.metrics import Counter, MetricsRegistry
     from secretswap.observer import HotSwapEvent, Observer
     from secretswap.occupancy import Occupancy
@@ -87,12 +87,10 @@ _EXPORTS: dict[str, str] = {
     "SecretNotFoundError": "errors",
     "SecretVersion": "port",
     "SecretWatcher": "refresher",
-    "SimpleAdapter": "handle",
     "SecretsError": "errors",
     "SecretsProvider": "port",
     "SecretsUnavailableError": "errors",
     "SwapError": "errors",
-    "SwapEvents": "generation",
     "SwapOwner": "swap",
     "background_group": "group",
     "hot_swapped": "handle",
@@ -149,9 +147,7 @@ __all__ = [
     "SecretsError",
     "SecretsProvider",
     "SecretsUnavailableError",
-    "SimpleAdapter",
     "SwapError",
-    "SwapEvents",
     "SwapOwner",
     "background_group",
     "hot_swapped",

@@ -106,11 +106,6 @@ class SecretCache:
                 fresh.forced_at = self._clock()
         return version
 
-    def peek(self, name: str) -> SecretVersion | None:
-        """The cached version without counting a hit or fetching; None when absent."""
-        entry = self._entries.get(name)
-        return None if entry is None else entry.version
-
     def invalidate(self, name: str | None = None) -> None:
         """Forget one entry, or all of them; the next read fetches."""
         if name is None:

@@ -9,7 +9,7 @@ probed, drains and closes old resources, and on exit stops the refresher and clo
 everything. A call whose credentials are refused (the adapter's `is_auth_failure`) asks
 for the newest version once and is retried on it; otherwise `AuthFailed` is raised.
 
-The adapter needs three methods, `build`, `probe` and `close` (`SimpleAdapter`);
+The adapter (`ResourceAdapter`) needs three methods, `build`, `probe` and `close`;
 `terminate` (close by force; default: `close`) and `is_auth_failure` (default: never) are
 used when present. The lower-level pieces (`HotSwap`, `Refresher`, `background_group`)
 stay public for applications that put several resources on one refresher.
@@ -20,10 +20,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
-from secretswap.generation import SwapEvents
+from secretswap.generation import ResourceAdapter
 from secretswap.group import background_group
 from secretswap.metrics import MetricsRegistry
 from secretswap.observer import Observer
@@ -32,58 +31,11 @@ from secretswap.refresher import Refresher
 from secretswap.schemas import SecretModel
 from secretswap.swap import HotSwap
 
-__all__ = ["Handle", "SimpleAdapter", "hot_swapped"]
+__all__ = ["Handle", "hot_swapped"]
 
 R = TypeVar("R")
 T = TypeVar("T")
 V = TypeVar("V", bound=SecretModel)
-V_contra = TypeVar("V_contra", bound=SecretModel, contravariant=True)
-
-
-class SimpleAdapter(Protocol[V_contra, R]):
-    """How to make one kind of resource from a parsed secret (`V`)."""
-
-    async def build(self, value: V_contra, version_id: str) -> R:
-        """A new resource from `value`; nothing half-built is left open on failure."""
-        ...
-
-    async def probe(self, resource: R, version_id: str) -> None:
-        """Raise if a freshly built resource does not work (it is then not swapped in)."""
-        ...
-
-    async def close(self, resource: R) -> None:
-        """Close once nobody uses it (bounded by the drain timeout)."""
-        ...
-
-
-@dataclass(frozen=True)
-class _Completed(Generic[V, R]):
-    """A `SimpleAdapter` with the optional parts of `ResourceAdapter` filled in."""
-
-    adapter: Any
-    events: SwapEvents
-
-    async def build(self, value: V, version_id: str) -> R:
-        resource: R = await self.adapter.build(value, version_id)
-        return resource
-
-    async def probe(self, resource: R, version_id: str) -> None:
-        await self.adapter.probe(resource, version_id)
-
-    async def close(self, resource: R) -> None:
-        await self.adapter.close(resource)
-
-    async def terminate(self, resource: R) -> None:
-        terminate = getattr(self.adapter, "terminate", None)
-        await (terminate or self.adapter.close)(resource)
-
-    def is_auth_failure(self, exc: BaseException) -> bool:
-        decide = getattr(self.adapter, "is_auth_failure", None)
-        return bool(decide(exc)) if decide is not None else False
-
-    def describe(self, resource: R) -> dict[str, object]:
-        describe = getattr(self.adapter, "describe", None)
-        return dict(describe(resource)) if describe is not None else {}
 
 
 class Handle(Generic[R]):
@@ -128,7 +80,7 @@ class Handle(Generic[R]):
 
 @asynccontextmanager
 async def hot_swapped(
-    adapter: SimpleAdapter[V, R],
+    adapter: ResourceAdapter[V, R],
     secret_name: str,
     model: type[V],
     provider: SecretsProvider,
@@ -158,9 +110,10 @@ async def hot_swapped(
             observers=observers,
         )
         swap: HotSwap[V, R] = HotSwap(
-            _Completed(adapter, SwapEvents(kind)),
+            adapter,
             secret_name,
             tasks=drains,
+            kind=kind,
             drain_timeout_s=drain_timeout_s,
             recover=refresher.recover,
             metrics=registry,

@@ -1,7 +1,7 @@
 """In-process counters and gauges, cheap enough for the cache's hit path.
 
-Components increment `Counter.value` directly; whoever publishes metrics reads them (kb-mcp's
-EMF emitter reads deltas at each flush). One `MetricsRegistry` per application. The core
+Components increment `Counter.value` directly; whoever publishes metrics reads them (an
+application's emitter reads deltas at each flush). One `MetricsRegistry` per application. The core
 counts `RotationsDetected`, `RotationFailures` and the names its callers give it.
 """
 

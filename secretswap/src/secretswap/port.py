@@ -1,8 +1,8 @@
 """The secrets port: what the runtime needs from wherever secrets live.
 
 Adapters: `secretswap.aws.AwsSecretsManagerProvider` (the `aws` extra),
-`secretswap.testing.MemoryProvider`, or an application's own (kb-mcp adds an
-environment-variable fallback for development).
+`secretswap.testing.MemoryProvider`, or an application's own (an
+environment-variable fallback for development, say).
 """
 
 from __future__ import annotations

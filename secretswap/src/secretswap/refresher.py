@@ -80,7 +80,6 @@ class _Watch:
     watchers: list[SecretWatcher]
     seen_version: str
     offer_pending: bool
-    recoveries_metric: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     recovery: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0
@@ -120,12 +119,11 @@ class Refresher:
         loaded: LoadedSecret[Any],
         *watchers: SecretWatcher,
         offer_pending: bool = False,
-        recoveries_metric: str = "",
     ) -> None:
         """Watch `loaded`'s secret, whose version is in service now, parsed as its model.
 
         `offer_pending`: an auth-failure recovery also tries the AWSPENDING version.
-        `recoveries_metric`: the counter of recoveries (`DatabaseAuthRecoveries`).
+        Each recovery attempt is told to the observers (`recovering`).
         """
         name = loaded.version.name
         existing = self._watches.get(name)
@@ -138,12 +136,16 @@ class Refresher:
             watchers=list(watchers),
             seen_version=loaded.version_id,
             offer_pending=offer_pending,
-            recoveries_metric=recoveries_metric,
         )
 
     def in_service(self, name: str) -> str:
-        """The version of `name` in service now."""
+        """The version of `name` in service now (the one record of it: holders, the handle
+        and readiness read it here). `KeyError` when `name` is not watched."""
         return self._watches[name].seen_version
+
+    def versions_in_service(self) -> dict[str, str]:
+        """Every watched secret and the version of it in service now."""
+        return {name: watch.seen_version for name, watch in self._watches.items()}
 
     def rejected(self) -> list[RejectedVersion]:
         """The last rejected version of each secret, while no newer version went into
@@ -273,8 +275,7 @@ class Refresher:
                 and self._clock() - failed[1] < RECOVERY_WINDOW_S
             ):
                 return False
-            if watch.recoveries_metric:
-                self._metrics.counter(watch.recoveries_metric).value += 1
+            self._notify("recovering", name, failed_version_id)
             log.warning("secret.auth_failed", secret=name, version_id=failed_version_id)
             for candidate in await self._candidates(watch, failed_version_id):
                 async with watch.lock:

@@ -10,10 +10,14 @@ The protocol (measured to give zero failures on asyncpg pools and OpenAI clients
    adapter's `terminate`;
 4. `aclose()` drains and closes the current generation and waits for every older one.
 
-Callers hold a generation through `lease()` (or `run()`), which counts them. When the
-adapter recognises an auth failure, `run()` asks `recover` (in the runtime the
-`Refresher`, which alone decides which version is in service) and retries once if a
-new version went into service.
+Callers hold a generation through `lease()`, `leased(op)` or `run(op)`, which count them.
+When the adapter recognises an auth failure, `leased`/`run` ask `recover` (in the runtime
+the `Refresher`, which alone decides and records which version is in service) and retry
+once if a new version went into service: the one place that retry is written.
+
+Log events are named after `kind` (`db.pool` -> `db.pool_swapped`, `db.pool_closed`...);
+metrics are the observers' business (`HotSwapEvent`: `swapped`, `drain_timeout`,
+`closed`), beside the `RotationFailures` the core counts itself.
 
 The core contains the unexpected: whatever an adapter's `build`, `probe`, `close`,
 `terminate`, `is_auth_failure` or `describe`, a `recover` or an observer raises (any
@@ -30,15 +34,19 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from secretswap._logging import EventLogger
 from secretswap.errors import AuthFailed, ResourceClosedError, RotationError, SwapError
 from secretswap.generation import Generation, ResourceAdapter
-from secretswap.metrics import Counter, MetricsRegistry
+from secretswap.metrics import MetricsRegistry
 from secretswap.observer import EventKind, HotSwapEvent, Observer, notify_all
 from secretswap.port import LoadedSecret
 from secretswap.schemas import SecretModel
+
+if TYPE_CHECKING:
+    from secretswap.refresher import Refresher
 
 __all__ = ["HotSwap", "Recover", "SwapOwner"]
 
@@ -52,6 +60,21 @@ Recover = Callable[[str, str], Awaitable[bool]]
 """`recover(secret_name, failed_version_id)`: True once a newer version is in service."""
 
 
+@dataclass(frozen=True, slots=True)
+class _EventNames:
+    """The log event names of one kind of resource (`db.pool` -> `db.pool_swapped`...)."""
+
+    ready: str
+    swapped: str
+    drain_timeout: str
+    closed: str
+    close_failed: str
+
+    def __init__(self, kind: str) -> None:
+        for name in ("ready", "swapped", "drain_timeout", "closed", "close_failed"):
+            object.__setattr__(self, name, f"{kind}_{name}")
+
+
 class HotSwap(Generic[V, R]):
     """Owns the current generation of one resource kind for one secret."""
 
@@ -61,25 +84,23 @@ class HotSwap(Generic[V, R]):
         secret_name: str,
         *,
         tasks: asyncio.TaskGroup,
+        kind: str = "resource",
         drain_timeout_s: float = 30.0,
         recover: Recover | None = None,
         metrics: MetricsRegistry | None = None,
-        swaps_metric: str = "",
-        drain_timeouts_metric: str = "",
         observers: tuple[Observer, ...] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`kind` names the resource in logs and events (`db.pool`); `recover` is asked after
+        an auth failure (`Refresher.recover`); `metrics` gets `RotationFailures`."""
         self._adapter = adapter
         self.secret_name = secret_name
+        self.kind = kind
+        self._events = _EventNames(kind)
         self._tasks = tasks
         self._drain_timeout_s = drain_timeout_s
         self._recover = recover
-        registry = metrics or MetricsRegistry()
-        self._swaps: Counter | None = registry.counter(swaps_metric) if swaps_metric else None
-        self._drain_timeouts: Counter | None = (
-            registry.counter(drain_timeouts_metric) if drain_timeouts_metric else None
-        )
-        self._failures = registry.counter("RotationFailures")
+        self._failures = (metrics or MetricsRegistry()).counter("RotationFailures")
         self._observers = observers
         self._clock = clock
         self._current: Generation[R] | None = None
@@ -95,13 +116,8 @@ class HotSwap(Generic[V, R]):
         """The generation in service; `ResourceClosedError` before start or after close."""
         generation = self._current
         if generation is None:
-            raise ResourceClosedError(f"{self._adapter.events.prefix} is not open")
+            raise ResourceClosedError(f"{self.kind} is not open")
         return generation
-
-    @property
-    def version_id(self) -> str | None:
-        """The secret version the current generation was built from."""
-        return None if self._current is None else self._current.version_id
 
     @property
     def draining(self) -> int:
@@ -113,11 +129,11 @@ class HotSwap(Generic[V, R]):
     async def start(self, loaded: LoadedSecret[V]) -> Generation[R]:
         """Build the first generation (boot path: errors propagate as they are)."""
         if self._current is not None or self._closed:
-            raise ResourceClosedError(f"{self._adapter.events.prefix} already started")
+            raise ResourceClosedError(f"{self.kind} already started")
         resource = await self._adapter.build(loaded.value, loaded.version_id)
         self._current = self._generation(resource, loaded.version_id)
         log.info(
-            self._adapter.events.ready,
+            self._events.ready,
             secret=self.secret_name,
             version_id=loaded.version_id,
             **self._describe(resource),
@@ -163,19 +179,32 @@ class HotSwap(Generic[V, R]):
             return False
 
     def is_auth_failure(self, exc: BaseException) -> bool:
-        """The adapter's verdict on `exc`; an adapter that raises deciding says no."""
+        """The adapter's verdict on `exc` (none: never); an adapter that raises says no."""
+        decide = getattr(self._adapter, "is_auth_failure", None)
+        if decide is None:
+            return False
         try:
-            return self._adapter.is_auth_failure(exc)
+            return bool(decide(exc))
         except Exception as failure:  # contained: the caller gets its own error back
-            self._contained("is_auth_failure", failure, self.version_id or "")
+            version_id = "" if self._current is None else self._current.version_id
+            self._contained("is_auth_failure", failure, version_id)
             return False
 
-    async def run(self, operation: Callable[[R], Awaitable[T]]) -> T:
-        """`operation(resource)`; on an auth failure recover and retry once, else `AuthFailed`."""
+    @asynccontextmanager
+    async def leased(
+        self, operation: Callable[[R], Awaitable[T]]
+    ) -> AsyncIterator[tuple[Generation[R], T]]:
+        """The current generation, held until the block ends, and `operation(resource)`'s
+        result on it (a pool's `acquire`).
+
+        When `operation` fails with an auth failure, `recover` is asked once: with a newer
+        version in service it is retried on that generation, otherwise `AuthFailed` (its
+        cause: the refusal). Errors of the block itself are not retried.
+        """
         for attempt in (1, 2):
             async with self.lease() as generation:
                 try:
-                    return await operation(generation.resource)
+                    value = await operation(generation.resource)
                 except Exception as exc:
                     if not self.is_auth_failure(exc):
                         raise
@@ -187,22 +216,28 @@ class HotSwap(Generic[V, R]):
                             version_id=generation.version_id,
                             generation=generation,
                         ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+                    continue
+                yield generation, value
+                return
+
+    async def run(self, operation: Callable[[R], Awaitable[T]]) -> T:
+        """`operation(resource)`; on an auth failure recover and retry once, else `AuthFailed`."""
+        async with self.leased(operation) as (_, value):
+            return value
 
     # -- rotation --------------------------------------------------------------------
 
     async def apply(self, loaded: LoadedSecret[V]) -> bool:
         """Build, probe and swap in `loaded`; the old generation drains in the background.
 
-        False when that version is already in service. `RotationError` (the old
+        The refresher calls it only with a version other than the one in service (it alone
+        decides which version serves). `RotationError` (the old
         generation keeps serving) when the new one cannot be built or fails its probe,
         whatever the adapter raised; `ResourceClosedError` when closed meanwhile.
         """
         version_id = loaded.version_id
         async with self._lock:
             old = self.current
-            if old.version_id == version_id:
-                return False
             try:
                 resource = await self._adapter.build(loaded.value, version_id)
             except RotationError:
@@ -212,9 +247,7 @@ class HotSwap(Generic[V, R]):
             try:
                 await self._adapter.probe(resource, version_id)
                 if self._closed:
-                    raise ResourceClosedError(
-                        f"{self._adapter.events.prefix} closed during rotation"
-                    )
+                    raise ResourceClosedError(f"{self.kind} closed during rotation")
             except BaseException as exc:
                 await self._terminate(resource, version_id)
                 if isinstance(exc, RotationError | ResourceClosedError) or not isinstance(
@@ -224,10 +257,8 @@ class HotSwap(Generic[V, R]):
                 raise self._rejected(version_id, "probe", exc) from exc
             new = self._generation(resource, version_id)
             self._current = new
-            if self._swaps is not None:
-                self._swaps.value += 1
             log.info(
-                self._adapter.events.swapped,
+                self._events.swapped,
                 secret=self.secret_name,
                 old_version_id=old.version_id,
                 new_version_id=version_id,
@@ -251,7 +282,7 @@ class HotSwap(Generic[V, R]):
             reason, hint = str(exc), exc.hint
         else:
             reason = f"{step} raised {type(exc).__name__}"
-            hint = f"the {self._adapter.events.prefix} adapter's {step} failed unexpectedly"
+            hint = f"the {self.kind} adapter's {step} failed unexpectedly"
         return RotationError(
             f"version {version_id} of secret {self.secret_name} rejected: {reason}",
             secret_name=self.secret_name,
@@ -264,7 +295,7 @@ class HotSwap(Generic[V, R]):
         self._failures.value += 1
         log.error(
             "hotswap.adapter_failed",
-            resource=self._adapter.events.prefix,
+            resource=self.kind,
             secret=self.secret_name,
             version_id=version_id,
             step=step,
@@ -272,16 +303,22 @@ class HotSwap(Generic[V, R]):
         )
 
     def _describe(self, resource: R) -> dict[str, object]:
+        describe = getattr(self._adapter, "describe", None)
+        if describe is None:
+            return {}
         try:
-            return self._adapter.describe(resource)
+            return dict(describe(resource))
         except Exception as exc:  # log fields only: contained
-            self._contained("describe", exc, self.version_id or "")
+            version_id = "" if self._current is None else self._current.version_id
+            self._contained("describe", exc, version_id)
             return {}
 
     async def _terminate(self, resource: R, version_id: str) -> None:
-        """The adapter's `terminate`; a failure is logged and counted, never raised."""
+        """The adapter's `terminate` (none: `close`); a failure is logged and counted,
+        never raised."""
+        terminate = getattr(self._adapter, "terminate", None) or self._adapter.close
         try:
-            await self._adapter.terminate(resource)
+            await terminate(resource)
         except Exception as exc:  # contained: nothing more can be done for it
             self._contained("terminate", exc, version_id)
 
@@ -291,19 +328,18 @@ class HotSwap(Generic[V, R]):
             at=self._clock(),
             secret=self.secret_name,
             version_id=version_id,
-            resource=self._adapter.events.prefix,
+            resource=self.kind,
         )
         notify_all(self._observers, event, self._failures)
 
     async def _drain_and_close(self, generation: Generation[R], *, reason: str) -> None:
         """Wait for idle (bounded), close (bounded), terminate otherwise. Never raises."""
         started = time.monotonic()
-        events = self._adapter.events
         try:
             if not await generation.occupancy.wait_idle(self._drain_timeout_s):
-                self._count_drain_timeout()
+                self._notify("drain_timeout", generation.version_id)
                 log.warning(
-                    events.drain_timeout,
+                    self._events.drain_timeout,
                     secret=self.secret_name,
                     version_id=generation.version_id,
                     users=generation.users,
@@ -319,14 +355,14 @@ class HotSwap(Generic[V, R]):
             except Exception as exc:  # a close that hangs or fails: by force, then on
                 hung = isinstance(exc, TimeoutError) and closing.expired()
                 if hung:
-                    self._count_drain_timeout()
+                    self._notify("drain_timeout", generation.version_id)
                 else:
                     self._contained("close", exc, generation.version_id)
                 await self._terminate(generation.resource, generation.version_id)
                 if not hung:
                     return
             log.info(
-                events.closed,
+                self._events.closed,
                 secret=self.secret_name,
                 version_id=generation.version_id,
                 reason=reason,
@@ -335,7 +371,7 @@ class HotSwap(Generic[V, R]):
         except Exception as exc:  # a drain is a child of the runtime's TaskGroup: never fail it
             self._failures.value += 1
             log.error(
-                events.close_failed,
+                self._events.close_failed,
                 secret=self.secret_name,
                 version_id=generation.version_id,
                 error=type(exc).__name__,
@@ -346,17 +382,15 @@ class HotSwap(Generic[V, R]):
                 self._retiring.remove(generation)
             self._notify("closed", generation.version_id)
 
-    def _count_drain_timeout(self) -> None:
-        if self._drain_timeouts is not None:
-            self._drain_timeouts.value += 1
-
 
 class SwapOwner(Generic[V, R]):
-    """The base of a thin adapter (`PoolManager`, `OpenAIClientHolder`): the lifecycle and
-    state of its `HotSwap`, so each adapter only adds how its resource is used."""
+    """The base of a holder class (a database pool manager, an API client holder) over one
+    `HotSwap`: its lifecycle, and the version in service as `refresher` records it, so each
+    holder only adds how its resource is used."""
 
-    def __init__(self, swap: HotSwap[V, R]) -> None:
+    def __init__(self, swap: HotSwap[V, R], refresher: Refresher | None = None) -> None:
         self._swap = swap
+        self._refresher = refresher
         self.secret_name = swap.secret_name
 
     async def start(self, loaded: LoadedSecret[V]) -> None:
@@ -364,7 +398,7 @@ class SwapOwner(Generic[V, R]):
         await self._swap.start(loaded)
 
     async def apply(self, loaded: LoadedSecret[V]) -> bool:
-        """Put a new version into service (the refresher calls this); False if already."""
+        """Put a new version into service (the refresher calls this)."""
         return await self._swap.apply(loaded)
 
     async def aclose(self) -> None:
@@ -373,8 +407,10 @@ class SwapOwner(Generic[V, R]):
 
     @property
     def version_id(self) -> str | None:
-        """The secret version the current generation was built from."""
-        return self._swap.version_id
+        """The secret version in service, as the refresher records it (None: not watched)."""
+        if self._refresher is None:
+            return None
+        return self._refresher.versions_in_service().get(self.secret_name)
 
     @property
     def draining(self) -> int:

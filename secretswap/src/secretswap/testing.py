@@ -1,12 +1,13 @@
-"""Test doubles for code built on secretswap, used by secretswap's own tests (and kb-mcp's).
+"""Test doubles for code built on secretswap, used by secretswap's own tests (and applications').
 
     MemoryProvider   a `SecretsProvider` in memory: versions put by hand, with stages
                      (AWSCURRENT, AWSPENDING, AWSPREVIOUS); reads counted; a read can be made
                      to fail (`failing`), raise anything (`raise_on_read`) or wait (`gate`)
     ManualClock      a monotonic clock moved by hand (`advance`), for TTLs and windows
-    FaultyAdapter    an adapter building `FakeResource`s that fails on demand: any method
-                     raises what `faults` maps it to; `refuse` is what `is_auth_failure` says
-                     yes to; `build_gate` holds builds
+    FaultyAdapter    a `ResourceAdapter` building `FakeResource`s that fails on demand: any
+                     method raises what `faults` maps it to; `is_auth_failure` says yes to
+                     `Refused`; `build_gate` holds builds, `close_gate` holds closes (a close
+                     that hangs until the test lets it go, or forever)
 
 No cache and no TTL in `MemoryProvider`: `get_secret` and `refresh` both read AWSCURRENT.
 """
@@ -139,13 +140,17 @@ class Refused(Exception):
 class FaultyAdapter:
     """Builds `FakeResource`s; fails, hangs or refuses on demand, and records what it built.
 
-    `faults` maps a method name (build, probe, close, terminate, is_auth_failure) to the
-    exception it raises, whatever its class. `is_auth_failure` says yes to `Refused`.
+    `faults` maps a method name (build, probe, close, terminate, is_auth_failure,
+    describe) to the exception it raises, whatever its class; set or change it at any
+    time. `is_auth_failure` says yes to `Refused`. `build_gate`: builds wait for it;
+    `close_gate`: closes wait for it (never set: a close that hangs, which the core
+    terminates after its drain timeout).
     """
 
     built: list[FakeResource] = field(default_factory=list)
     faults: dict[str, Exception] = field(default_factory=dict)
     build_gate: asyncio.Event | None = None
+    close_gate: asyncio.Event | None = None
 
     def _fault(self, method: str) -> None:
         fault = self.faults.get(method)
@@ -164,6 +169,8 @@ class FaultyAdapter:
         self._fault("probe")
 
     async def close(self, resource: FakeResource) -> None:
+        if self.close_gate is not None:
+            await self.close_gate.wait()
         self._fault("close")
         resource.closed = True
 
@@ -174,3 +181,8 @@ class FaultyAdapter:
     def is_auth_failure(self, exc: BaseException) -> bool:
         self._fault("is_auth_failure")
         return isinstance(exc, Refused)
+
+    def describe(self, resource: FakeResource) -> dict[str, object]:
+        """Log fields of a resource (the version it came from)."""
+        self._fault("describe")
+        return {"built_from": resource.version_id}

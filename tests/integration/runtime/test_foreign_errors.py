@@ -7,8 +7,8 @@ from collections import Counter as Tally
 from typing import Any
 
 import asyncpg
+from secretswap import HotSwapEvent
 
-from kb_mcp.hotswap import HotSwapEvent
 from kb_mcp.runtime.supervisor import boot_runtime
 from tests.conftest import CapturedLogs
 from tests.support.fakes import fake_password

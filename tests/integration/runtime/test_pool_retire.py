@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from kb_mcp.hotswap import HotSwapEvent
+from secretswap import HotSwapEvent
+
 from kb_mcp.runtime.supervisor import boot_runtime
+from tests.support import pg_roles
 from tests.support.runtime_env import RuntimeEnv
 
 
@@ -33,7 +35,7 @@ async def _backends_until(env: RuntimeEnv, role: str, at_most: int, timeout_s: f
     user = env.app.user_a if role == "a" else env.app.user_b
     deadline = time.monotonic() + timeout_s
     while True:
-        count = await env.pg.connection_count(user=user, database=env.app.database)
+        count = await pg_roles.connection_count(env.pg, user=user, database=env.app.database)
         if count <= at_most or time.monotonic() > deadline:
             return count
         await asyncio.sleep(0.01)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import httpx2
+from secretswap.testing import ManualClock
 
 from kb_mcp.db.vectors import init_connection
 from kb_mcp.runtime.app import build_app
 from kb_mcp.runtime.serve import boot_migrations
 from kb_mcp.runtime.supervisor import boot_runtime
-from tests.support.clock import FakeClock
 from tests.support.fakes import fake_password
 from tests.support.knowledge_base import serve_asgi
 from tests.support.runtime_env import RuntimeEnv
@@ -33,7 +33,7 @@ async def test_a_hung_embeddings_endpoint_makes_readiness_degraded(env: RuntimeE
         on_pool_ready=boot_migrations(settings.embedding_dimensions),
     ) as runtime:
         assert runtime.embeddings_health.stall_s == 3.0
-        clock = FakeClock()
+        clock = ManualClock()
         runtime.embeddings_health.clock = clock
         built = build_app(runtime, host="127.0.0.1")
         async with (

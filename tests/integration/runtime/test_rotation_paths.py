@@ -9,6 +9,7 @@ import pytest
 from kb_mcp.errors import DatabaseAuthError, EmbeddingAuthError
 from kb_mcp.runtime.supervisor import boot_runtime
 from tests.conftest import CapturedLogs
+from tests.support import pg_roles
 from tests.support.fakes import fake_openai_key, fake_password
 from tests.support.runtime_env import RuntimeEnv
 
@@ -27,7 +28,7 @@ async def test_invalid_new_credentials_keep_the_old_pool_serving(
         elif problem == "missing_role":
             value = env.postgres_json("b", username="no_such_role_" + env.app.database)
         elif problem == "nologin":
-            await env.pg.set_login(env.app.user_b, False)
+            await pg_roles.set_login(env.pg, env.app.user_b, False)
             value = env.postgres_json("b")
         else:
             value = '{"username": "x", "port": "not-a-number"'
@@ -41,7 +42,7 @@ async def test_invalid_new_credentials_keep_the_old_pool_serving(
         assert failed[0]["version_id"] == bad_version
 
         if problem == "nologin":
-            await env.pg.set_login(env.app.user_b, True)
+            await pg_roles.set_login(env.pg, env.app.user_b, True)
         good_version = await env.rotate_postgres()
         assert await runtime.refresher.refresh_one(env.postgres_secret)
         assert runtime.pool.version_id == good_version
@@ -55,10 +56,10 @@ async def test_revoked_credentials_before_the_poll_recover_on_the_next_connectio
     async with boot_runtime(env.settings(db_pool_min_size=0)) as runtime:
         assert await runtime.pool.fetchval("SELECT 1") == 1
         new_password = fake_password()
-        await env.pg.set_password(env.app.user_a, new_password)
+        await pg_roles.set_password(env.pg, env.app.user_a, new_password)
         env.passwords["a"] = new_password
         version = await env.put(env.postgres_secret, env.postgres_json("a"))
-        await env.pg.terminate_backends(user=env.app.user_a)
+        await pg_roles.terminate_backends(env.pg, user=env.app.user_a)
         # The poll has not run (TTL 300 s): only the auth failure can bring the new version.
         assert await runtime.pool.fetchval("SELECT 1") == 1
         assert runtime.pool.version_id == version
@@ -74,8 +75,8 @@ async def test_single_user_rotation_window_is_served_through_awspending(env: Run
             env.postgres_json("a", password=new_password),
             stages=["AWSPENDING"],
         )
-        await env.pg.set_password(env.app.user_a, new_password)
-        await env.pg.terminate_backends(user=env.app.user_a)
+        await pg_roles.set_password(env.pg, env.app.user_a, new_password)
+        await pg_roles.terminate_backends(env.pg, user=env.app.user_a)
         results = await asyncio.gather(*(runtime.pool.fetchval("SELECT 1") for _ in range(20)))
         assert results == [1] * 20
         assert runtime.pool.version_id == pending
@@ -88,8 +89,8 @@ async def test_single_user_rotation_window_is_served_through_awspending(env: Run
 async def test_database_auth_failure_with_nothing_newer_is_a_clear_error(env: RuntimeEnv) -> None:
     """No new version and no AWSPENDING: DatabaseAuthError naming the secret, no value."""
     async with boot_runtime(env.settings(db_pool_min_size=0)) as runtime:
-        await env.pg.set_password(env.app.user_a, fake_password())
-        await env.pg.terminate_backends(user=env.app.user_a)
+        await pg_roles.set_password(env.pg, env.app.user_a, fake_password())
+        await pg_roles.terminate_backends(env.pg, user=env.app.user_a)
         with pytest.raises(DatabaseAuthError) as caught:
             await runtime.pool.fetchval("SELECT 1")
         assert env.postgres_secret in str(caught.value)

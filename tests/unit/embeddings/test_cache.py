@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
+from secretswap.metrics import MetricsRegistry
 
 from kb_mcp.embeddings.cache import CachingEmbeddingsBackend, EmbeddingCache
-from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.observability.metrics import METRIC_NAMES, EmfEmitter, parse_emf_line
 
 MODEL = "text-embedding-3-small"

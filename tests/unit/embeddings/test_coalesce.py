@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
+from secretswap.metrics import MetricsRegistry
 
 from kb_mcp.embeddings.coalesce import CoalescingEmbeddingsBackend
 from kb_mcp.errors import EmbeddingAuthError, EmbeddingError
-from kb_mcp.observability.counters import MetricsRegistry
 
 MODEL = "text-embedding-3-small"
 

@@ -9,23 +9,16 @@ from collections import Counter as Tally
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from secretswap import HotSwap, HotSwapEvent, Observer, Recover, Refresher, background_group
+from secretswap.metrics import MetricsRegistry
+from secretswap.testing import FakeResource, FaultyAdapter, MemoryProvider, Refused
 
 from kb_mcp.errors import AuthFailed, KbMcpError, RotationError
-from kb_mcp.hotswap import (
-    HotSwap,
-    HotSwapEvent,
-    Observer,
-    Recover,
-    Refresher,
-    background_group,
-)
-from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.secrets.schemas import OpenAIKeySecret
 from tests.conftest import CapturedLogs
 from tests.support.fakes import fake_openai_key
 from tests.support.foreign_errors import any_errors, foreign_errors
-from tests.support.memory_provider import MemoryProvider
-from tests.unit.hotswap.conftest import NAME, RecordingAdapter, Refused, Resource
+from tests.unit.hotswap.conftest import NAME
 
 EXAMPLES = settings(
     max_examples=60,
@@ -41,13 +34,13 @@ def _provider() -> MemoryProvider:
 
 
 def _swap(
-    adapter: RecordingAdapter,
+    adapter: FaultyAdapter,
     drains: asyncio.TaskGroup,
     metrics: MetricsRegistry,
     *,
     recover: Recover | None = None,
     observers: tuple[Observer, ...] = (),
-) -> HotSwap[OpenAIKeySecret, Resource]:
+) -> HotSwap[OpenAIKeySecret, FakeResource]:
     return HotSwap(
         adapter,
         NAME,
@@ -70,7 +63,7 @@ async def test_any_build_or_probe_error_rejects_the_version_and_the_old_serves(
     captured_logs: CapturedLogs, step: str, error: Exception
 ) -> None:
     """build/probe raising anything: RotationError naming the step's error class, old serves."""
-    provider, adapter, metrics = _provider(), RecordingAdapter(), MetricsRegistry()
+    provider, adapter, metrics = _provider(), FaultyAdapter(), MetricsRegistry()
     async with background_group() as drains:
         swap = _swap(adapter, drains, metrics)
         first = (await swap.start(await provider.get_secret_json(NAME, OpenAIKeySecret))).resource
@@ -97,7 +90,7 @@ async def test_a_terminate_failing_after_a_failed_probe_is_contained(
     captured_logs: CapturedLogs, probe_error: Exception, terminate_error: Exception
 ) -> None:
     """probe then terminate raise: one RotationError; terminate's failure counted, logged once."""
-    provider, adapter, metrics = _provider(), RecordingAdapter(), MetricsRegistry()
+    provider, adapter, metrics = _provider(), FaultyAdapter(), MetricsRegistry()
     async with background_group() as drains:
         swap = _swap(adapter, drains, metrics)
         first = (await swap.start(await provider.get_secret_json(NAME, OpenAIKeySecret))).resource
@@ -124,7 +117,7 @@ async def test_a_close_that_raises_ends_in_terminate_and_the_drain_completes(
     captured_logs: CapturedLogs, error: Exception, terminate_too: bool
 ) -> None:
     """close raising anything (terminate too, maybe): the drain ends, the old one is terminated."""
-    provider, adapter, metrics = _provider(), RecordingAdapter(), MetricsRegistry()
+    provider, adapter, metrics = _provider(), FaultyAdapter(), MetricsRegistry()
     async with background_group() as drains:
         swap = _swap(adapter, drains, metrics)
         old = await swap.start(await provider.get_secret_json(NAME, OpenAIKeySecret))
@@ -147,7 +140,7 @@ async def test_an_is_auth_failure_that_raises_gives_the_caller_its_own_error(
     captured_logs: CapturedLogs, error: Exception
 ) -> None:
     """is_auth_failure raising: the operation's own exception reaches the caller, no recovery."""
-    provider, adapter, metrics = _provider(), RecordingAdapter(), MetricsRegistry()
+    provider, adapter, metrics = _provider(), FaultyAdapter(), MetricsRegistry()
     recovered: list[str] = []
 
     async def recover(name: str, failed: str) -> bool:
@@ -159,7 +152,7 @@ async def test_an_is_auth_failure_that_raises_gives_the_caller_its_own_error(
         await swap.start(await provider.get_secret_json(NAME, OpenAIKeySecret))
         adapter.faults["is_auth_failure"] = error
 
-        async def operation(resource: Resource) -> None:
+        async def operation(resource: FakeResource) -> None:
             raise Refused
 
         with pytest.raises(Refused):
@@ -176,7 +169,7 @@ async def test_a_recover_that_raises_is_an_auth_failure_not_a_crash(
     captured_logs: CapturedLogs, error: Exception
 ) -> None:
     """recover raising: the caller gets AuthFailed for the refused version, counted once."""
-    provider, adapter, metrics = _provider(), RecordingAdapter(), MetricsRegistry()
+    provider, adapter, metrics = _provider(), FaultyAdapter(), MetricsRegistry()
 
     async def recover(name: str, failed: str) -> bool:
         raise error
@@ -185,7 +178,7 @@ async def test_a_recover_that_raises_is_an_auth_failure_not_a_crash(
         swap = _swap(adapter, drains, metrics, recover=recover)
         first = await swap.start(await provider.get_secret_json(NAME, OpenAIKeySecret))
 
-        async def operation(resource: Resource) -> None:
+        async def operation(resource: FakeResource) -> None:
             raise Refused
 
         with pytest.raises(AuthFailed) as caught:
@@ -202,7 +195,7 @@ async def test_an_observer_that_raises_stops_nothing(
     captured_logs: CapturedLogs, error: Exception, kind: str
 ) -> None:
     """An observer raising on any event: the rotation completes, later observers still see it."""
-    provider, adapter, metrics = _provider(), RecordingAdapter(), MetricsRegistry()
+    provider, adapter, metrics = _provider(), FaultyAdapter(), MetricsRegistry()
     seen: list[HotSwapEvent] = []
 
     def raising(event: HotSwapEvent) -> None:
@@ -219,7 +212,7 @@ async def test_an_observer_that_raises_stops_nothing(
         refresher.watch(loaded, swap)
         version = provider.put(NAME, fake_openai_key())
         await refresher.refresh_all()
-        assert swap.version_id == version
+        assert refresher.in_service(NAME) == version
         await swap.aclose()
     assert {e.kind for e in seen} >= {"poll", "detected", "swapped", "closed"}
     raised = 2 if kind == "closed" else 1  # the rotated-out generation, then at aclose
@@ -254,7 +247,7 @@ async def test_the_refresher_lives_on_through_any_error(
     captured_logs: CapturedLogs, step: str, error: Exception
 ) -> None:
     """A round meeting any error ends; the next runs, a good version swaps; stop ends run()."""
-    provider, adapter, metrics = _provider(), RecordingAdapter(), MetricsRegistry()
+    provider, adapter, metrics = _provider(), FaultyAdapter(), MetricsRegistry()
     rounds = _Rounds()
     async with background_group() as drains:
         swap = _swap(adapter, drains, metrics, observers=(rounds,))
@@ -278,7 +271,7 @@ async def test_the_refresher_lives_on_through_any_error(
         adapter.faults.clear()
         version = provider.put(NAME, fake_openai_key())
         refresher.trigger()
-        while swap.version_id != version:
+        while refresher.in_service(NAME) != version:
             await rounds.reach("poll", rounds.tally["poll"] + 1)
             refresher.trigger()
         stop.set()

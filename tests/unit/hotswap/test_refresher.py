@@ -7,16 +7,15 @@ import random
 from typing import Any
 
 import pytest
+from secretswap import HotSwapEvent, Refresher
+from secretswap.metrics import MetricsRegistry
+from secretswap.port import AWSPENDING, LoadedSecret
+from secretswap.refresher import MIN_BACKOFF_S, RECOVERY_WINDOW_S
+from secretswap.testing import ManualClock, MemoryProvider
 
 from kb_mcp.errors import RotationError
-from kb_mcp.hotswap import HotSwapEvent, Refresher
-from kb_mcp.hotswap.refresher import MIN_BACKOFF_S, RECOVERY_WINDOW_S
-from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.secrets.port import AWSPENDING, LoadedSecret
 from kb_mcp.secrets.schemas import OpenAIKeySecret
-from tests.support.clock import FakeClock
 from tests.support.fakes import fake_openai_key
-from tests.support.memory_provider import MemoryProvider
 from tests.unit.hotswap.conftest import NAME
 
 
@@ -45,7 +44,7 @@ class Watcher:
 
 
 async def _watched(
-    provider: MemoryProvider, *, offer_pending: bool = False, clock: FakeClock | None = None
+    provider: MemoryProvider, *, offer_pending: bool = False, clock: ManualClock | None = None
 ) -> tuple[Refresher, Watcher, MetricsRegistry, list[HotSwapEvent]]:
     metrics = MetricsRegistry()
     events: list[HotSwapEvent] = []
@@ -55,12 +54,12 @@ async def _watched(
         jitter_ratio=0.0,
         metrics=metrics,
         observers=(events.append,),
-        clock=clock or FakeClock(),
+        clock=clock or ManualClock(),
     )
     watcher = Watcher()
     loaded = await provider.get_secret_json(NAME, OpenAIKeySecret)
     watcher.in_service = loaded.version_id
-    refresher.watch(loaded, watcher, offer_pending=offer_pending, recoveries_metric="Recoveries")
+    refresher.watch(loaded, watcher, offer_pending=offer_pending)
     return refresher, watcher, metrics, events
 
 
@@ -126,7 +125,7 @@ async def test_a_malformed_version_is_a_counted_failure(provider: MemoryProvider
 
 async def test_auth_recovery_is_single_flight(provider: MemoryProvider) -> None:
     """Twenty callers refused at once: one refresh, one apply, every caller told to retry."""
-    refresher, watcher, metrics, _events = await _watched(provider)
+    refresher, watcher, _metrics, events = await _watched(provider)
     failed = watcher.in_service
     new = provider.put(NAME, fake_openai_key())
     provider.gate = asyncio.Event()
@@ -137,7 +136,7 @@ async def test_auth_recovery_is_single_flight(provider: MemoryProvider) -> None:
     assert provider.calls.get("refresh") == 1
     assert watcher.offered == [new]
     assert refresher.in_service(NAME) == new
-    assert metrics.total("Recoveries") == 1
+    assert [(e.secret, e.version_id) for e in events if e.kind == "recovering"] == [(NAME, failed)]
 
 
 async def test_recovery_tries_awscurrent_then_awspending(provider: MemoryProvider) -> None:
@@ -165,8 +164,8 @@ async def test_a_fruitless_recovery_fails_fast_within_its_window(
     provider: MemoryProvider,
 ) -> None:
     """Nothing newer: False; further failures of that version within the window skip the API."""
-    clock = FakeClock()
-    refresher, watcher, metrics, _events = await _watched(provider, offer_pending=True, clock=clock)
+    clock = ManualClock()
+    refresher, watcher, _metrics, events = await _watched(provider, offer_pending=True, clock=clock)
     failed = watcher.in_service
     assert not await refresher.recover(NAME, failed)
     calls = dict(provider.calls)
@@ -176,7 +175,7 @@ async def test_a_fruitless_recovery_fails_fast_within_its_window(
     clock.advance(RECOVERY_WINDOW_S)
     assert not await refresher.recover(NAME, failed)
     assert provider.calls["refresh"] == calls["refresh"] + 1
-    assert metrics.total("Recoveries") == 2
+    assert [e.kind for e in events].count("recovering") == 2
 
 
 async def test_a_version_already_replaced_needs_no_recovery(provider: MemoryProvider) -> None:

@@ -5,34 +5,40 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from secretswap import AuthFailed, HotSwap, HotSwapEvent
+from secretswap.testing import FakeResource, FaultyAdapter, MemoryProvider, Refused
 
-from kb_mcp.errors import ResourceClosedError, RotationError
-from kb_mcp.hotswap import AuthFailed, HotSwap, HotSwapEvent
+from kb_mcp.errors import (
+    DatabaseAuthError,
+    DatabaseUnavailableError,
+    ResourceClosedError,
+    RotationError,
+)
 from kb_mcp.secrets.schemas import OpenAIKeySecret
 from tests.support.fakes import fake_openai_key
-from tests.support.memory_provider import MemoryProvider
-from tests.unit.hotswap.conftest import NAME, RecordingAdapter, Refused, Resource, new_swap
+from tests.unit.hotswap.conftest import NAME, new_swap
 
 
-async def _started(provider: MemoryProvider, swap: HotSwap[OpenAIKeySecret, Resource]) -> Resource:
+async def _started(
+    provider: MemoryProvider, swap: HotSwap[OpenAIKeySecret, FakeResource]
+) -> FakeResource:
     generation = await swap.start(await provider.get_secret_json(NAME, OpenAIKeySecret))
     return generation.resource
 
 
-def _state(resource: Resource) -> str:
+def _state(resource: FakeResource) -> str:
     if resource.terminated:
         return "terminated"
     return "closed" if resource.closed else "open"
 
 
 async def test_swap_under_occupancy_closes_the_old_generation_only_when_idle(
-    provider: MemoryProvider, adapter: RecordingAdapter, drains: asyncio.TaskGroup
+    provider: MemoryProvider, adapter: FaultyAdapter, drains: asyncio.TaskGroup
 ) -> None:
     """A caller holding the old generation keeps it open; it closes once that caller leaves."""
     swap = new_swap(adapter, drains)
     first = await _started(provider, swap)
     async with swap.lease() as held:
-        assert await swap.apply(await provider.get_secret_json(NAME, OpenAIKeySecret)) is False
         provider.put(NAME, fake_openai_key())
         assert await swap.apply(await provider.get_secret_json(NAME, OpenAIKeySecret))
         assert swap.current.resource is not first
@@ -48,7 +54,7 @@ async def test_swap_under_occupancy_closes_the_old_generation_only_when_idle(
 
 
 async def test_drain_timeout_terminates_the_old_generation(
-    provider: MemoryProvider, adapter: RecordingAdapter, drains: asyncio.TaskGroup
+    provider: MemoryProvider, adapter: FaultyAdapter, drains: asyncio.TaskGroup
 ) -> None:
     """Users left past the drain timeout: the old generation is terminated, not closed."""
     swap = new_swap(adapter, drains, drain_timeout_s=0.01)
@@ -62,18 +68,18 @@ async def test_drain_timeout_terminates_the_old_generation(
 
 
 async def test_a_hanging_close_is_terminated(
-    provider: MemoryProvider, adapter: RecordingAdapter, drains: asyncio.TaskGroup
+    provider: MemoryProvider, adapter: FaultyAdapter, drains: asyncio.TaskGroup
 ) -> None:
     """A close that does not finish within the drain timeout ends in terminate."""
     swap = new_swap(adapter, drains, drain_timeout_s=0.01)
     first = await _started(provider, swap)
-    adapter.close_hangs = True
+    adapter.close_gate = asyncio.Event()  # never set: the close hangs
     await swap.aclose()
     assert first.terminated
 
 
 async def test_close_during_rotation_discards_the_new_generation(
-    provider: MemoryProvider, adapter: RecordingAdapter, drains: asyncio.TaskGroup
+    provider: MemoryProvider, adapter: FaultyAdapter, drains: asyncio.TaskGroup
 ) -> None:
     """aclose() while a build is in flight: the rotation fails closed, nothing stays open."""
     swap = new_swap(adapter, drains)
@@ -98,13 +104,16 @@ async def test_close_during_rotation_discards_the_new_generation(
 
 @pytest.mark.parametrize("failure", ["build", "probe"])
 async def test_a_rejected_version_leaves_the_old_generation_serving(
-    provider: MemoryProvider, adapter: RecordingAdapter, drains: asyncio.TaskGroup, failure: str
+    provider: MemoryProvider, adapter: FaultyAdapter, drains: asyncio.TaskGroup, failure: str
 ) -> None:
     """Build or probe failing: RotationError naming the version; the new resource is closed."""
     swap = new_swap(adapter, drains)
     first = await _started(provider, swap)
-    adapter.fail_build = failure == "build"
-    adapter.fail_probe = failure == "probe"
+    refusals = {
+        "build": DatabaseAuthError("refused the new version"),
+        "probe": DatabaseUnavailableError("probe of the new version failed"),
+    }
+    adapter.faults[failure] = refusals[failure]
     version = provider.put(NAME, fake_openai_key())
     with pytest.raises(RotationError) as caught:
         await swap.apply(await provider.get_secret_json(NAME, OpenAIKeySecret))
@@ -115,7 +124,7 @@ async def test_a_rejected_version_leaves_the_old_generation_serving(
 
 
 async def test_auth_failure_recovers_and_retries_once(
-    provider: MemoryProvider, adapter: RecordingAdapter, drains: asyncio.TaskGroup
+    provider: MemoryProvider, adapter: FaultyAdapter, drains: asyncio.TaskGroup
 ) -> None:
     """run(): a refusal asks recover(), which swaps; the operation runs again on the new one."""
     seen: list[str] = []
@@ -125,10 +134,12 @@ async def test_auth_failure_recovers_and_retries_once(
         provider.put(NAME, fake_openai_key())
         return await swap.apply(await provider.get_secret_json(NAME, OpenAIKeySecret))
 
-    swap = HotSwap(adapter, NAME, tasks=drains, recover=recover, observers=(events.append,))
+    swap: HotSwap[OpenAIKeySecret, FakeResource] = HotSwap(
+        adapter, NAME, tasks=drains, recover=recover, observers=(events.append,)
+    )
     first = await _started(provider, swap)
 
-    async def operation(resource: Resource) -> str:
+    async def operation(resource: FakeResource) -> str:
         seen.append(resource.version_id)
         if resource is first:
             raise Refused
@@ -141,7 +152,7 @@ async def test_auth_failure_recovers_and_retries_once(
 
 
 async def test_auth_failure_without_a_newer_version_is_raised(
-    provider: MemoryProvider, adapter: RecordingAdapter, drains: asyncio.TaskGroup
+    provider: MemoryProvider, adapter: FaultyAdapter, drains: asyncio.TaskGroup
 ) -> None:
     """recover() finds nothing: AuthFailed carrying the refused generation, no retry."""
     calls: list[str] = []
@@ -150,10 +161,12 @@ async def test_auth_failure_without_a_newer_version_is_raised(
         calls.append(failed)
         return False
 
-    swap = HotSwap(adapter, NAME, tasks=drains, recover=recover)
+    swap: HotSwap[OpenAIKeySecret, FakeResource] = HotSwap(
+        adapter, NAME, tasks=drains, recover=recover
+    )
     first = await _started(provider, swap)
 
-    async def refused(resource: Resource) -> None:
+    async def refused(resource: FakeResource) -> None:
         raise Refused
 
     with pytest.raises(AuthFailed) as caught:

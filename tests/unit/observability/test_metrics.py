@@ -8,13 +8,13 @@ from typing import Any
 
 import aioboto3
 import pytest
+from secretswap import Refresher, SecretWatcher
+from secretswap.metrics import MetricsRegistry
+from secretswap.port import LoadedSecret
 
 from kb_mcp.errors import RotationError
-from kb_mcp.hotswap import Refresher, SecretWatcher
-from kb_mcp.observability.counters import MetricsRegistry
 from kb_mcp.observability.metrics import EmfEmitter, EmfFormatError, parse_emf_line
 from kb_mcp.secrets.aws import AwsSecretsManagerProvider
-from kb_mcp.secrets.port import LoadedSecret
 from kb_mcp.secrets.schemas import OpenAIKeySecret
 from tests.support.fakes import fake_openai_key
 

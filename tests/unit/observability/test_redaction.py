@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import structlog
 from pydantic import SecretStr
+from secretswap.port import LoadedSecret, SecretVersion
 
 from kb_mcp.observability.redaction import (
     DEPTH_LIMIT_MARKER,
@@ -20,7 +21,6 @@ from kb_mcp.observability.redaction import (
     redact_text,
     secret_registry,
 )
-from kb_mcp.secrets.port import LoadedSecret, SecretVersion
 from kb_mcp.secrets.schemas import OpenAIKeySecret, PostgresCredentials
 from tests.conftest import CapturedLogs
 from tests.support.fakes import fake_openai_key, fake_password, postgres_secret_json, watch

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from secretswap.testing import ManualClock
+
 from kb_mcp.runtime.health import DatabaseOutage
-from tests.support.clock import FakeClock
 
 
 def test_a_short_outage_keeps_the_task_in_service_and_a_long_one_does_not() -> None:
     """Failed probes within the grace: in service; past it: out; an answer resets it."""
-    clock = FakeClock()
+    clock = ManualClock()
     outage = DatabaseOutage(grace_s=30.0, clock=clock)
     assert outage.record(False)
     clock.advance(29.0)

@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+from secretswap.testing import ManualClock
 
 from kb_mcp.errors import EmbeddingError
 from kb_mcp.runtime.health import EmbeddingsHealth, ObservedBackend
-from tests.support.clock import FakeClock
 
 
 class Backend:
@@ -28,7 +28,7 @@ class Backend:
 
 async def test_a_failing_real_call_degrades_without_a_probe() -> None:
     """After a failed call the verdict is the failure, with no probe while it is fresh."""
-    clock = FakeClock()
+    clock = ManualClock()
     health = EmbeddingsHealth(clock=clock)
     backend = Backend()
     observed = ObservedBackend(backend, health)
@@ -47,7 +47,7 @@ async def test_a_failing_real_call_degrades_without_a_probe() -> None:
 
 async def test_probes_are_rate_limited_and_single_flight() -> None:
     """Fifty concurrent checks make one probe; the next one only after the interval."""
-    clock = FakeClock()
+    clock = ManualClock()
     health = EmbeddingsHealth(clock=clock, fresh_s=30, probe_interval_s=60)
     probes = 0
 
@@ -84,7 +84,7 @@ class HeldBackend:
 
 async def test_calls_waiting_past_the_stall_bound_degrade_without_a_probe() -> None:
     """A call in flight `stall_s` with nothing answered: not ok; ok again once it answers."""
-    clock = FakeClock()
+    clock = ManualClock()
     health = EmbeddingsHealth(clock=clock, stall_s=5.0)
     health.record(True)
     backend = HeldBackend()
@@ -109,7 +109,7 @@ async def test_calls_waiting_past_the_stall_bound_degrade_without_a_probe() -> N
 
 async def test_an_answer_during_a_long_call_means_the_endpoint_answers() -> None:
     """One slow call while others are answered is no stall: the endpoint is answering."""
-    clock = FakeClock()
+    clock = ManualClock()
     health = EmbeddingsHealth(clock=clock, stall_s=5.0)
     slow = HeldBackend()
     call = asyncio.create_task(
@@ -126,7 +126,7 @@ async def test_an_answer_during_a_long_call_means_the_endpoint_answers() -> None
 
 async def test_a_call_given_up_after_the_stall_bound_is_recorded_as_a_failure() -> None:
     """A call cancelled (deadline, client gone) after `stall_s` unanswered: not ok, fresh."""
-    clock = FakeClock()
+    clock = ManualClock()
     health = EmbeddingsHealth(clock=clock, stall_s=5.0)
     backend = HeldBackend()
     call = asyncio.create_task(

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 
 import pytest
 from pydantic import SecretStr
+from secretswap.cache import SecretCache
+from secretswap.metrics import MetricsRegistry
+from secretswap.port import SecretVersion
+from secretswap.testing import ManualClock
 
 from kb_mcp.errors import ResourceClosedError, SecretsUnavailableError
-from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.secrets.cache import SecretCache
-from kb_mcp.secrets.port import SecretVersion
 from tests.conftest import CapturedLogs
-from tests.support.clock import FakeClock
 from tests.support.fakes import fake_openai_key
 
 NAME = "kb-mcp/test/openai-api-key"
@@ -50,9 +50,9 @@ class Backend:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
+def clock() -> ManualClock:
     """A fake monotonic clock."""
-    return FakeClock()
+    return ManualClock()
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def metrics() -> MetricsRegistry:
 
 
 @pytest.fixture
-def cache(backend: Backend, clock: FakeClock, metrics: MetricsRegistry) -> SecretCache:
+def cache(backend: Backend, clock: ManualClock, metrics: MetricsRegistry) -> SecretCache:
     """A cache with a 300 s TTL on the fake clock."""
     return SecretCache(backend.fetch, ttl_s=300.0, metrics=metrics, clock=clock)
 
@@ -80,7 +80,7 @@ def _count(metrics: MetricsRegistry, name: str) -> int:
 
 
 async def test_hit_within_ttl_and_one_fetch_after(
-    cache: SecretCache, backend: Backend, clock: FakeClock, metrics: MetricsRegistry
+    cache: SecretCache, backend: Backend, clock: ManualClock, metrics: MetricsRegistry
 ) -> None:
     """Reads within the TTL are hits; the first read at or after the TTL fetches once."""
     first = await cache.get(NAME)
@@ -95,7 +95,7 @@ async def test_hit_within_ttl_and_one_fetch_after(
 
 
 async def test_new_version_seen_after_ttl(
-    cache: SecretCache, backend: Backend, clock: FakeClock
+    cache: SecretCache, backend: Backend, clock: ManualClock
 ) -> None:
     """A rotated value is served once the TTL expires, not before."""
     assert (await cache.get(NAME)).version_id == "v1"
@@ -118,7 +118,7 @@ async def test_cold_readers_share_one_fetch(cache: SecretCache, backend: Backend
 
 
 async def test_expired_entry_readers_share_one_fetch(
-    cache: SecretCache, backend: Backend, clock: FakeClock
+    cache: SecretCache, backend: Backend, clock: ManualClock
 ) -> None:
     """Concurrent readers of an expired entry cause one fetch too."""
     await cache.get(NAME)
@@ -144,7 +144,7 @@ async def test_cold_failure_raises_to_every_reader(cache: SecretCache, backend: 
 async def test_stale_on_error_serves_old_value_and_reports_it(
     cache: SecretCache,
     backend: Backend,
-    clock: FakeClock,
+    clock: ManualClock,
     metrics: MetricsRegistry,
     captured_logs: CapturedLogs,
 ) -> None:
@@ -166,7 +166,7 @@ async def test_stale_on_error_serves_old_value_and_reports_it(
 
 
 async def test_outage_does_not_turn_reads_into_fetches(
-    cache: SecretCache, backend: Backend, clock: FakeClock
+    cache: SecretCache, backend: Backend, clock: ManualClock
 ) -> None:
     """After a failed refresh the next attempt waits `error_retry_s` (30 s by default)."""
     await cache.get(NAME)
@@ -182,7 +182,7 @@ async def test_outage_does_not_turn_reads_into_fetches(
 
 
 async def test_recovery_clears_staleness(
-    cache: SecretCache, backend: Backend, clock: FakeClock
+    cache: SecretCache, backend: Backend, clock: ManualClock
 ) -> None:
     """The first successful fetch after an outage replaces the entry and clears `stale`."""
     await cache.get(NAME)
@@ -198,7 +198,7 @@ async def test_recovery_clears_staleness(
 
 
 async def test_refresh_raises_but_keeps_value(
-    cache: SecretCache, backend: Backend, clock: FakeClock
+    cache: SecretCache, backend: Backend, clock: ManualClock
 ) -> None:
     """A forced refresh that fails raises; the cached value keeps being served."""
     good = await cache.get(NAME)
@@ -206,11 +206,11 @@ async def test_refresh_raises_but_keeps_value(
     with pytest.raises(SecretsUnavailableError):
         await cache.refresh(NAME)
     assert await cache.get(NAME) is good
-    assert cache.peek(NAME) is good
+    assert [(s.name, s.version_id) for s in cache.status()] == [(NAME, good.version_id)]
 
 
 async def test_refresh_single_flight_and_seen_version(
-    cache: SecretCache, backend: Backend, clock: FakeClock
+    cache: SecretCache, backend: Backend, clock: ManualClock
 ) -> None:
     """100 concurrent refreshes make one fetch; an older `seen_version` gets the new one free."""
     await cache.get(NAME)
@@ -228,7 +228,7 @@ async def test_refresh_single_flight_and_seen_version(
 
 
 async def test_repeated_forced_refresh_within_a_second_is_not_repeated(
-    cache: SecretCache, backend: Backend, clock: FakeClock
+    cache: SecretCache, backend: Backend, clock: ManualClock
 ) -> None:
     """A second forced refresh for the same version within a second reuses the first."""
     await cache.get(NAME)
@@ -245,7 +245,7 @@ async def test_repeated_forced_refresh_within_a_second_is_not_repeated(
 
 
 async def test_get_fresh_never_fetches(
-    cache: SecretCache, backend: Backend, clock: FakeClock, metrics: MetricsRegistry
+    cache: SecretCache, backend: Backend, clock: ManualClock, metrics: MetricsRegistry
 ) -> None:
     """`get_fresh` gives a fresh entry (a hit) and None when cold or expired; never fetches."""
     assert cache.get_fresh(NAME) is None
@@ -264,8 +264,7 @@ async def test_invalidate_forgets_one_or_all(cache: SecretCache, backend: Backen
     await cache.get(NAME)
     await cache.get(other)
     cache.invalidate(NAME)
-    assert cache.peek(NAME) is None
-    assert cache.peek(other) is not None
+    assert [s.name for s in cache.status()] == [other]
     await cache.get(NAME)
     assert backend.calls == 3
     cache.invalidate()
@@ -275,7 +274,7 @@ async def test_invalidate_forgets_one_or_all(cache: SecretCache, backend: Backen
 
 
 async def test_status_names_versions_never_values(
-    cache: SecretCache, backend: Backend, clock: FakeClock
+    cache: SecretCache, backend: Backend, clock: ManualClock
 ) -> None:
     """`status()` gives version and age; neither it nor its repr holds the value."""
     await cache.get(NAME)

@@ -17,6 +17,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+from secretswap.aws.classify import classify_aws_error, is_retryable
 
 from kb_mcp.errors import (
     SecretAccessDeniedError,
@@ -24,7 +25,6 @@ from kb_mcp.errors import (
     SecretsError,
     SecretsUnavailableError,
 )
-from kb_mcp.secrets.classify import classify_aws_error, is_retryable
 
 NAME = "kb-mcp/prod/postgres-credentials"
 REGION = "eu-west-1"

@@ -8,13 +8,13 @@ import json
 import os
 
 import pytest
+from secretswap.port import AWSCURRENT
 
 from kb_mcp.config import Settings, load_settings
 from kb_mcp.errors import SecretNotFoundError
 from kb_mcp.observability.redaction import SecretValueRegistry
-from kb_mcp.secrets import EnvSecretsProvider, OpenAIKeySecret, PostgresCredentials
-from kb_mcp.secrets.env import ENV_VERSION_ID
-from kb_mcp.secrets.port import AWSCURRENT
+from kb_mcp.secrets.env import ENV_VERSION_ID, EnvSecretsProvider
+from kb_mcp.secrets.schemas import OpenAIKeySecret, PostgresCredentials
 from tests.support.fakes import fake_auth_token, fake_openai_key, fake_password
 
 AUTH_SECRET = "kb-mcp/dev/auth-token"

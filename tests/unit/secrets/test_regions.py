@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from secretswap.aws.regions import Region, RegionFailover
+from secretswap.metrics import MetricsRegistry
+from secretswap.testing import ManualClock
 
-from kb_mcp.observability.counters import MetricsRegistry
-from kb_mcp.secrets.regions import Region, RegionFailover
 from tests.conftest import CapturedLogs
-from tests.support.clock import FakeClock
 
 PRIMARY = Region("us-east-1")
 WEST = Region("us-west-2", "http://127.0.0.1:1")
 EU = Region("eu-west-1")
 
 
-def _failover(clock: FakeClock, metrics: MetricsRegistry | None = None) -> RegionFailover:
+def _failover(clock: ManualClock, metrics: MetricsRegistry | None = None) -> RegionFailover:
     return RegionFailover(
         PRIMARY, [WEST, EU], failback_interval_s=30.0, clock=clock, metrics=metrics
     )
@@ -26,7 +26,7 @@ def _regions(failover: RegionFailover) -> list[tuple[str, bool]]:
 
 def test_normal_plan_is_primary_then_replicas_in_order() -> None:
     """Not failed over: the primary (yielding to a failover), then each replica."""
-    failover = _failover(FakeClock())
+    failover = _failover(ManualClock())
     plan = failover.plan()
     assert [a.region for a in plan] == [PRIMARY, WEST, EU]
     assert plan[0].yields
@@ -35,7 +35,7 @@ def test_normal_plan_is_primary_then_replicas_in_order() -> None:
 
 def test_failed_over_plan_probes_the_primary_once_per_interval() -> None:
     """Failed over to us-west-2: one probe of the primary per interval, else the replica."""
-    clock = FakeClock()
+    clock = ManualClock()
     failover = _failover(clock)
     failover.answered(WEST, secret="s", after_error="EndpointConnectionError")
     assert failover.failed_over
@@ -49,7 +49,7 @@ def test_failed_over_plan_probes_the_primary_once_per_interval() -> None:
 def test_a_replica_answering_as_planned_moves_nothing() -> None:
     """A read served by a replica without an error before it (planned earlier) moves nothing."""
     metrics = MetricsRegistry()
-    failover = _failover(FakeClock(), metrics)
+    failover = _failover(ManualClock(), metrics)
     failover.answered(WEST, secret="s", after_error=None)
     assert failover.active is PRIMARY
     assert metrics.total("SecretsFailovers") == 0
@@ -58,7 +58,7 @@ def test_a_replica_answering_as_planned_moves_nothing() -> None:
 def test_moves_are_counted_and_logged(captured_logs: CapturedLogs) -> None:
     """Failover to a replica, on to the next one, back to the primary: counted and logged."""
     metrics = MetricsRegistry()
-    failover = _failover(FakeClock(), metrics)
+    failover = _failover(ManualClock(), metrics)
     failover.answered(WEST, secret="s", after_error="ReadTimeoutError")
     failover.answered(EU, secret="s", after_error="EndpointConnectionError")
     assert _regions(failover)[0] == ("eu-west-1", False)

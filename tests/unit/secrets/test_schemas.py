@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
+from secretswap.schemas import SecretModel, parse_secret
 
 from kb_mcp.errors import SecretFormatError
 from kb_mcp.secrets.schemas import (
@@ -19,8 +20,6 @@ from kb_mcp.secrets.schemas import (
     AuthTokenSecret,
     OpenAIKeySecret,
     PostgresCredentials,
-    SecretModel,
-    parse_secret,
 )
 from tests.support.fakes import (
     fake_auth_token,

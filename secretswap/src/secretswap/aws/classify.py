@@ -33,6 +33,7 @@ from secretswap.errors import (
 __all__ = [
     "AWS_CONFIG_ERRORS",
     "AWS_CONFIG_HINT",
+    "NOT_FOUND_HINT",
     "RETRYABLE_CODES",
     "classify_aws_error",
     "is_retryable",
@@ -92,10 +93,25 @@ def _where(region: str, endpoint_url: str | None) -> str:
     return f"{region} via {endpoint_url}" if endpoint_url else region
 
 
+NOT_FOUND_HINT = (
+    "check the secret name and AWS_REGION; for a missing version stage, check the secret's "
+    "rotation state (its version stages)"
+)
+"""The hint of a not-found error, unless the application gives its own (`not_found_hint`)."""
+
+
 def classify_aws_error(
-    exc: BaseException, *, secret_name: str, region: str, endpoint_url: str | None
+    exc: BaseException,
+    *,
+    secret_name: str,
+    region: str,
+    endpoint_url: str | None,
+    not_found_hint: str | None = None,
 ) -> SecretsError:
-    """The `SecretsError` subclass for an exception raised by a Secrets Manager call."""
+    """The `SecretsError` subclass for an exception raised by a Secrets Manager call.
+
+    `not_found_hint`: what a not-found error tells to check (default `NOT_FOUND_HINT`):
+    an application that names its secrets by a scheme says so here."""
     where = _where(region, endpoint_url)
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -107,11 +123,7 @@ def classify_aws_error(
                 secret_name=secret_name,
                 region=region,
                 aws_error=code,
-                hint=(
-                    "check the secret name, AWS_REGION and KB_MCP_ENV (names are "
-                    "kb-mcp/{dev|staging|prod}/...); for a missing version stage, check the "
-                    "rotation state with `kb-mcp secrets age`"
-                ),
+                hint=not_found_hint or NOT_FOUND_HINT,
             )
         if code in ACCESS_DENIED_CODES or status == 403:
             shown = "AccessDeniedException" if code in {"403", ""} else code

@@ -70,7 +70,9 @@ class AwsSecretsManagerProvider:
     `clock` (default `time.monotonic`) drives the cache's TTL and the failback interval;
     tests inject a fake one. The retry budget always runs on the real monotonic clock.
     `replicas` are the regions holding replicas of the secrets, in failover order.
-    `registry` is told every value read (kb-mcp's log redaction registers them).
+    `registry` is told every value read (an application's log redaction registers them).
+    `not_found_hint` replaces the generic hint of a not-found error (the application's
+    naming scheme of its secrets, say).
     """
 
     source = "aws-secrets-manager"
@@ -90,6 +92,7 @@ class AwsSecretsManagerProvider:
         clock: Callable[[], float] = time.monotonic,
         replicas: Sequence[Region] = (),
         failback_interval_s: float = 30.0,
+        not_found_hint: str | None = None,
     ) -> None:
         self.region = region
         self.endpoint_url = endpoint_url
@@ -117,6 +120,7 @@ class AwsSecretsManagerProvider:
         self._open_lock = asyncio.Lock()
         self._closed = False
         self._clock = clock
+        self._not_found_hint = not_found_hint
         self._cache = SecretCache(
             self._fetch_current, ttl_s=cache_ttl_s, metrics=self.metrics, clock=clock
         )
@@ -263,7 +267,11 @@ class AwsSecretsManagerProvider:
             raise
         except Exception as exc:  # the SDK reads its profile and config files here
             raise classify_aws_error(
-                exc, secret_name=name, region=region.name, endpoint_url=region.endpoint_url
+                exc,
+                secret_name=name,
+                region=region.name,
+                endpoint_url=region.endpoint_url,
+                not_found_hint=self._not_found_hint,
             ) from exc
         deadline = time.monotonic() + self._retry_budget_s
         attempt = 0
@@ -278,7 +286,11 @@ class AwsSecretsManagerProvider:
                     response = await client.get_secret_value(SecretId=name, VersionStage=stage)
             except Exception as exc:
                 error = classify_aws_error(
-                    exc, secret_name=name, region=region.name, endpoint_url=region.endpoint_url
+                    exc,
+                    secret_name=name,
+                    region=region.name,
+                    endpoint_url=region.endpoint_url,
+                    not_found_hint=self._not_found_hint,
                 )
                 delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # noqa: S311 - jitter, not security
                 if (
