@@ -33,15 +33,15 @@ up once (an OR of at most 8 terms in the GIN indexes) and the matching documents
 
 Cost: which terms a document holds comes from one GIN lookup per term (the chunks holding
 it, read for their document id only: no tsvector is decompressed or tested row by row),
-then one aggregation per (document, term) and one primary-key join per document for the
-namespace and filter; passages are read and ranked (`ts_rank`) only for the `depth`
-best-scoring documents (ties at the cut kept). Never a scan driven by a negation. At
-10,000 documents a three-word query holding ~1,700 chunks ran in 13 ms of server time
-(it was 22 ms when every chunk holding a term was tested per term and ranked); figures in
-docs/PERFORMANCE.md.
+then one aggregation per (document, term) joined once with the documents the namespace
+and filter let through; passages are read and ranked (`ts_rank`) only for the `depth`
+best-scoring documents (ties at the cut kept). Never a scan driven by a negation. Figures
+in docs/PERFORMANCE.md ("retrieval").
 
 Every document-level condition (the namespace, the filter of `kb_mcp.db.filters` and the
-exclusions) is assembled by `candidate_filter`, the one place a predicate on documents goes.
+exclusions) is assembled by `candidate_filter` for the statements that meet documents one
+by one; the keyword ranking uses its two parts: the filter's hook on the joined documents,
+the exclusions on the scored ones.
 """
 
 from __future__ import annotations
