@@ -262,6 +262,51 @@ async def test_migration_0007_indexes_titles_of_documents_already_stored(
     assert [h.id for h in by_tag] == [old]
 
 
+async def test_migration_0009_finds_identifier_titles_by_their_words(
+    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
+) -> None:
+    """A document stored before 0009 titled with a dotted, camelCase identifier is found
+    afterwards by one of its words (`unregister`, `selector`) and a tag's part (`io`), and
+    still by the whole name; a document added after it too."""
+    shipped = load_migrations()
+    before = [m for m in shipped if m.version < 9]
+    async with (
+        PoolSource.open(app_database) as source,
+        OpenAIBackend.open(fake_openai.base_url, openai_api_key) as backend,
+    ):
+        await apply_migrations(source, dimensions=DIMENSIONS, migrations=before)
+        embedder = Embedder(backend, model=MODEL, dimensions=DIMENSIONS)
+        async with source.acquire() as conn:
+            old = await insert_legacy_document(
+                conn,
+                embedder,
+                title="selectors.BaseSelector.unregister",
+                content="Stop watching a file object for events. " + _FILLER,
+                tags=["net_io"],
+            )
+        await apply_migrations(source, dimensions=DIMENSIONS)
+        store = DocumentStore(source, embedder)
+        new = await store.add_document(
+            title="asyncio.loop.create_connection", content=_FILLER, tags=[], metadata={}
+        )
+        search = HybridSearch(source, store)
+        found = {
+            query: [h.id for h in await search.search(query, limit=3, mode="keyword")]
+            for query in (
+                "unregister",
+                "selector",
+                "io",
+                "selectors.BaseSelector.unregister",
+                "connection",
+            )
+        }
+    assert found["unregister"] == [old]
+    assert found["selector"] == [old]
+    assert found["io"] == [old]
+    assert found["selectors.BaseSelector.unregister"] == [old]
+    assert found["connection"] == [new.id]
+
+
 _WORDS = ["replica", "vacuum", "index", "lock", "backup", "schema", "tuple", "commit"]
 
 
