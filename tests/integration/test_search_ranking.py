@@ -266,8 +266,8 @@ async def test_migration_0009_finds_identifier_titles_by_their_words(
     app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
 ) -> None:
     """A document stored before 0009 titled with a dotted, camelCase identifier is found
-    afterwards by one of its words (`unregister`, `selector`) and a tag's part (`io`), and
-    still by the whole name; a document added after it too."""
+    afterwards by one of its words (`unregister`, `selector`, `BaseSelector`) and a tag's
+    part (`io`), and still by the whole name; a document added after it too."""
     shipped = load_migrations()
     before = [m for m in shipped if m.version < 9]
     async with (
@@ -295,6 +295,7 @@ async def test_migration_0009_finds_identifier_titles_by_their_words(
             for query in (
                 "unregister",
                 "selector",
+                "BaseSelector",
                 "io",
                 "selectors.BaseSelector.unregister",
                 "connection",
@@ -302,6 +303,7 @@ async def test_migration_0009_finds_identifier_titles_by_their_words(
         }
     assert found["unregister"] == [old]
     assert found["selector"] == [old]
+    assert found["BaseSelector"] == [old]
     assert found["io"] == [old]
     assert found["selectors.BaseSelector.unregister"] == [old]
     assert found["connection"] == [new.id]
