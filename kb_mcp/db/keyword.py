@@ -3,7 +3,10 @@
 A parsed query (`kb_mcp.db.querytext`) reaches PostgreSQL as two `text[]` parameters, its
 terms and its exclusions; each becomes `phraseto_tsquery('english', ...)` there (stop
 words give empty queries, dropped). Documents are found through their body (the chunks'
-`search_vector`, 0003) and their title and tags (`documents.keyword_fields`, 0007).
+`search_vector`, 0003) and their title and tags (`documents.keyword_fields`, 0007; since
+0009 a title or tag written as an identifier is also indexed by its words: `.`, `_`, `/`
+and `:` read as spaces, camelCase split, so `unregister`, `selector` and `BaseSelector`
+find `selectors.BaseSelector.unregister`, which PostgreSQL's parser reads as one token).
 
 The score of a document, in [0, 1] and comparable across queries:
 
