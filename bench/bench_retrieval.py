@@ -36,12 +36,16 @@ the reported half. `--no-grid` skips it (and runs with a kb-mcp that has no
 Latency: 10,000 synthetic documents (bench_search's generator, bulk-loaded), query vectors
 precomputed, modes interleaved query by query so they share the machine's state; the
 hybrid / vector p50 ratio is the figure to watch. Two query sets of 200: `phrase`, 2-5
-consecutive words of a random document (bench_search's queries: the keyword side's
-all-words pass answers), and `scattered`, one word from each of three random documents
-(no document has them all: the keyword side's slower any-word pass runs).
+consecutive words of a random document (bench_search's queries: one document holds them
+all), and `scattered`, one word from each of three random documents (no document has them
+all). The keyword side does the same work for both: per word, the document ids of the
+chunks holding it (GIN), then passages of the best documents only.
+
+`--tuning-misses` lists the tuning half's questions that hybrid does not rank first, with
+each mode's rank, and counts them by class (`bench._misses`).
 
     python -m bench.bench_retrieval [--quick] [--json] [--documents 300] [--latency-docs 10000]
-        [--no-grid] [--sets awscli,stdlib]
+        [--no-grid] [--tuning-misses] [--sets awscli,stdlib]
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ import asyncpg
 
 from bench import bench_parser, finish, latency_summary, machine, print_table
 from bench._awscli import LabelledSet, awscli_set
+from bench._misses import tuning_misses
 from bench._stack import open_database
 from bench.bench_search import (
     DIMENSIONS,
@@ -175,7 +180,7 @@ def _by_kind(
 
 
 async def quality(
-    pool: asyncpg.Pool[Any], labelled: LabelledSet, *, grid: bool = True
+    pool: asyncpg.Pool[Any], labelled: LabelledSet, *, grid: bool = True, misses: bool = False
 ) -> dict[str, Any]:
     embedder = HashingEmbedder(DIMENSIONS)
     embedder.precompute([q for _, q, _ in labelled.questions])
@@ -217,6 +222,9 @@ async def quality(
                     "default": weights == default,
                 }
             )
+    if misses:
+        titles = {doc_id: labelled.documents[n][0] for n, doc_id in enumerate(ids)}
+        figures["tuning_misses"] = await tuning_misses(HybridSearch(source, store), tune, titles)
     return figures
 
 
@@ -264,7 +272,13 @@ def _scattered(rng: random.Random, contents: list[str], count: int) -> list[str]
 
 
 async def run(
-    documents: int, latency_docs: int, queries: int, *, sets: list[str], grid: bool
+    documents: int,
+    latency_docs: int,
+    queries: int,
+    *,
+    sets: list[str],
+    grid: bool,
+    misses: bool = False,
 ) -> dict[str, Any]:
     configure_logging(json_lines=True, level="WARNING", stream=sys.stderr)
     async with open_database() as db:
@@ -276,7 +290,7 @@ async def run(
             figures: dict[str, Any] = {"quality": []}
             for name in sets:
                 labelled = awscli_set() if name == "awscli" else stdlib_set(documents)
-                figures["quality"].append(await quality(pool, labelled, grid=grid))
+                figures["quality"].append(await quality(pool, labelled, grid=grid, misses=misses))
             if latency_docs:
                 figures["latency"] = await latency(pool, latency_docs, queries)
         finally:
@@ -309,6 +323,18 @@ def report(figures: dict[str, Any]) -> None:
                     for g in q["grid"]
                 ],
             )
+        if "tuning_misses" in q:
+            got = q["tuning_misses"]
+            print_table(
+                f"{q['set']}: tuning questions hybrid misses at rank 1",
+                ["kind", *(f"{m} rank" for m in SEARCH_MODES), "question", "wants", "first"],
+                got["questions"],
+            )
+            print_table(
+                f"{q['set']}: tuning misses by class",
+                ["class", "n"],
+                [[k, v] for k, v in got["classes"].items()],
+            )
     if "latency" not in figures:
         return
     lat = figures["latency"]
@@ -330,6 +356,11 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=None)
     parser.add_argument("--no-grid", action="store_true", help="skip the hybrid weight grid")
     parser.add_argument(
+        "--tuning-misses",
+        action="store_true",
+        help="list the tuning half's questions hybrid misses at rank 1, by class",
+    )
+    parser.add_argument(
         "--sets", default=None, help="labelled sets, comma-separated (awscli,stdlib; quick: stdlib)"
     )
     args = parser.parse_args()
@@ -344,6 +375,7 @@ def main() -> int:
                 n for n in (args.sets or ("stdlib" if quick else "awscli,stdlib")).split(",") if n
             ],
             grid=not args.no_grid,
+            misses=bool(args.tuning_misses),
         )
     )
     report(figures)

@@ -2,7 +2,7 @@
 
 - `keyword`: the query's terms (`kb_mcp.db.querytext`: words, `"phrases"`, `-exclusions`)
   ranked by IDF-weighted coverage over body, title and tags (`kb_mcp.db.keyword`): the
-  score is in [0, 1], above 0.5 when the document holds every term. Documents holding
+  score is in [0, 1], 0.75 or more when the document holds every term. Documents holding
   some of the terms follow those holding all of them, so a search returns `limit` hits
   whenever that many documents hold any term.
 - `vector`: each document's best passage by cosine similarity (`DocumentStore.search`'s

@@ -132,3 +132,39 @@ def test_bench_mcp_gives_every_phase_the_seeded_table(
     for row in adds:
         assert row["documents_removed_after"] >= row["requests"] - row["errors"] > 0
     assert all(r["documents_removed_after"] == 0 for r in rows if r not in adds)
+
+
+def test_bench_retrieval_lists_only_tuning_questions_it_misses() -> None:
+    """`--tuning-misses` lists questions of the tuning half (odd positions) only, each one
+    hybrid does not rank first, and counts every listed question in exactly one class."""
+    from bench.bench_retrieval import stdlib_set
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.bench_retrieval",
+            "--quick",
+            "--json",
+            "--latency-docs",
+            "0",
+            "--no-grid",
+            "--tuning-misses",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (quality,) = figures_in(result.stdout)["figures"]["quality"]
+    misses = quality["tuning_misses"]
+    questions = stdlib_set(120).questions
+    tuning = {query for _, query, _ in questions[1::2]}
+    listed = [row[4] for row in misses["questions"]]
+    assert listed
+    assert set(listed) <= tuning
+    assert all(row[1] != 1 for row in misses["questions"])
+    assert sum(misses["classes"].values()) == len(listed)

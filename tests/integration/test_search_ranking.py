@@ -127,6 +127,40 @@ async def test_an_excluded_word_excludes_the_document(kb: KbStack, mode: SearchM
     assert kept not in [str(h.id) for h in by_title]
 
 
+async def test_an_exclusion_changes_no_other_documents_keyword_score(kb: KbStack) -> None:
+    """The IDF counts the documents the namespace and filter let through: excluding one
+    (`-gamma`) drops it from the hits and leaves every other document's score as it was."""
+    partial = await _add(kb, "First", "Alpha appears here. " + _FILLER)
+    await _add(kb, "Second", "Alpha and gamma appear here. " + _FILLER)
+    await _add(kb, "Third", "Beta appears here. " + _FILLER)
+    for n in range(4):
+        await _add(kb, f"Filler {n}", _FILLER)
+    search = _search(kb)
+    plain = {str(h.id): h.score for h in await search.search("alpha beta", limit=5, mode="keyword")}
+    excluding = await search.search("alpha beta -gamma", limit=5, mode="keyword")
+    assert len(plain) == 3
+    assert len(excluding) == 2
+    assert all(plain[str(h.id)] == h.score for h in excluding)
+    assert 0 < plain[partial] < 0.75
+
+
+async def test_more_documents_tied_than_the_depth_still_fill_the_limit(kb: KbStack) -> None:
+    """Only the depth best documents' passages are read, ties at the cut kept: with 8
+    documents tied behind the one holding every term and a depth of 3, the limit of 5
+    still comes back, that one first, best first, the same on every call."""
+    target = await _add(kb, "Notes", "The walrus tusk is long. " + _FILLER)
+    for n in range(8):
+        await _add(kb, f"Note {n}", f"A walrus number {n} swims. " + _FILLER)
+    search = HybridSearch(kb.source, kb.store, depth=3)
+    for mode in ("keyword", "hybrid"):
+        hits = await search.search("walrus tusk", limit=5, mode=mode)
+        assert len(hits) == 5
+        assert str(hits[0].id) == target
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        again = await search.search("walrus tusk", limit=5, mode=mode)
+        assert [h.id for h in again] == [h.id for h in hits]
+
+
 async def test_scores_have_a_meaning_and_min_score_cuts(kb: KbStack) -> None:
     """Keyword: 0.75 or more when every term is held, less otherwise; a nonsense query scores low in
     hybrid and min_score leaves nothing of it, while a real match stays."""
@@ -226,6 +260,53 @@ async def test_migration_0007_indexes_titles_of_documents_already_stored(
         by_tag = await search.search("pager", limit=3, mode="keyword")
     assert [h.id for h in by_title] == [old]
     assert [h.id for h in by_tag] == [old]
+
+
+async def test_migration_0009_finds_identifier_titles_by_their_words(
+    app_database: AppDatabase, fake_openai: FakeOpenAIServer, openai_api_key: str
+) -> None:
+    """A document stored before 0009 titled with a dotted, camelCase identifier is found
+    afterwards by one of its words (`unregister`, `selector`, `BaseSelector`) and a tag's
+    part (`io`), and still by the whole name; a document added after it too."""
+    shipped = load_migrations()
+    before = [m for m in shipped if m.version < 9]
+    async with (
+        PoolSource.open(app_database) as source,
+        OpenAIBackend.open(fake_openai.base_url, openai_api_key) as backend,
+    ):
+        await apply_migrations(source, dimensions=DIMENSIONS, migrations=before)
+        embedder = Embedder(backend, model=MODEL, dimensions=DIMENSIONS)
+        async with source.acquire() as conn:
+            old = await insert_legacy_document(
+                conn,
+                embedder,
+                title="selectors.BaseSelector.unregister",
+                content="Stop watching a file object for events. " + _FILLER,
+                tags=["net_io"],
+            )
+        await apply_migrations(source, dimensions=DIMENSIONS)
+        store = DocumentStore(source, embedder)
+        new = await store.add_document(
+            title="asyncio.loop.create_connection", content=_FILLER, tags=[], metadata={}
+        )
+        search = HybridSearch(source, store)
+        found = {
+            query: [h.id for h in await search.search(query, limit=3, mode="keyword")]
+            for query in (
+                "unregister",
+                "selector",
+                "BaseSelector",
+                "io",
+                "selectors.BaseSelector.unregister",
+                "connection",
+            )
+        }
+    assert found["unregister"] == [old]
+    assert found["selector"] == [old]
+    assert found["BaseSelector"] == [old]
+    assert found["io"] == [old]
+    assert found["selectors.BaseSelector.unregister"] == [old]
+    assert found["connection"] == [new.id]
 
 
 _WORDS = ["replica", "vacuum", "index", "lock", "backup", "schema", "tuple", "commit"]
