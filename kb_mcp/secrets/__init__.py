@@ -4,12 +4,21 @@ shapes of its secrets.
 
 The port, the cache and the base model are the `secretswap` library's
 (`secretswap.port`, `secretswap.cache`, `secretswap.schemas`): import them from there.
+
+The names below are imported when first used (PEP 562), so importing one module of the
+package (`kb_mcp.secrets.schemas`, say) does not load aioboto3 and botocore.
 """
 
-from kb_mcp.secrets.aws import AwsSecretsManagerProvider
-from kb_mcp.secrets.env import EnvSecretsProvider
-from kb_mcp.secrets.factory import FALLBACK_WARNING, open_secrets_provider
-from kb_mcp.secrets.schemas import AuthTokenSecret, OpenAIKeySecret, PostgresCredentials
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kb_mcp.secrets.aws import AwsSecretsManagerProvider
+    from kb_mcp.secrets.env import EnvSecretsProvider
+    from kb_mcp.secrets.factory import FALLBACK_WARNING, open_secrets_provider
+    from kb_mcp.secrets.schemas import AuthTokenSecret, OpenAIKeySecret, PostgresCredentials
 
 __all__ = [
     "FALLBACK_WARNING",
@@ -20,3 +29,21 @@ __all__ = [
     "PostgresCredentials",
     "open_secrets_provider",
 ]
+
+_HOMES = {
+    "AwsSecretsManagerProvider": "kb_mcp.secrets.aws",
+    "EnvSecretsProvider": "kb_mcp.secrets.env",
+    "FALLBACK_WARNING": "kb_mcp.secrets.factory",
+    "open_secrets_provider": "kb_mcp.secrets.factory",
+    "AuthTokenSecret": "kb_mcp.secrets.schemas",
+    "OpenAIKeySecret": "kb_mcp.secrets.schemas",
+    "PostgresCredentials": "kb_mcp.secrets.schemas",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A re-exported name, imported from its module on first use."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

@@ -46,3 +46,12 @@ def test_serve_module_leaves_both_transports_unloaded() -> None:
     assert not _loaded(modules, "uvicorn.protocols")
     assert "kb_mcp.runtime.http_transport" not in modules
     assert "kb_mcp.server.stdio" not in modules
+
+
+def test_secret_shapes_load_no_aws_sdk() -> None:
+    """Importing the secrets' shapes (`kb_mcp.secrets.schemas`) loads neither aioboto3 nor
+    botocore; the package's AWS provider is imported when first named."""
+    modules = _modules_after("import kb_mcp.secrets.schemas")
+    assert [p for p in ("aioboto3", "botocore") if _loaded(modules, p)] == []
+    named = _modules_after("from kb_mcp.secrets import AwsSecretsManagerProvider")
+    assert _loaded(named, "aioboto3")
