@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from uuid import UUID
 
+from kb_mcp.db.lookup import document_from_row
 from kb_mcp.db.models import Document
 from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import ConnectionSource
-from kb_mcp.db.rewrite import load_metadata
 
 __all__ = ["dump_documents"]
 
@@ -37,18 +37,7 @@ async def dump_documents(
         async with database_errors("export"), source.acquire() as conn:
             rows = await conn.fetch(_PAGE, namespace, *after, batch)
         for row in rows:
-            yield Document(
-                id=row["id"],
-                title=row["title"],
-                content=row["content"],
-                tags=list(row["tags"]),
-                metadata=load_metadata(row["metadata"]),
-                created_at=row["created_at"],
-                updated_at=row["updated_at"],
-                chunks=int(row["chunks"]),
-                namespace=row["namespace"],
-                external_id=row["external_id"],
-            )
+            yield document_from_row(row)
         if len(rows) < batch:
             return
         last = rows[-1]

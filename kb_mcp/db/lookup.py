@@ -8,6 +8,8 @@ namespace (migration 0008). Metadata comes back with its floats as floats
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -18,7 +20,7 @@ from kb_mcp.db.outcome import database_errors
 from kb_mcp.db.port import ConnectionSource
 from kb_mcp.db.rewrite import load_metadata
 
-__all__ = ["DocumentLookup", "document_key"]
+__all__ = ["DocumentLookup", "document_from_row", "document_key"]
 
 log = structlog.get_logger(__name__)
 
@@ -81,18 +83,7 @@ class DocumentLookup:
             row = await conn.fetchrow(_GET + where, *key)
         if row is None:
             return None
-        return Document(
-            id=row["id"],
-            title=row["title"],
-            content=row["content"],
-            tags=list(row["tags"]),
-            metadata=load_metadata(row["metadata"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            chunks=int(row["chunks"]),
-            namespace=row["namespace"],
-            external_id=row["external_id"],
-        )
+        return document_from_row(row)
 
     async def delete(
         self,
@@ -111,3 +102,19 @@ class DocumentLookup:
         if deleted is not None:
             log.info("kb.document_deleted", document_id=str(deleted))
         return deleted is not None
+
+
+def document_from_row(row: Mapping[str, Any]) -> Document:
+    """A `Document` from a row of `documents` with its `chunks` count (get, export)."""
+    return Document(
+        id=row["id"],
+        title=row["title"],
+        content=row["content"],
+        tags=list(row["tags"]),
+        metadata=load_metadata(row["metadata"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        chunks=int(row["chunks"]),
+        namespace=row["namespace"],
+        external_id=row["external_id"],
+    )
