@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kb_mcp.runtime.eventloop import event_loop_factory
-from kb_mcp.server import tools
+from kb_mcp.server import read_tools as tools
 from kb_mcp.server.results import SearchHit, SearchResult
 
 _SNIPPET = " ".join(f"passage 7 sentence {i} about credentials and rotation." for i in range(8))

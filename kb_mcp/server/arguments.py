@@ -161,3 +161,23 @@ _NewMetadata = Annotated[
         ),
     ),
 ]
+
+_OptionalId = Annotated[
+    str | None,
+    Field(
+        strict=True,
+        max_length=MAX_ID_CHARS,
+        description="Document id, as kb_add or kb_search returned it (or give external_id).",
+    ),
+]
+_KeyNamespace = Annotated[
+    str | None,
+    Field(
+        strict=True,
+        max_length=64,
+        description=(
+            'With external_id: the key\'s namespace (default "default"); with id: '
+            "the document must be in it (omit for any namespace)."
+        ),
+    ),
+]

@@ -29,7 +29,7 @@ from kb_mcp.server.filter_args import Namespace, check_namespace
 from kb_mcp.server.lookups import ignored_fields
 from kb_mcp.server.namespace_resources import register_namespace_resources
 from kb_mcp.server.reporting import ADD_UNKNOWN, reported
-from kb_mcp.server.tools import ToolContext, _app
+from kb_mcp.server.tool_context import ToolContext, app_of
 from kb_mcp.server.validation import (
     check_content,
     check_external_id,
@@ -89,7 +89,7 @@ class AddManyResult(BaseModel):
 
 async def kb_namespaces(ctx: ToolContext) -> NamespacesResult:
     """The namespaces (collections) holding documents, each with its document count."""
-    app = _app(ctx)
+    app = app_of(ctx)
     with reported("kb_namespaces"):
         counts = await bounded(app, "kb_namespaces", NamespaceStore(app.db).counts)
     return NamespacesResult(
@@ -110,7 +110,7 @@ async def kb_delete_namespace(
     ],
 ) -> DeleteNamespaceResult:
     """Delete a namespace: every document in it, permanently. `confirm` must repeat its name."""
-    app = _app(ctx)
+    app = app_of(ctx)
     with reported("kb_delete_namespace", failure="nothing was deleted"):
         name = check_namespace(namespace) or ""
         if confirm != name:
@@ -197,7 +197,7 @@ async def kb_add_many(
         if len(documents) > MAX_BATCH:
             raise ToolInputError(f"documents has {len(documents)} items; the limit is {MAX_BATCH}")
         space = check_namespace(namespace) or "default"
-        app = _app(ctx)
+        app = app_of(ctx)
         # One budget for the batch; items are not retried as a whole (each has its result).
         return await bounded(
             app, "kb_add_many", lambda: _add_all(app, documents, space), retry_on=()
