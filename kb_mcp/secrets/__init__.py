@@ -11,8 +11,9 @@ package (`kb_mcp.secrets.schemas`, say) does not load aioboto3 and botocore.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kb_mcp.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from kb_mcp.secrets.aws import AwsSecretsManagerProvider
@@ -30,20 +31,15 @@ __all__ = [
     "open_secrets_provider",
 ]
 
-_HOMES = {
-    "AwsSecretsManagerProvider": "kb_mcp.secrets.aws",
-    "EnvSecretsProvider": "kb_mcp.secrets.env",
-    "FALLBACK_WARNING": "kb_mcp.secrets.factory",
-    "open_secrets_provider": "kb_mcp.secrets.factory",
-    "AuthTokenSecret": "kb_mcp.secrets.schemas",
-    "OpenAIKeySecret": "kb_mcp.secrets.schemas",
-    "PostgresCredentials": "kb_mcp.secrets.schemas",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """A re-exported name, imported from its module on first use."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "AwsSecretsManagerProvider": "kb_mcp.secrets.aws",
+        "EnvSecretsProvider": "kb_mcp.secrets.env",
+        "FALLBACK_WARNING": "kb_mcp.secrets.factory",
+        "open_secrets_provider": "kb_mcp.secrets.factory",
+        "AuthTokenSecret": "kb_mcp.secrets.schemas",
+        "OpenAIKeySecret": "kb_mcp.secrets.schemas",
+        "PostgresCredentials": "kb_mcp.secrets.schemas",
+    },
+)

@@ -9,8 +9,9 @@ does not pay for the MCP SDK, Starlette and the HTTP app at start-up.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kb_mcp.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from kb_mcp.server.auth import BearerAuth, OriginPolicy, check_bind_policy
@@ -27,19 +28,14 @@ __all__ = [
     "check_bind_policy",
 ]
 
-_HOMES = {
-    "AppContext": "kb_mcp.server.context",
-    "BearerAuth": "kb_mcp.server.auth",
-    "OriginPolicy": "kb_mcp.server.auth",
-    "check_bind_policy": "kb_mcp.server.auth",
-    "build_http_app": "kb_mcp.server.http",
-    "build_mcp_server": "kb_mcp.server.tools",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """A re-exported name, imported from its module on first use."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "AppContext": "kb_mcp.server.context",
+        "BearerAuth": "kb_mcp.server.auth",
+        "OriginPolicy": "kb_mcp.server.auth",
+        "check_bind_policy": "kb_mcp.server.auth",
+        "build_http_app": "kb_mcp.server.http",
+        "build_mcp_server": "kb_mcp.server.tools",
+    },
+)

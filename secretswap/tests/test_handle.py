@@ -46,7 +46,7 @@ async def test_calls_through_rotations_fail_none_and_old_resources_close() -> No
         stop = asyncio.Event()
 
         async def use(resource: FakeResource) -> str:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # not a wait: the call holds its resource across a yield
             assert not resource.closed
             return resource.version_id
 

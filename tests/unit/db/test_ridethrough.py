@@ -189,18 +189,19 @@ async def test_a_refused_probe_ends_the_wait_at_once() -> None:
 async def test_requests_queued_behind_a_refused_probe_get_its_error_without_probing() -> None:
     """Ten requests waiting when the one probe is refused: all fail with that refusal, and
     only that one probe was made."""
-    gate = asyncio.Event()
+    gate, probing = asyncio.Event(), asyncio.Event()
     calls = 0
 
     async def refused() -> object:
         nonlocal calls
         calls += 1
+        probing.set()
         await gate.wait()
         raise DatabaseAuthError("database refused the credentials")
 
     reconnect = Reconnect(refused)
     waiters = [asyncio.ensure_future(reconnect.wait(0)) for _ in range(10)]
-    await asyncio.sleep(0)  # every waiter queues on the lock (one is probing)
+    await probing.wait()  # the first waiter probes; the nine started after it queue behind
     gate.set()
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert all(isinstance(r, DatabaseAuthError) for r in results)
